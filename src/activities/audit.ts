@@ -1,0 +1,53 @@
+import type { Pool } from 'pg';
+import type { IncidentPhase, RunbookName, Severity, TimelineEvent } from '../workflows/lifecycle/definitions';
+
+export interface IncidentRecord {
+  workflowId: string;
+  runId: string;
+  runbook: RunbookName;
+  alertname: string;
+  fingerprint: string;
+  severity: Severity;
+  service: string;
+  phase: IncidentPhase;
+  openedAt: string;
+  closedAt?: string;
+}
+
+export function createAuditActivities(pool: Pool, schema: string) {
+  const table = (name: string) => `"${schema}".${name}`;
+  return {
+    /**
+     * Upserts the incident row and appends timeline events. Exactly once per event however often it
+     * retries: events are keyed by (run_id, seq) and duplicates are ignored.
+     */
+    async recordTimeline(incident: IncidentRecord, events: TimelineEvent[]): Promise<void> {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query(
+          `INSERT INTO ${table('incidents')} (run_id, workflow_id, runbook, alertname, fingerprint, severity, service, phase, opened_at, closed_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (run_id) DO UPDATE SET phase = EXCLUDED.phase, closed_at = EXCLUDED.closed_at, updated_at = now()`,
+          [incident.runId, incident.workflowId, incident.runbook, incident.alertname, incident.fingerprint, incident.severity,
+            incident.service, incident.phase, incident.openedAt, incident.closedAt ?? null],
+        );
+        for (const event of events) {
+          await client.query(
+            `INSERT INTO ${table('incident_events')} (run_id, seq, at, kind, actor, message, data)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, seq) DO NOTHING`,
+            [incident.runId, event.seq, event.at, event.kind, event.actor, event.message, event.data ?? null],
+          );
+        }
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+  };
+}
+
+export type AuditActivities = ReturnType<typeof createAuditActivities>;

@@ -1,0 +1,154 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type Docker from 'dockerode';
+
+/** Set at deploy time on the backend container: the image to roll back to. */
+export const PREVIOUS_IMAGE_LABEL = 'runbooks.previous-image';
+const ROLLED_BACK_FROM_LABEL = 'runbooks.rolled-back-from';
+
+export interface ContainerFacts {
+  name: string;
+  exists: boolean;
+  status?: string;
+  running?: boolean;
+  exitCode?: number;
+  oomKilled?: boolean;
+  restartCount?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  image?: string;
+  previousImage?: string;
+}
+
+export interface RollbackResult {
+  image: string;
+  replacedImage: string;
+  /** The old container, kept stopped for the post-incident review. */
+  keptAs?: string;
+  alreadyDone: boolean;
+}
+
+const LOG_TAIL_LINES = 100;
+const LOG_MAX_BYTES = 16 * 1024;
+
+export function createDockerActivities(docker: Docker) {
+  return {
+    /** `docker ps` + `docker inspect` for one container. Read-only. */
+    async inspectContainer(name: string): Promise<ContainerFacts> {
+      const info = await inspectOrNull(docker, name);
+      if (!info) return { name, exists: false };
+      return {
+        name,
+        exists: true,
+        status: info.State.Status,
+        running: info.State.Running,
+        exitCode: info.State.ExitCode,
+        oomKilled: info.State.OOMKilled,
+        restartCount: info.RestartCount,
+        startedAt: info.State.StartedAt,
+        finishedAt: info.State.FinishedAt,
+        image: info.Config.Image,
+        previousImage: info.Config.Labels?.[PREVIOUS_IMAGE_LABEL],
+      };
+    },
+
+    /** `docker logs --tail=100`, cut to the last 16 KiB so workflow history stays small. Read-only. */
+    async containerLogs(name: string): Promise<string> {
+      const info = await inspectOrNull(docker, name);
+      if (!info) return '';
+      const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: LOG_TAIL_LINES, follow: false });
+      const text = (info.Config.Tty ? raw : demultiplex(raw)).toString('utf8');
+      return text.length > LOG_MAX_BYTES ? `…${text.slice(-LOG_MAX_BYTES)}` : text;
+    },
+
+    /**
+     * `docker restart`. Not idempotent in the strict sense: a retry after a lost reply restarts once more,
+     * which is harmless for a service that is down anyway.
+     */
+    async restartContainer(name: string): Promise<void> {
+      await requireContainer(docker, name);
+      await docker.getContainer(name).restart({ t: 10 });
+    },
+
+    /**
+     * Replaces the container by one running `image`, with the same command, environment and host config;
+     * the old one is kept, stopped, for the post-incident review. Idempotent: a retry after a crash at any
+     * point finds either the container already on `image`, or the kept one to copy from.
+     */
+    async rollbackContainer(name: string, image: string): Promise<RollbackResult> {
+      const current = await inspectOrNull(docker, name);
+      if (current?.Config.Image === image) {
+        if (!current.State.Running) await docker.getContainer(name).start();
+        return { image, replacedImage: current.Config.Labels?.[ROLLED_BACK_FROM_LABEL] ?? image, alreadyDone: true };
+      }
+      await requireImage(docker, image);
+      const template = current ?? (await findKeptContainer(docker, name));
+      const keptAs = `${name}-replaced-${template.Id.slice(0, 12)}`;
+      if (current) {
+        if (current.State.Running) await docker.getContainer(name).stop({ t: 10 });
+        await docker.getContainer(name).rename({ name: keptAs });
+      }
+      const labels: Record<string, string> = { ...template.Config.Labels, [ROLLED_BACK_FROM_LABEL]: template.Config.Image };
+      delete labels[PREVIOUS_IMAGE_LABEL];
+      const replacement = await docker.createContainer({
+        name,
+        Image: image,
+        Cmd: template.Config.Cmd ?? undefined,
+        Entrypoint: template.Config.Entrypoint ?? undefined,
+        Env: template.Config.Env,
+        Labels: labels,
+        ExposedPorts: template.Config.ExposedPorts,
+        HostConfig: template.HostConfig,
+      });
+      await replacement.start();
+      return { image, replacedImage: template.Config.Image, keptAs, alreadyDone: false };
+    },
+  };
+}
+
+export type DockerActivities = ReturnType<typeof createDockerActivities>;
+
+async function inspectOrNull(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo | null> {
+  try {
+    return await docker.getContainer(name).inspect();
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return null;
+    throw err;
+  }
+}
+
+async function requireContainer(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo> {
+  const info = await inspectOrNull(docker, name);
+  if (!info) throw ApplicationFailure.nonRetryable(`container "${name}" does not exist`, 'ContainerNotFound');
+  return info;
+}
+
+/** The container a crashed rollback already renamed away, to finish the job from. */
+async function findKeptContainer(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo> {
+  const kept = await docker.listContainers({ all: true, filters: { name: [`^/${name}-replaced-`] } });
+  const newest = kept.sort((a, b) => b.Created - a.Created)[0];
+  if (!newest) throw ApplicationFailure.nonRetryable(`container "${name}" does not exist`, 'ContainerNotFound');
+  return docker.getContainer(newest.Id).inspect();
+}
+
+async function requireImage(docker: Docker, image: string): Promise<void> {
+  try {
+    await docker.getImage(image).inspect();
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) {
+      throw ApplicationFailure.nonRetryable(`image "${image}" is not on this Docker host`, 'ImageNotFound');
+    }
+    throw err;
+  }
+}
+
+/** Docker multiplexes stdout/stderr of non-TTY containers in frames: 8-byte header (stream, 0, 0, 0, size). */
+function demultiplex(raw: Buffer): Buffer {
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  while (offset + 8 <= raw.length) {
+    const size = raw.readUInt32BE(offset + 4);
+    chunks.push(raw.subarray(offset + 8, offset + 8 + size));
+    offset += 8 + size;
+  }
+  return Buffer.concat(chunks);
+}

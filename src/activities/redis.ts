@@ -1,0 +1,114 @@
+import { Context } from '@temporalio/activity';
+import Redis from 'ioredis';
+
+export interface RedisDiagnosis {
+  reachable: boolean;
+  error?: string;
+  usedMemoryBytes?: number;
+  maxMemoryBytes?: number;
+  /** used / max; absent when no maxmemory is set. */
+  memoryRatio?: number;
+  maxMemoryPolicy?: string;
+  connectedClients?: number;
+  lastBgsaveStatus?: string;
+  aofLastWriteStatus?: string;
+  keys?: number;
+}
+
+export interface RedisWait {
+  healthy: boolean;
+  attempts: number;
+  error?: string;
+}
+
+/** `url` comes from the worker's config, never from workflow history: it may carry a password. */
+export function createRedisActivities(url: string) {
+  return {
+    /** `PING`, `INFO memory|clients|persistence`, `CONFIG GET maxmemory-policy`, `DBSIZE`. Read-only. */
+    async diagnoseRedis(): Promise<RedisDiagnosis> {
+      return withRedis(url, async (redis) => {
+        await redis.ping();
+        const info = parseInfo(await redis.info());
+        const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as [string, string];
+        const used = numberOrUndefined(info.used_memory);
+        const max = numberOrUndefined(info.maxmemory);
+        return {
+          reachable: true,
+          usedMemoryBytes: used,
+          maxMemoryBytes: max,
+          memoryRatio: used !== undefined && max ? used / max : undefined,
+          maxMemoryPolicy: policy,
+          connectedClients: numberOrUndefined(info.connected_clients),
+          lastBgsaveStatus: info.rdb_last_bgsave_status,
+          aofLastWriteStatus: info.aof_last_write_status,
+          keys: await redis.dbsize(),
+        };
+      }).catch((err: Error) => ({ reachable: false, error: err.message }));
+    },
+
+    /** Polls PING until PONG or `withinMs` passes. Read-only. */
+    async waitForRedis(withinMs: number): Promise<RedisWait> {
+      const deadline = Date.now() + withinMs;
+      let error: string | undefined;
+      for (let attempts = 1; ; attempts++) {
+        Context.current().heartbeat(attempts);
+        try {
+          if ((await withRedis(url, (redis) => redis.ping())) === 'PONG') return { healthy: true, attempts };
+        } catch (err) {
+          error = (err as Error).message;
+        }
+        if (Date.now() + 500 > deadline) return { healthy: false, attempts, error };
+        await Context.current().sleep(500);
+      }
+    },
+
+    /** `FLUSHDB`: idempotent (a second flush finds nothing). Returns how many keys were dropped. */
+    async flushRedisDb(): Promise<{ keysDropped: number }> {
+      return withRedis(url, async (redis) => {
+        const keysDropped = await redis.dbsize();
+        await redis.flushdb();
+        return { keysDropped };
+      });
+    },
+
+    /** `BGSAVE`; a save already running counts as done, so a retry is harmless. */
+    async startBackgroundSave(): Promise<{ started: boolean; alreadyRunning: boolean }> {
+      return withRedis(url, async (redis) => {
+        try {
+          await redis.bgsave();
+          return { started: true, alreadyRunning: false };
+        } catch (err) {
+          if (/in progress/i.test((err as Error).message)) return { started: false, alreadyRunning: true };
+          throw err;
+        }
+      });
+    },
+  };
+}
+
+export type RedisActivities = ReturnType<typeof createRedisActivities>;
+
+/** A short-lived connection per call: a runbook must not depend on a client that broke with the server. */
+async function withRedis<T>(url: string, use: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on('error', () => undefined); // surfaced through the failing command instead
+  try {
+    await redis.connect();
+    return await use(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function parseInfo(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const at = line.indexOf(':');
+    if (at > 0 && !line.startsWith('#')) fields[line.slice(0, at)] = line.slice(at + 1);
+  }
+  return fields;
+}
+
+function numberOrUndefined(value: string | undefined): number | undefined {
+  return value === undefined || value === '' ? undefined : Number(value);
+}

@@ -1,0 +1,183 @@
+import { z } from 'zod';
+
+/** Severities the escalation matrix knows, most urgent first. */
+export const severities = ['critical', 'high', 'medium', 'low'] as const;
+export const SeveritySchema = z.enum(severities);
+export type Severity = z.infer<typeof SeveritySchema>;
+
+/** Runbooks this engine can run; `generic` notifies and escalates without remediation. */
+export const runbookNames = ['api-down', 'redis-down', 'generic'] as const;
+export const RunbookNameSchema = z.enum(runbookNames);
+export type RunbookName = z.infer<typeof RunbookNameSchema>;
+
+/** Kinds of step that need a human's approval; approvers are configured per kind. */
+export const stepKinds = ['rollback', 'flush-cache'] as const;
+export const StepKindSchema = z.enum(stepKinds);
+export type StepKind = z.infer<typeof StepKindSchema>;
+
+const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
+/** "15m", "1h", "30s" → milliseconds. */
+export const DurationSchema = z
+  .string()
+  .regex(durationPattern, 'a duration such as 30s, 15m, 1h or 2d')
+  .transform((text) => {
+    const [, amount, unit] = durationPattern.exec(text)!;
+    const unitMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit as 'ms' | 's' | 'm' | 'h' | 'd'];
+    return Number(amount) * unitMs;
+  });
+
+const httpUrl = z.url({ protocol: /^https?$/ });
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, _ . - (max 63)');
+
+const BackendTargetSchema = z.strictObject({
+  container: name,
+  healthUrl: httpUrl,
+  metricsUrl: httpUrl.optional(),
+  /** How long the service may take to answer /health after a restart or rollback. */
+  healthyWithin: DurationSchema.prefault('30s'),
+});
+
+const RedisTargetSchema = z.strictObject({
+  container: name,
+  url: z.url({ protocol: /^rediss?$/ }),
+  healthyWithin: DurationSchema.prefault('30s'),
+});
+
+/** Room for the database and ETL runbooks that later issues add. */
+const PostgresTargetSchema = z.strictObject({ container: name.optional(), url: z.url({ protocol: /^postgres(ql)?$/ }) });
+const EtlTargetSchema = z.strictObject({ container: name.optional() });
+
+const RouteSchema = z.strictObject({
+  runbook: RunbookNameSchema,
+  /** Severity when the alert carries no usable `severity` label. */
+  defaultSeverity: SeveritySchema.default('high'),
+});
+
+const EscalationRuleSchema = z.strictObject({
+  /** Time to acknowledge before the next level is paged (ignored for `low`, which waits for the next business day). */
+  responseTime: DurationSchema,
+  /** Contacts paged in order: level 0 first, the next one each time the response time runs out. */
+  escalateTo: z.array(name).min(1),
+  /** Contacts told about the incident without being paged. */
+  notify: z.array(name).default([]),
+});
+
+const BusinessHoursSchema = z.strictObject({
+  timeZone: z.string().refine(isKnownTimeZone, 'an IANA time zone such as Europe/Berlin'),
+  /** Hour (0-23, local) the business day starts. */
+  startHour: z.number().int().min(0).max(23).default(9),
+  /** ISO weekdays that are business days: 1 = Monday … 7 = Sunday. */
+  days: z.array(z.number().int().min(1).max(7)).min(1).default([1, 2, 3, 4, 5]),
+});
+
+const ContactSchema = z.strictObject({
+  displayName: z.string().min(1).optional(),
+  channels: z.array(name).min(1),
+});
+
+const ChannelSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('webhook'),
+    /** Treated as a secret (Slack webhook URLs are): never logged, never written to workflow history. */
+    url: httpUrl,
+  }),
+  z.strictObject({ type: z.literal('log') }),
+]);
+
+const TokenSchema = z.strictObject({
+  /** The identity recorded when this token approves, acknowledges or resolves. */
+  name,
+  /** sha256 of the token, hex: `printf %s "$TOKEN" | sha256sum`. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex characters (sha256 of the token)'),
+  scopes: z.array(z.enum(['alerts', 'incidents'])).min(1),
+});
+
+export const ConfigSchema = z.strictObject({
+  temporal: z
+    .strictObject({
+      address: z.string().min(1).default('127.0.0.1:7233'),
+      namespace: z.string().min(1).default('default'),
+      taskQueue: z.string().min(1).default('runbooks'),
+      /** Where `runbooks dev` keeps the dev server's state so a restart loses nothing. */
+      devDbFile: z.string().min(1).default('.runbooks/temporal.db'),
+      devUiPort: z.number().int().min(1).max(65535).default(8233),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(3000),
+      bodyLimitBytes: z.number().int().min(1024).default(1_048_576),
+      /** Public base URL used in notifications to link to the Temporal UI. */
+      temporalUiUrl: httpUrl.optional(),
+    })
+    .prefault({}),
+  audit: z
+    .strictObject({
+      databaseUrl: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/postgres'),
+      schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL identifier').default('runbooks_audit'),
+    })
+    .prefault({}),
+  docker: z.strictObject({ host: z.string().min(1).optional() }).prefault({}),
+  targets: z
+    .strictObject({
+      backend: BackendTargetSchema.optional(),
+      redis: RedisTargetSchema.optional(),
+      postgres: PostgresTargetSchema.optional(),
+      etl: EtlTargetSchema.optional(),
+    })
+    .prefault({}),
+  routing: z
+    .strictObject({
+      alerts: z.record(z.string().min(1), RouteSchema).default({
+        APIDown: { runbook: 'api-down', defaultSeverity: 'critical' },
+        RedisDown: { runbook: 'redis-down', defaultSeverity: 'high' },
+      }),
+      /** Alerts no route names still become incidents: notified and escalated, never dropped. */
+      fallback: RouteSchema.prefault({ runbook: 'generic', defaultSeverity: 'medium' }),
+    })
+    .prefault({}),
+  escalation: z
+    .strictObject({
+      critical: EscalationRuleSchema.prefault({
+        responseTime: '15m',
+        escalateTo: ['oncall', 'devops-lead'],
+        notify: ['management', 'status-page'],
+      }),
+      high: EscalationRuleSchema.prefault({ responseTime: '1h', escalateTo: ['oncall'], notify: ['team-lead'] }),
+      medium: EscalationRuleSchema.prefault({ responseTime: '4h', escalateTo: ['team-member'], notify: ['team'] }),
+      low: EscalationRuleSchema.prefault({ responseTime: '1d', escalateTo: ['team-member'], notify: [] }),
+      businessHours: BusinessHoursSchema.prefault({ timeZone: 'UTC', startHour: 9, days: [1, 2, 3, 4, 5] }),
+    })
+    .prefault({}),
+  contacts: z.record(name, ContactSchema).default({
+    oncall: { channels: ['log'] },
+    'devops-lead': { channels: ['log'] },
+    management: { channels: ['log'] },
+    'status-page': { channels: ['log'] },
+    'team-lead': { channels: ['log'] },
+    'team-member': { channels: ['log'] },
+    team: { channels: ['log'] },
+  }),
+  channels: z.record(name, ChannelSchema).default({ log: { type: 'log' } }),
+  /** Who may approve each kind of dangerous step (token names for the HTTP API, `--by` for the CLI). */
+  approvers: z.partialRecord(StepKindSchema, z.array(name).min(1)).default({}),
+  tokens: z.array(TokenSchema).default([]),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type EscalationRule = z.infer<typeof EscalationRuleSchema>;
+export type BusinessHours = z.infer<typeof BusinessHoursSchema>;
+export type BackendTarget = z.infer<typeof BackendTargetSchema>;
+export type RedisTarget = z.infer<typeof RedisTargetSchema>;
+export type Channel = z.infer<typeof ChannelSchema>;
+
+function isKnownTimeZone(timeZone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone });
+    return true;
+  } catch {
+    return false;
+  }
+}

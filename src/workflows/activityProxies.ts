@@ -1,0 +1,26 @@
+/** Activity stubs the runbooks call, grouped by the system they touch, each with explicit timeouts and retries. */
+import { proxyActivities } from '@temporalio/workflow';
+import type { DockerActivities } from '../activities/docker';
+import type * as httpActivities from '../activities/http';
+import type { RedisActivities } from '../activities/redis';
+
+const quickRetry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 5 };
+
+export const docker = proxyActivities<DockerActivities>({
+  // A restart waits up to 10 s for the process to stop; a rollback stops, creates and starts.
+  startToCloseTimeout: '1m',
+  retry: { ...quickRetry, nonRetryableErrorTypes: ['ContainerNotFound', 'ImageNotFound'] },
+});
+
+export const http = proxyActivities<typeof httpActivities>({
+  // waitForHealthy polls for as long as the target's `healthyWithin` allows (bounded by config) and heartbeats.
+  startToCloseTimeout: '5m',
+  heartbeatTimeout: '15s',
+  retry: quickRetry,
+});
+
+export const redis = proxyActivities<RedisActivities>({
+  startToCloseTimeout: '5m',
+  heartbeatTimeout: '15s',
+  retry: quickRetry,
+});

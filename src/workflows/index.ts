@@ -1,0 +1,3 @@
+export { apiDownIncident } from './apiDown';
+export { redisIncident } from './redisDown';
+export { genericIncident } from './genericIncident';

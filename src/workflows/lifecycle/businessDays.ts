@@ -1,0 +1,56 @@
+/** Business-day arithmetic for the Low severity clock. Pure and deterministic, so workflows may use it. */
+
+export interface BusinessHours {
+  timeZone: string;
+  /** Local hour the business day starts. */
+  startHour: number;
+  /** ISO weekdays: 1 = Monday … 7 = Sunday. */
+  days: number[];
+}
+
+/** The first start of a business day strictly after `fromMs`, e.g. Friday 17:00 → Monday 09:00. */
+export function nextBusinessDayStart(fromMs: number, hours: BusinessHours): number {
+  const today = localDate(fromMs, hours.timeZone);
+  for (let offset = 0; offset <= 14; offset++) {
+    const day = new Date(Date.UTC(today.year, today.month - 1, today.day + offset));
+    const isoWeekday = day.getUTCDay() === 0 ? 7 : day.getUTCDay();
+    if (!hours.days.includes(isoWeekday)) continue;
+    const start = zonedTimeToUtc(day.getUTCFullYear(), day.getUTCMonth() + 1, day.getUTCDate(), hours.startHour, hours.timeZone);
+    if (start > fromMs) return start;
+  }
+  throw new Error(`no business day within two weeks of ${new Date(fromMs).toISOString()}`);
+}
+
+interface LocalParts {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+}
+
+function localDate(ms: number, timeZone: string): LocalParts {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+  }).formatToParts(new Date(ms));
+  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
+  return { year: get('year'), month: get('month'), day: get('day'), hour: get('hour'), minute: get('minute') };
+}
+
+/** UTC instant of a local wall-clock hour; corrected twice so DST changes land right. */
+function zonedTimeToUtc(year: number, month: number, day: number, hour: number, timeZone: string): number {
+  const wanted = Date.UTC(year, month - 1, day, hour);
+  let guess = wanted;
+  for (let i = 0; i < 2; i++) {
+    const seen = localDate(guess, timeZone);
+    const seenAsUtc = Date.UTC(seen.year, seen.month - 1, seen.day, seen.hour, seen.minute);
+    guess += wanted - seenAsUtc;
+  }
+  return guess;
+}

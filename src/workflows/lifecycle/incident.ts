@@ -1,0 +1,371 @@
+/**
+ * The state every incident shares, whatever its runbook: timeline, phase and current step, approvals,
+ * acknowledgement, resolution, and how they show in the Temporal UI (search attributes, current details).
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { z } from 'zod';
+import type { IncidentRecord } from '../../activities/audit';
+import * as attributes from '../searchAttributes';
+import { notify } from './activities';
+import {
+  acknowledgeSignal,
+  acknowledgeUpdate,
+  ActorSchema,
+  alertFiringSignal,
+  alertResolvedSignal,
+  ApprovalDecisionSchema,
+  approveSignal,
+  approveUpdate,
+  rejectSignal,
+  rejectUpdate,
+  resolveSignal,
+  resolveUpdate,
+  statusQuery,
+  UpdateRefusal,
+  type Actor,
+  type ApprovalDecision,
+  type IncidentInput,
+  type IncidentPhase,
+  type IncidentStatusView,
+  type PendingApproval,
+  type StepKind,
+  type TimelineEvent,
+  type TimelineKind,
+} from './definitions';
+
+/** Thrown at a guarded step once the alert resolved or a human resolved the incident: nothing destructive starts after that. */
+export class IncidentClosing extends Error {
+  override readonly name = 'IncidentClosing';
+}
+
+const SYSTEM_ACTOR = 'runbooks';
+
+export class Incident {
+  readonly workflowId = workflowInfo().workflowId;
+  private readonly openedAt = new Date().toISOString();
+  private readonly timeline: TimelineEvent[] = [];
+  private readonly pending = new Map<string, PendingApproval>();
+  private readonly decisions = new Map<string, boolean>();
+  private readonly followUps: string[] = [];
+  private phase: IncidentPhase = 'investigating';
+  private currentStep = 'Detected';
+  private closedAt?: string;
+  escalationLevel = 0;
+  acknowledgedBy?: string;
+  /** Counts acknowledgements so the escalation ladder sees a new one even from the same person. */
+  acknowledgements = 0;
+  alertResolved = false;
+  resolvedBy?: Actor;
+  private windingDown = false;
+
+  constructor(readonly input: IncidentInput) {
+    this.installHandlers();
+    this.showInUi();
+  }
+
+  /** Remediation finished, the alert resolved, or a human resolved the incident: nothing new starts. */
+  get closeRequested(): boolean {
+    return this.windingDown || this.alertResolved || this.resolvedBy !== undefined;
+  }
+
+  windDown(): void {
+    this.windingDown = true;
+  }
+
+  get closed(): boolean {
+    return this.closedAt !== undefined;
+  }
+
+  get escalatedTo(): string {
+    const ladder = this.input.escalation.escalateTo;
+    return ladder[Math.min(this.escalationLevel, ladder.length - 1)]!;
+  }
+
+  get timelineLength(): number {
+    return this.timeline.length;
+  }
+
+  eventsFrom(seq: number): TimelineEvent[] {
+    return this.timeline.slice(seq);
+  }
+
+  record(kind: TimelineKind, message: string, options: { actor?: string; data?: Record<string, unknown> } = {}): void {
+    this.timeline.push({
+      seq: this.timeline.length,
+      at: new Date().toISOString(),
+      kind,
+      actor: options.actor ?? SYSTEM_ACTOR,
+      message,
+      ...(options.data ? { data: options.data } : {}),
+    });
+  }
+
+  setPhase(phase: IncidentPhase): void {
+    this.phase = phase;
+    this.showInUi();
+  }
+
+  /** Names the step in the UI while it runs; read-only steps may run after the alert resolved. */
+  async step<T>(title: string, run: () => Promise<T>): Promise<T> {
+    this.currentStep = title;
+    this.showInUi();
+    return run();
+  }
+
+  /** A step that changes the world: refused once the incident is winding down. */
+  async act<T>(title: string, run: () => Promise<T>): Promise<T> {
+    this.throwIfClosing();
+    if (this.phase !== 'remediating') this.setPhase('remediating');
+    return this.step(title, run);
+  }
+
+  /**
+   * Asks the configured approvers before a dangerous step and waits; the escalation ladder keeps running
+   * meanwhile. True when approved, false when rejected; throws IncidentClosing if the incident winds down first.
+   */
+  async approval(kind: StepKind, question: string): Promise<boolean> {
+    this.throwIfClosing();
+    const approvers = this.input.approvers[kind] ?? [];
+    if (approvers.length === 0) {
+      this.record('note', `No approvers are configured for "${kind}"; the step cannot run.`, { data: { kind } });
+      return false;
+    }
+    const step = this.nextStepId(kind);
+    this.pending.set(step, { step, kind, question, askedAt: new Date().toISOString(), approvers });
+    this.record('approval-requested', `${question} (step "${step}"; approvers: ${approvers.join(', ')})`, { data: { step, kind } });
+    const phaseBefore = this.phase;
+    this.setPhase('awaiting-approval');
+    await this.tell([this.escalatedTo], `Approval needed on ${this.workflowId}: ${question} — approve step "${step}" (runbooks approve ${this.workflowId} --step ${step} --by NAME)`);
+    await condition(() => this.decisions.has(step) || this.closeRequested);
+    this.pending.delete(step);
+    if (!this.decisions.has(step)) {
+      this.record('approval-cancelled', `Approval for "${step}" cancelled: the incident is closing.`, { data: { step } });
+      this.showInUi();
+      throw new IncidentClosing(step);
+    }
+    this.setPhase(phaseBefore);
+    return this.decisions.get(step)!;
+  }
+
+  /** Prevention notes from the runbook and anything learned on the way, for the post-incident review. */
+  followUp(text: string): void {
+    this.followUps.push(text);
+    this.record('follow-up', text);
+  }
+
+  /** Notifies contacts; a failed notification is recorded, never fatal to the response. */
+  async tell(contacts: string[], text: string): Promise<void> {
+    const unique = [...new Set(contacts)];
+    try {
+      await notify.executeWithOptions({ summary: `Notify ${unique.join(', ')}` }, [
+        { workflowId: this.workflowId, contacts: unique, severity: this.input.severity, text },
+      ]);
+      this.record('notified', text, { data: { contacts: unique } });
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      this.record('notification-failed', `Could not notify ${unique.join(', ')}: ${err.cause?.message ?? err.message}`, {
+        data: { contacts: unique },
+      });
+    }
+  }
+
+  /** Climbs one level of the ladder and pages whoever is there now. */
+  async escalate(reason: string): Promise<void> {
+    this.escalationLevel += 1;
+    this.record('escalated', `${reason}: escalated to ${this.escalatedTo} (level ${this.escalationLevel}).`, {
+      data: { level: this.escalationLevel, contact: this.escalatedTo },
+    });
+    this.showInUi();
+    const { alert, service, severity } = this.input;
+    await this.tell(
+      [this.escalatedTo],
+      `[${severity.toUpperCase()}] ${alert.alertname} on ${service}: ${reason} — escalated to you (level ${this.escalationLevel}, ${this.workflowId})`,
+    );
+  }
+
+  ackWentStale(): void {
+    this.record('ack-stale', `Acknowledged by ${this.acknowledgedBy} but still unresolved: escalating again.`);
+    this.acknowledgedBy = undefined;
+  }
+
+  close(message: string, actor: string): void {
+    this.closedAt = new Date().toISOString();
+    this.currentStep = 'Closed';
+    this.record('resolved', message, { actor });
+    this.setPhase('resolved');
+  }
+
+  auditRecord(): IncidentRecord {
+    const { runId } = workflowInfo();
+    const { alert, runbook, severity, service } = this.input;
+    return {
+      workflowId: this.workflowId,
+      runId,
+      runbook,
+      alertname: alert.alertname,
+      fingerprint: alert.fingerprint,
+      severity,
+      service,
+      phase: this.phase,
+      openedAt: this.openedAt,
+      closedAt: this.closedAt,
+    };
+  }
+
+  status(): IncidentStatusView {
+    const { alert, runbook, severity, service } = this.input;
+    return {
+      workflowId: this.workflowId,
+      runbook,
+      alertname: alert.alertname,
+      fingerprint: alert.fingerprint,
+      service,
+      severity,
+      phase: this.phase,
+      currentStep: this.currentStep,
+      escalationLevel: this.escalationLevel,
+      escalatedTo: this.escalatedTo,
+      pendingApprovals: [...this.pending.values()],
+      acknowledgedBy: this.acknowledgedBy,
+      alertResolved: this.alertResolved,
+      followUps: [...this.followUps],
+      timeline: [...this.timeline],
+    };
+  }
+
+  private throwIfClosing(): void {
+    if (this.closeRequested) throw new IncidentClosing(this.currentStep);
+  }
+
+  private nextStepId(kind: StepKind): string {
+    const earlier = this.timeline.filter((e) => e.kind === 'approval-requested' && e.data?.kind === kind).length;
+    return earlier === 0 ? kind : `${kind}-${earlier + 1}`;
+  }
+
+  private showInUi(): void {
+    const { alert, runbook, severity, service } = this.input;
+    upsertSearchAttributes([
+      { key: attributes.RunbookName, value: runbook },
+      { key: attributes.AlertName, value: alert.alertname },
+      { key: attributes.Severity, value: severity },
+      { key: attributes.Service, value: service },
+      { key: attributes.IncidentStatus, value: this.phase },
+      { key: attributes.EscalationLevel, value: String(this.escalationLevel) },
+    ]);
+    const waiting = [...this.pending.values()].map((p) => `\`${p.step}\` (${p.approvers.join(', ')})`);
+    setCurrentDetails(
+      [
+        `**${this.phase}** — ${this.currentStep}`,
+        `Escalated to **${this.escalatedTo}** (level ${this.escalationLevel})${this.acknowledgedBy ? `, acknowledged by ${this.acknowledgedBy}` : ''}`,
+        waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '',
+      ]
+        .filter(Boolean)
+        .join('\n\n'),
+    );
+  }
+
+  private installHandlers(): void {
+    setHandler(statusQuery, () => this.status());
+
+    setHandler(approveSignal, (raw) => void this.decide(raw, true, false));
+    setHandler(rejectSignal, (raw) => void this.decide(raw, false, false));
+    setHandler(approveUpdate, (decision) => this.decide(decision, true, true), { validator: (d) => this.validateDecision(d) });
+    setHandler(rejectUpdate, (decision) => this.decide(decision, false, true), { validator: (d) => this.validateDecision(d) });
+
+    setHandler(acknowledgeSignal, (raw) => void this.acknowledge(raw));
+    setHandler(acknowledgeUpdate, (actor) => this.acknowledge(actor), { validator: (a) => this.validateActor(a) });
+    setHandler(resolveSignal, (raw) => void this.resolveByHuman(raw));
+    setHandler(resolveUpdate, (actor) => this.resolveByHuman(actor), { validator: (a) => this.validateActor(a) });
+
+    setHandler(alertFiringSignal, () => {
+      if (!this.closed) this.record('alert-refired', 'Alertmanager sent the alert again; it is still firing.', { actor: 'alertmanager' });
+    });
+    setHandler(alertResolvedSignal, () => {
+      if (this.alertResolved || this.closed) return;
+      this.alertResolved = true;
+      this.record('alert-resolved', 'Alertmanager reports the alert resolved.', { actor: 'alertmanager' });
+    });
+  }
+
+  private validateDecision(raw: ApprovalDecision): void {
+    const decision = parseOrRefuse(ApprovalDecisionSchema, raw);
+    if (this.closed) throw ApplicationFailure.nonRetryable('the incident is closed', UpdateRefusal.alreadyClosed);
+    if (!this.pending.has(decision.step)) {
+      throw ApplicationFailure.nonRetryable(`no pending step "${decision.step}"`, UpdateRefusal.noSuchPendingStep);
+    }
+  }
+
+  private validateActor(raw: Actor): void {
+    parseOrRefuse(ActorSchema, raw);
+    if (this.closed) throw ApplicationFailure.nonRetryable('the incident is closed', UpdateRefusal.alreadyClosed);
+  }
+
+  /** Signals can only be recorded when refused; Updates also tell the caller by failing. */
+  private decide(raw: unknown, approved: boolean, strict: boolean): IncidentStatusView {
+    const verb = approved ? 'approve' : 'reject';
+    const parsed = ApprovalDecisionSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.record('note', `Ignored a malformed ${verb}: ${describe(parsed.error)}`);
+      return this.status();
+    }
+    const { step, by, reason } = parsed.data;
+    const pending = this.pending.get(step);
+    if (!pending) {
+      this.record('note', `Ignored ${verb} of "${step}" by ${by}: no such pending step.`, { actor: by });
+      return this.status();
+    }
+    if (!pending.approvers.includes(by)) {
+      this.record('approval-refused', `${by} may not ${verb} "${step}": not an approver for ${pending.kind}.`, { actor: by, data: { step } });
+      if (strict) throw ApplicationFailure.nonRetryable(`${by} is not an approver for ${pending.kind}`, UpdateRefusal.notAnApprover);
+      return this.status();
+    }
+    this.decisions.set(step, approved);
+    this.record(approved ? 'approved' : 'rejected', `${by} ${approved ? 'approved' : 'rejected'} "${step}"${reason ? `: ${reason}` : ''}.`, {
+      actor: by,
+      data: { step },
+    });
+    return this.status();
+  }
+
+  private acknowledge(raw: unknown): IncidentStatusView {
+    const parsed = ActorSchema.safeParse(raw);
+    if (!parsed.success) this.record('note', `Ignored a malformed acknowledgement: ${describe(parsed.error)}`);
+    else if (!this.closed) {
+      this.acknowledgedBy = parsed.data.by;
+      this.acknowledgements += 1;
+      this.record('acknowledged', `${parsed.data.by} acknowledged the incident.`, { actor: parsed.data.by });
+      this.showInUi();
+    }
+    return this.status();
+  }
+
+  private resolveByHuman(raw: unknown): IncidentStatusView {
+    const parsed = ActorSchema.safeParse(raw);
+    if (!parsed.success) this.record('note', `Ignored a malformed resolve: ${describe(parsed.error)}`);
+    else if (!this.closeRequested) {
+      this.resolvedBy = parsed.data;
+      this.record('note', `${parsed.data.by} marked the incident resolved${parsed.data.note ? `: ${parsed.data.note}` : ''}.`, {
+        actor: parsed.data.by,
+      });
+    }
+    return this.status();
+  }
+}
+
+function parseOrRefuse<T>(schema: z.ZodType<T>, raw: unknown): T {
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw ApplicationFailure.nonRetryable(describe(parsed.error), UpdateRefusal.invalidPayload);
+  return parsed.data;
+}
+
+function describe(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join('.') || '(payload)'}: ${issue.message}`).join('; ');
+}
