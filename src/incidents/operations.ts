@@ -1,0 +1,149 @@
+/** What operators do to incidents, shared by the HTTP API and the CLI. */
+import {
+  ApplicationFailure,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
+import { z } from 'zod';
+import { runbookNames } from '../config/schema';
+import {
+  acknowledgeUpdate,
+  approveUpdate,
+  incidentPhases,
+  rejectUpdate,
+  resolveUpdate,
+  statusQuery,
+  UpdateRefusal,
+  type IncidentStatusView,
+} from '../workflows/lifecycle/definitions';
+import * as attributes from '../workflows/searchAttributes';
+
+export const incidentStatusFilters = ['open', 'closed', 'all', ...incidentPhases] as const;
+export const IncidentStatusFilterSchema = z.enum(incidentStatusFilters).default('open');
+export type IncidentStatusFilter = z.infer<typeof IncidentStatusFilterSchema>;
+
+export interface IncidentSummary {
+  workflowId: string;
+  runId: string;
+  runbook?: string;
+  alertname?: string;
+  severity?: string;
+  service?: string;
+  status?: string;
+  escalationLevel?: number;
+  executionStatus: string;
+  startTime: string;
+  closeTime?: string;
+}
+
+/** Why an operation was refused, in words an HTTP status or an exit code can carry. */
+export type RefusalReason = 'not-found' | 'not-an-approver' | 'no-such-step' | 'closed' | 'invalid';
+
+export class IncidentOperationError extends Error {
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'IncidentOperationError';
+  }
+}
+
+export function visibilityQuery(status: IncidentStatusFilter): string {
+  const incidents = `${attributes.RunbookName.name} IN (${runbookNames.map((n) => `'${n}'`).join(', ')})`;
+  switch (status) {
+    case 'all':
+      return incidents;
+    case 'open':
+      return `${incidents} AND ExecutionStatus = 'Running'`;
+    case 'closed':
+      return `${incidents} AND ExecutionStatus != 'Running'`;
+    default:
+      return `${incidents} AND ${attributes.IncidentStatus.name} = '${status}'`;
+  }
+}
+
+export async function listIncidents(client: Client, status: IncidentStatusFilter, limit = 200): Promise<IncidentSummary[]> {
+  const found: IncidentSummary[] = [];
+  for await (const execution of client.workflow.list({ query: visibilityQuery(status) })) {
+    found.push(summarize(execution));
+    if (found.length >= limit) break;
+  }
+  return found;
+}
+
+export async function getIncident(client: Client, workflowId: string): Promise<IncidentStatusView> {
+  try {
+    return await client.workflow.getHandle(workflowId).query(statusQuery);
+  } catch (err) {
+    throw translate(err, workflowId);
+  }
+}
+
+export type IncidentAction =
+  | { kind: 'approve' | 'reject'; step: string; by: string; reason?: string }
+  | { kind: 'ack'; by: string; note?: string }
+  | { kind: 'resolve'; by: string; note?: string };
+
+/** Runs an action as a Temporal Update, so the caller learns at once whether it was accepted. */
+export async function actOnIncident(client: Client, workflowId: string, action: IncidentAction): Promise<IncidentStatusView> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    switch (action.kind) {
+      case 'approve':
+      case 'reject': {
+        const update = action.kind === 'approve' ? approveUpdate : rejectUpdate;
+        const decision = { step: action.step, by: action.by, ...(action.reason ? { reason: action.reason } : {}) };
+        return await handle.executeUpdate(update, { args: [decision] });
+      }
+      case 'ack':
+      case 'resolve': {
+        const update = action.kind === 'ack' ? acknowledgeUpdate : resolveUpdate;
+        return await handle.executeUpdate(update, { args: [{ by: action.by, ...(action.note ? { note: action.note } : {}) }] });
+      }
+    }
+  } catch (err) {
+    throw translate(err, workflowId);
+  }
+}
+
+function translate(err: unknown, workflowId: string): unknown {
+  if (err instanceof WorkflowNotFoundError) return new IncidentOperationError('not-found', `no incident ${workflowId}`);
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+    const reason = refusalReasons[err.cause.type ?? ''];
+    if (reason) return new IncidentOperationError(reason, err.cause.message);
+  }
+  if (isAlreadyCompleted(err)) return new IncidentOperationError('closed', `incident ${workflowId} is closed`);
+  return err;
+}
+
+const refusalReasons: Record<string, RefusalReason> = {
+  [UpdateRefusal.notAnApprover]: 'not-an-approver',
+  [UpdateRefusal.noSuchPendingStep]: 'no-such-step',
+  [UpdateRefusal.alreadyClosed]: 'closed',
+  [UpdateRefusal.invalidPayload]: 'invalid',
+};
+
+function isAlreadyCompleted(err: unknown): boolean {
+  return err instanceof Error && /already completed/i.test(err.message);
+}
+
+function summarize(execution: WorkflowExecutionInfo): IncidentSummary {
+  const sa = execution.typedSearchAttributes;
+  const level = sa.get(attributes.EscalationLevel);
+  return {
+    workflowId: execution.workflowId,
+    runId: execution.runId,
+    runbook: sa.get(attributes.RunbookName),
+    alertname: sa.get(attributes.AlertName),
+    severity: sa.get(attributes.Severity),
+    service: sa.get(attributes.Service),
+    status: sa.get(attributes.IncidentStatus),
+    escalationLevel: level === undefined ? undefined : Number(level),
+    executionStatus: execution.status.name,
+    startTime: execution.startTime.toISOString(),
+    closeTime: execution.closeTime?.toISOString(),
+  };
+}

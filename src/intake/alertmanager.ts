@@ -1,0 +1,37 @@
+/** Prometheus Alertmanager webhook payload, version 4, validated strictly enough to form workflow IDs from it. */
+import { z } from 'zod';
+
+const MAX_LABEL_VALUE = 4096;
+const labelSet = z
+  .record(z.string().min(1).max(256), z.string().max(MAX_LABEL_VALUE))
+  .refine((labels) => Object.keys(labels).length <= 100, 'at most 100 labels');
+
+export const AlertSchema = z.object({
+  status: z.enum(['firing', 'resolved']),
+  labels: labelSet.refine((labels) => typeof labels.alertname === 'string' && /^\S.{0,199}$/u.test(labels.alertname), {
+    message: 'an alertname label of 1 to 200 characters is required',
+    path: ['alertname'],
+  }),
+  annotations: labelSet.default({}),
+  startsAt: z.string().max(64),
+  endsAt: z.string().max(64).optional(),
+  generatorURL: z.string().max(MAX_LABEL_VALUE).default(''),
+  /** Alertmanager's fingerprint: 16 hex digits; it keys the incident. */
+  fingerprint: z.string().regex(/^[0-9a-f]{1,64}$/, 'hex digits (Alertmanager fingerprint)'),
+});
+
+export const AlertmanagerPayloadSchema = z.object({
+  version: z.literal('4', { message: 'only Alertmanager webhook payload version "4" is supported' }),
+  status: z.enum(['firing', 'resolved']),
+  receiver: z.string().max(1024).optional(),
+  groupKey: z.string().max(MAX_LABEL_VALUE * 4).optional(),
+  truncatedAlerts: z.number().int().min(0).optional(),
+  groupLabels: labelSet.optional(),
+  commonLabels: labelSet.optional(),
+  commonAnnotations: labelSet.optional(),
+  externalURL: z.string().max(MAX_LABEL_VALUE).optional(),
+  alerts: z.array(AlertSchema).min(1).max(1000),
+});
+
+export type Alert = z.infer<typeof AlertSchema>;
+export type AlertmanagerPayload = z.infer<typeof AlertmanagerPayloadSchema>;

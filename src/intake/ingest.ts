@@ -1,0 +1,79 @@
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
+import type { Config } from '../config/schema';
+import { alertFiringSignal, alertResolvedSignal } from '../workflows/lifecycle/definitions';
+import * as attributes from '../workflows/searchAttributes';
+import type { Alert } from './alertmanager';
+import { routeAlert } from './route';
+
+export type IntakeAction = 'started' | 'signalled' | 'ignored';
+
+export interface IntakeResult {
+  fingerprint: string;
+  alertname: string;
+  workflowId: string;
+  action: IntakeAction;
+}
+
+/**
+ * One alert in, one incident per fingerprint: a firing alert starts an incident or, if one is open,
+ * signals it; a resolved alert signals the open incident or is ignored. Safe under concurrent re-sends:
+ * Temporal allows one open workflow per ID, and the losers of the race signal the winner.
+ */
+export async function ingestAlert(client: Client, config: Config, alert: Alert): Promise<IntakeResult> {
+  const routed = routeAlert(alert, config);
+  const result = (action: IntakeAction): IntakeResult => ({
+    fingerprint: alert.fingerprint,
+    alertname: routed.input.alert.alertname,
+    workflowId: routed.workflowId,
+    action,
+  });
+  const handle = client.workflow.getHandle(routed.workflowId);
+  const at = new Date().toISOString();
+
+  if (alert.status === 'resolved') {
+    try {
+      await handle.signal(alertResolvedSignal, { at });
+      return result('signalled');
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return result('ignored');
+      throw err;
+    }
+  }
+
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await client.workflow.start(routed.workflowType, {
+        workflowId: routed.workflowId,
+        taskQueue: config.temporal.taskQueue,
+        args: [routed.input],
+        // A closed incident may be reopened by a new firing; an open one is never duplicated.
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        staticSummary: routed.summary,
+        typedSearchAttributes: [
+          { key: attributes.RunbookName, value: routed.input.runbook },
+          { key: attributes.AlertName, value: routed.input.alert.alertname },
+          { key: attributes.Severity, value: routed.input.severity },
+          { key: attributes.Service, value: routed.input.service },
+          { key: attributes.IncidentStatus, value: 'investigating' },
+          { key: attributes.EscalationLevel, value: '0' },
+        ],
+      });
+      return result('started');
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    try {
+      await handle.signal(alertFiringSignal, { at });
+      return result('signalled');
+    } catch (err) {
+      // The open incident closed between our start and our signal: start a new one.
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+  }
+  throw new Error(`could not start or signal ${routed.workflowId} after 3 attempts`);
+}

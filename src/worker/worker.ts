@@ -1,0 +1,52 @@
+import { Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { createActivities, dockerClient } from '../activities';
+import { migrateAuditSchema } from '../audit/migrate';
+import type { Config } from '../config/schema';
+import { ensureSearchAttributes } from '../temporal/searchAttributes';
+
+export interface IncidentWorker {
+  worker: Worker;
+  /** Closes the worker's connections once `worker.run()` has returned. */
+  close(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  config: Config;
+  logger: Logger;
+  /** A pre-built workflow bundle (tests build one per run); otherwise the workflows are bundled at start. */
+  workflowBundlePath?: string;
+}
+
+/** Prepares what incidents need (search attributes, audit schema) and creates the worker. */
+export async function createIncidentWorker({ config, logger, workflowBundlePath }: WorkerOptions): Promise<IncidentWorker> {
+  const { address, namespace, taskQueue } = config.temporal;
+  const admin = await Connection.connect({ address, connectTimeout: '10s' });
+  try {
+    const added = await ensureSearchAttributes(admin, namespace);
+    if (added.length > 0) logger.info({ added }, 'registered search attributes');
+  } finally {
+    await admin.close();
+  }
+  await migrateAuditSchema(config.audit.databaseUrl, config.audit.schema, logger);
+
+  const pool = new Pool({ connectionString: config.audit.databaseUrl, max: 4 });
+  const connection = await NativeConnection.connect({ address });
+  const worker = await Worker.create({
+    connection,
+    namespace,
+    taskQueue,
+    activities: createActivities({ config, logger, pool, docker: dockerClient(config.docker.host) }),
+    ...(workflowBundlePath ? { workflowBundle: { codePath: workflowBundlePath } } : { workflowsPath: require.resolve('../workflows') }),
+  });
+  logger.info({ address, namespace, taskQueue }, 'worker ready');
+  return {
+    worker,
+    async close() {
+      await connection.close();
+      await pool.end();
+    },
+  };
+}
