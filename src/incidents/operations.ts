@@ -105,8 +105,19 @@ export async function actOnIncident(client: Client, workflowId: string, action: 
       }
     }
   } catch (err) {
+    if (err instanceof WorkflowNotFoundError && (await exists(client, workflowId))) {
+      throw new IncidentOperationError('closed', `incident ${workflowId} is closed`);
+    }
     throw translate(err, workflowId);
   }
+}
+
+/** Updates to a finished workflow fail as "not found"; visibility still knows the closed incident. */
+async function exists(client: Client, workflowId: string): Promise<boolean> {
+  return client.workflow.getHandle(workflowId).describe().then(
+    () => true,
+    () => false,
+  );
 }
 
 function translate(err: unknown, workflowId: string): unknown {
@@ -115,7 +126,6 @@ function translate(err: unknown, workflowId: string): unknown {
     const reason = refusalReasons[err.cause.type ?? ''];
     if (reason) return new IncidentOperationError(reason, err.cause.message);
   }
-  if (isAlreadyCompleted(err)) return new IncidentOperationError('closed', `incident ${workflowId} is closed`);
   return err;
 }
 
@@ -125,10 +135,6 @@ const refusalReasons: Record<string, RefusalReason> = {
   [UpdateRefusal.alreadyClosed]: 'closed',
   [UpdateRefusal.invalidPayload]: 'invalid',
 };
-
-function isAlreadyCompleted(err: unknown): boolean {
-  return err instanceof Error && /already completed/i.test(err.message);
-}
 
 function summarize(execution: WorkflowExecutionInfo): IncidentSummary {
   const sa = execution.typedSearchAttributes;

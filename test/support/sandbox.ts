@@ -1,0 +1,60 @@
+/** Real containers for end-to-end tests: a busybox backend serving /health and a Redis built from this machine's binary. */
+import { randomBytes } from 'node:crypto';
+import Docker from 'dockerode';
+import { PREVIOUS_IMAGE_LABEL } from '../../src/activities/docker';
+import { dockerClient } from '../../src/activities';
+import { TEST_LABEL } from '../harness/dockerd';
+import { BACKEND_HEALTHY_IMAGE, REDIS_IMAGE } from '../harness/images';
+import { freePort } from '../harness/util';
+import { requireEnv } from './env';
+
+export function testDocker(): Docker {
+  return dockerClient(requireEnv('DOCKER_HOST'));
+}
+
+export interface SandboxContainer {
+  name: string;
+  port: number;
+  container: Docker.Container;
+  remove(): Promise<void>;
+}
+
+async function runContainer(docker: Docker, options: { prefix: string; image: string; cmd: (port: number) => string[]; labels?: Record<string, string> }): Promise<SandboxContainer> {
+  const name = `${options.prefix}-${randomBytes(3).toString('hex')}`;
+  const port = await freePort();
+  const container = await docker.createContainer({
+    name,
+    Image: options.image,
+    Cmd: options.cmd(port),
+    Labels: { [TEST_LABEL]: 'true', ...options.labels },
+    HostConfig: { NetworkMode: 'host', Init: true },
+  });
+  await container.start();
+  return {
+    name,
+    port,
+    container,
+    async remove() {
+      const leftovers = await docker.listContainers({ all: true, filters: { name: [`^/${name}`] } });
+      await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    },
+  };
+}
+
+/** `busybox httpd` on a free port; `image` decides whether /health exists. */
+export function startBackend(docker: Docker, image: string, previousImage: string | undefined = BACKEND_HEALTHY_IMAGE): Promise<SandboxContainer> {
+  return runContainer(docker, {
+    prefix: 'sandbox-backend',
+    image,
+    cmd: (port) => ['/bin/busybox', 'httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', '/www'],
+    labels: previousImage ? { [PREVIOUS_IMAGE_LABEL]: previousImage } : {},
+  });
+}
+
+export function startRedis(docker: Docker, maxmemory = '0'): Promise<SandboxContainer> {
+  return runContainer(docker, {
+    prefix: 'sandbox-redis',
+    image: REDIS_IMAGE,
+    cmd: (port) => ['/usr/bin/redis-server', '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--maxmemory', maxmemory, '--maxmemory-policy', 'noeviction'],
+  });
+}
