@@ -10,7 +10,7 @@ import { alert, everyContactOn, fire, outcomeOf, resolveAlert, waitForStatus } f
 import { startReceiver } from './support/receiver';
 import { startBackend, testDocker, type SandboxContainer } from './support/sandbox';
 import { waitFor } from './support/wait';
-import { startWorker, type RunningWorker } from './support/worker';
+import { startWorker } from './support/worker';
 
 async function healthStatus(port: number): Promise<number | string> {
   return fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) }).then(

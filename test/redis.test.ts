@@ -6,7 +6,7 @@ import { actOnIncident, IncidentOperationError } from '../src/incidents/operatio
 import { dropAuditSchema, readAudit } from './support/audit';
 import { testConfig } from './support/config';
 import { alert, everyContactOn, fire, outcomeOf, waitForStatus } from './support/incidents';
-import { startRedis, testDocker, type SandboxContainer } from './support/sandbox';
+import { startRedis, testDocker } from './support/sandbox';
 import { waitFor } from './support/wait';
 import { startWorker } from './support/worker';
 

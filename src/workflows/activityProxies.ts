@@ -1,7 +1,9 @@
-/** Activity stubs the runbooks call, grouped by the system they touch, each with explicit timeouts and retries. */
+/** Activity stubs for workflows, grouped by the system they touch, each with explicit timeouts and retries. */
 import { proxyActivities } from '@temporalio/workflow';
+import type { AuditActivities } from '../activities/audit';
 import type { DockerActivities } from '../activities/docker';
 import type * as httpActivities from '../activities/http';
+import type { NotifyActivities } from '../activities/notify';
 import type { RedisActivities } from '../activities/redis';
 
 const quickRetry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 5 };
@@ -23,4 +25,16 @@ export const redis = proxyActivities<RedisActivities>({
   startToCloseTimeout: '5m',
   heartbeatTimeout: '15s',
   retry: quickRetry,
+});
+
+export const { notify } = proxyActivities<NotifyActivities>({
+  startToCloseTimeout: '30s',
+  heartbeatTimeout: '15s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
+});
+
+/** Unlimited attempts: the audit trail must end up complete, and writes are idempotent. */
+export const { recordTimeline } = proxyActivities<AuditActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
 });

@@ -1,5 +1,5 @@
 import { condition } from '@temporalio/workflow';
-import { recordTimeline } from './activities';
+import { recordTimeline } from '../activityProxies';
 import type { Incident } from './incident';
 
 /**

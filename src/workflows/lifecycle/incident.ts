@@ -14,7 +14,7 @@ import {
 import type { z } from 'zod';
 import type { IncidentRecord } from '../../activities/audit';
 import * as attributes from '../searchAttributes';
-import { notify } from './activities';
+import { notify } from '../activityProxies';
 import {
   acknowledgeSignal,
   acknowledgeUpdate,

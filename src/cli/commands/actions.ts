@@ -1,0 +1,63 @@
+/**
+ * `runbooks approve|reject|ack|resolve <id>`: operator decisions, sent as Temporal Updates so the answer
+ * (accepted, or refused and why) comes back at once. Whoever reaches Temporal is trusted as an operator,
+ * as with `temporal workflow signal`; the workflow still checks approvers against its config.
+ */
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { actOnIncident, type IncidentAction } from '../../incidents/operations';
+import type { IncidentStatusView } from '../../workflows/lifecycle/definitions';
+import { ActorNameSchema, loadCliConfig, NoteSchema, parseInput, withClient, WorkflowIdSchema } from '../context';
+
+const StepSchema = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
+const DecisionInputSchema = z.object({ id: WorkflowIdSchema, step: StepSchema, by: ActorNameSchema, reason: NoteSchema });
+const ActorInputSchema = z.object({ id: WorkflowIdSchema, by: ActorNameSchema, note: NoteSchema });
+
+export function registerActionCommands(program: Command): void {
+  for (const kind of ['approve', 'reject'] as const) {
+    program
+      .command(kind)
+      .description(`${kind} a step that waits for approval (the workflow checks --by against the configured approvers)`)
+      .argument('<id>', 'workflow ID of the incident')
+      .requiredOption('--step <step>', 'the pending step, as `runbooks show` lists it')
+      .requiredOption('--by <who>', 'who decides (an approver name from the config)')
+      .option('--reason <text>', 'why, for the timeline and the audit trail')
+      .action(async (id: string, options: Record<string, unknown>, command: Command) => {
+        const input = parseInput(DecisionInputSchema, { ...options, id }, ['id']);
+        const action: IncidentAction = { kind, step: input.step, by: input.by, ...(input.reason ? { reason: input.reason } : {}) };
+        await act(command, input.id, action, `${kind === 'approve' ? 'approved' : 'rejected'} step ${input.step}`);
+      });
+  }
+
+  const actorCommands = [
+    { kind: 'ack', description: 'acknowledge an incident: the escalation ladder stops paging the next level', done: 'acknowledged' },
+    { kind: 'resolve', description: 'resolve an incident by hand: it winds down and closes', done: 'resolved' },
+  ] as const;
+  for (const { kind, description, done } of actorCommands) {
+    program
+      .command(kind)
+      .description(description)
+      .argument('<id>', 'workflow ID of the incident')
+      .requiredOption('--by <who>', 'who acts')
+      .option('--note <text>', 'a note for the timeline')
+      .action(async (id: string, options: Record<string, unknown>, command: Command) => {
+        const input = parseInput(ActorInputSchema, { ...options, id }, ['id']);
+        await act(command, input.id, { kind, by: input.by, ...(input.note ? { note: input.note } : {}) }, done);
+      });
+  }
+}
+
+async function act(command: Command, id: string, action: IncidentAction, done: string): Promise<void> {
+  const { config } = loadCliConfig(command);
+  const view = await withClient(config, (client) => actOnIncident(client, id, action));
+  process.stdout.write(`${id}: ${done} by ${action.by}\n${outcome(view)}\n`);
+}
+
+function outcome(view: IncidentStatusView): string {
+  const pending = view.pendingApprovals.map((p) => p.step);
+  return [
+    `  phase ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`,
+    `  escalation level ${view.escalationLevel} (${view.escalatedTo})${view.acknowledgedBy ? `, acknowledged by ${view.acknowledgedBy}` : ''}`,
+    ...(pending.length ? [`  waiting for approval: ${pending.join(', ')}`] : []),
+  ].join('\n');
+}

@@ -1,0 +1,74 @@
+/** Human-readable output: tables, an incident's status and timeline. */
+import type { IncidentSummary } from '../incidents/operations';
+import type { IncidentStatusView, TimelineEvent } from '../workflows/lifecycle/definitions';
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** 2026-11-27T13:57:01.123Z → 2026-11-27 13:57:01Z */
+export function shortTime(iso: string | undefined): string {
+  if (!iso) return '-';
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+export function incidentsTable(incidents: IncidentSummary[]): string {
+  return table(
+    ['WORKFLOW ID', 'RUNBOOK', 'SEVERITY', 'STATUS', 'LEVEL', 'STARTED'],
+    incidents.map((i) => [
+      i.workflowId,
+      i.runbook ?? '-',
+      i.severity ?? '-',
+      describeStatus(i),
+      i.escalationLevel === undefined ? '-' : String(i.escalationLevel),
+      shortTime(i.startTime),
+    ]),
+  );
+}
+
+/** The incident's phase; how the workflow ended when that says more (terminated, timed out…). */
+function describeStatus(i: IncidentSummary): string {
+  const phase = i.status ?? '-';
+  const execution = i.executionStatus.toLowerCase();
+  return execution === 'running' || execution === 'completed' ? phase : `${phase} (${execution.replace(/_/g, ' ')})`;
+}
+
+export function timelineLine(event: TimelineEvent): string {
+  return `${shortTime(event.at)}  ${event.kind.padEnd(19)} ${event.actor.padEnd(12)} ${event.message}`;
+}
+
+export function incidentReport(view: IncidentStatusView, cli = 'runbooks'): string {
+  const lines = [
+    `${view.workflowId}`,
+    `  runbook       ${view.runbook} (${view.alertname} on ${view.service}, ${view.severity})`,
+    `  phase         ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`,
+    `  escalation    level ${view.escalationLevel} (${view.escalatedTo})`,
+    `  acknowledged  ${view.acknowledgedBy ? `by ${view.acknowledgedBy}` : 'no'}`,
+    `  alert         ${view.alertResolved ? 'resolved' : 'firing'} (fingerprint ${view.fingerprint})`,
+  ];
+  if (view.pendingApprovals.length > 0) {
+    lines.push('', 'Waiting for approval:');
+    for (const p of view.pendingApprovals) {
+      lines.push(`  ${p.step} (${p.kind}): ${p.question}`);
+      lines.push(`    approvers: ${p.approvers.join(', ')}; asked ${shortTime(p.askedAt)}`);
+      lines.push(`    ${cli} approve ${view.workflowId} --step ${quoteArg(p.step)} --by NAME   (or reject)`);
+    }
+  }
+  if (view.followUps.length > 0) {
+    lines.push('', 'Follow-ups:', ...view.followUps.map((f) => `  - ${f}`));
+  }
+  lines.push('', 'Timeline:', ...view.timeline.map((e) => `  ${timelineLine(e)}`));
+  return lines.join('\n');
+}
+
+/** Quotes a shell argument only when it needs it. */
+export function quoteArg(arg: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

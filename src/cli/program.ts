@@ -1,0 +1,39 @@
+/** The `runbooks` command line: one command group per file in ./commands. */
+import { Command } from 'commander';
+import { registerActionCommands } from './commands/actions';
+import { registerConfigCommands } from './commands/config';
+import { registerDemoCommand } from './commands/demo';
+import { registerDevCommand } from './commands/dev';
+import { registerIncidentCommands } from './commands/incidents';
+import { registerServerCommand } from './commands/server';
+import { registerWorkerCommand } from './commands/worker';
+import { ExitCode, reportError } from './errors';
+
+export function buildProgram(): Command {
+  const program = new Command('runbooks')
+    .description('Incident response runbooks as durable Temporal workflows')
+    .option('--config <file>', 'configuration file (default: RUNBOOKS_CONFIG, else ./runbooks.yaml if present, else embedded defaults)')
+    .exitOverride()
+    .showSuggestionAfterError();
+  registerConfigCommands(program);
+  registerDevCommand(program);
+  registerWorkerCommand(program);
+  registerServerCommand(program);
+  registerDemoCommand(program);
+  registerIncidentCommands(program);
+  registerActionCommands(program);
+  // Subcommands inherit exitOverride only when added after it; make sure every level throws instead of exiting.
+  const everyCommand = (command: Command): Command[] => [command, ...command.commands.flatMap(everyCommand)];
+  for (const command of everyCommand(program)) command.exitOverride();
+  return program;
+}
+
+/** Parses `argv`, runs the command, and returns the exit code; every failure is reported on stderr. */
+export async function run(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return ExitCode.ok;
+  } catch (err) {
+    return reportError(err);
+  }
+}

@@ -1,0 +1,117 @@
+/** How the HTTP API turns failures into status codes and one JSON error shape: `{ error, issues? }`. */
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { WorkflowUpdateRPCTimeoutOrCancelledError, isGrpcServiceError } from '@temporalio/client';
+import { PayloadConverterError, ValueError } from '@temporalio/common';
+import type { FastifyReply } from 'fastify';
+import type { z } from 'zod';
+import { isTemporalUnavailable } from '../temporal/errors';
+
+export interface Issue {
+  path: string;
+  message: string;
+}
+
+export interface ErrorBody {
+  error: string;
+  issues?: Issue[];
+}
+
+/** Seconds a client (Alertmanager, an operator's script) should wait before retrying a 503. */
+export const RETRY_AFTER_SECONDS = 10;
+
+const MAX_ISSUES = 20;
+const MAX_MESSAGE = 300;
+
+/** A refusal the handler decided on: status, message and, for bad input, the offending fields. */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly issues?: Issue[],
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+/** Zod issues as `{ path: 'alerts.0.fingerprint', message }`, capped so a huge bad payload cannot produce a huge answer. */
+export function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): Issue[] {
+  return error.issues.slice(0, MAX_ISSUES).map((issue) => ({
+    path: [...prefix, ...issue.path].map(String).join('.') || '(root)',
+    message: truncate(issue.message),
+  }));
+}
+
+/** `invalid query: status` — the error line names the fields so a human reading only `error` knows what to fix. */
+export function invalidInput(what: string, error: z.ZodError, prefix: (string | number)[] = []): HttpError {
+  const issues = zodIssues(error, prefix);
+  const fields = [...new Set(issues.map((i) => i.path))].join(', ');
+  return new HttpError(400, `invalid ${what}: ${fields}`, issues);
+}
+
+/** Sends `{ error, issues? }` (plus any context such as `results`) with the headers the status calls for. */
+export function sendError(reply: FastifyReply, statusCode: number, body: ErrorBody & Record<string, unknown>): FastifyReply {
+  if (statusCode === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  if (statusCode === 401) reply.header('www-authenticate', 'Bearer');
+  return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
+}
+
+/** Raised by `withTemporalDeadline` when Temporal did not answer in time, whatever the gRPC layer was doing. */
+export class TemporalTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`Temporal did not answer within ${ms} ms`);
+    this.name = 'TemporalTimeoutError';
+  }
+}
+
+/**
+ * What a failed Temporal call means for the caller:
+ * - `unavailable`: Temporal is down, unreachable, overloaded or too slow — retry later (503);
+ * - `rejected`: Temporal refused what this request carried (e.g. a payload over the blob size limit) — a retry
+ *   would fail the same way, so 4xx (Alertmanager retries 5xx forever);
+ * - `bug`: anything else, a genuine server-side problem (500).
+ */
+export type TemporalFailure = 'unavailable' | 'rejected' | 'bug';
+
+export function classifyTemporalError(err: unknown): TemporalFailure {
+  if (err instanceof TemporalTimeoutError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return 'unavailable';
+  if (isTemporalUnavailable(err)) return 'unavailable';
+  const code = grpcCode(err);
+  // CANCELLED: our own deadline's abort signal fired.
+  if (code === GrpcStatus.CANCELLED) return 'unavailable';
+  if (code === GrpcStatus.INVALID_ARGUMENT || code === GrpcStatus.OUT_OF_RANGE) return 'rejected';
+  if (chain(err).some((e) => e instanceof ValueError || e instanceof PayloadConverterError)) return 'rejected';
+  if (chain(err).some((e) => e instanceof Error && connectionTrouble.test(e.message))) return 'unavailable';
+  return 'bug';
+}
+
+/** The message of the innermost cause worth showing (gRPC `details` rather than "Failed to start Workflow"). */
+export function describeTemporalError(err: unknown): string {
+  for (const e of chain(err).reverse()) {
+    const details = (e as { details?: unknown }).details;
+    if (typeof details === 'string' && details) return truncate(details);
+  }
+  return truncate(err instanceof Error ? err.message : String(err));
+}
+
+const connectionTrouble =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|Failed to connect|No connection established|connection (closed|refused|reset)/i;
+
+function grpcCode(err: unknown): number | undefined {
+  for (const e of chain(err)) {
+    if (isGrpcServiceError(e)) return e.code;
+    const maybe = e as { code?: unknown; details?: unknown };
+    if (typeof maybe.code === 'number' && maybe.details !== undefined) return maybe.code;
+  }
+  return undefined;
+}
+
+function chain(err: unknown): unknown[] {
+  const seen: unknown[] = [];
+  for (let e: unknown = err; e && seen.length < 10; e = (e as { cause?: unknown }).cause) seen.push(e);
+  return seen;
+}
+
+function truncate(text: string): string {
+  return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text;
+}

@@ -1,0 +1,154 @@
+/**
+ * Incidents for operators: list, look at one, and act on one (approve/reject a step, acknowledge, resolve).
+ * Actions always need a token with the `incidents` scope; the identity recorded is the token's name, never
+ * anything from the request body.
+ */
+import { QueryNotRegisteredError, type Client } from '@temporalio/client';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import {
+  actOnIncident,
+  getIncident,
+  IncidentOperationError,
+  IncidentStatusFilterSchema,
+  listIncidents,
+  type IncidentAction,
+  type RefusalReason,
+} from '../../incidents/operations';
+import type { Authenticator } from '../auth';
+import { classifyTemporalError, describeTemporalError, invalidInput, sendError } from '../errors';
+import type { HttpMetrics } from '../metrics';
+import { TEMPORAL_CALL_TIMEOUT_MS, withTemporalDeadline } from '../temporal';
+
+export interface IncidentRouteDeps {
+  client: Client;
+  logger: Logger;
+  metrics: HttpMetrics;
+  auth: Authenticator;
+  temporalTimeoutMs?: number;
+}
+
+export const refusalStatus: Record<RefusalReason, number> = {
+  'not-found': 404,
+  'not-an-approver': 403,
+  'no-such-step': 409,
+  closed: 409,
+  invalid: 400,
+};
+
+const ListQuerySchema = z.object({
+  status: IncidentStatusFilterSchema,
+  limit: z.coerce.number().int().min(1).max(1000).default(200),
+});
+/** Temporal's default limit on workflow ID length. */
+const ParamsSchema = z.object({ id: z.string().min(1).max(1000) });
+// Lengths as the workflow validates them, so a bad request is a 400 here rather than a refused Update.
+const DecisionBodySchema = z.strictObject({ step: z.string().min(1).max(100), reason: z.string().max(1000).optional() });
+const NoteBodySchema = z.strictObject({ note: z.string().max(1000).optional() });
+
+const actionKinds = ['approve', 'reject', 'ack', 'resolve'] as const;
+type ActionKind = (typeof actionKinds)[number];
+
+export function registerIncidentRoutes(app: FastifyInstance, deps: IncidentRouteDeps): void {
+  const { client, logger, metrics, auth } = deps;
+  const timeoutMs = deps.temporalTimeoutMs ?? TEMPORAL_CALL_TIMEOUT_MS;
+  const readAccess = auth.require('incidents', { openWhenUnconfigured: true });
+  const temporal = <T>(fn: () => Promise<T>) => withTemporalDeadline(client, timeoutMs, fn);
+
+  app.get('/incidents', { onRequest: readAccess }, async (request, reply) => {
+    const query = ListQuerySchema.safeParse(request.query);
+    if (!query.success) throw invalidInput('query', query.error);
+    try {
+      const incidents = await temporal(() => listIncidents(client, query.data.status, query.data.limit));
+      return reply.send({ incidents });
+    } catch (err) {
+      return sendFailure(reply, err, logger, 'list incidents');
+    }
+  });
+
+  app.get('/incidents/:id', { onRequest: readAccess }, async (request, reply) => {
+    const { id } = parseParams(request);
+    try {
+      return reply.send(await temporal(() => getIncident(client, id)));
+    } catch (err) {
+      return sendFailure(reply, err, logger, `get incident ${id}`);
+    }
+  });
+
+  for (const kind of actionKinds) {
+    app.post(
+      `/incidents/:id/${kind}`,
+      { onRequest: auth.require('incidents', { openWhenUnconfigured: false }), config: { incidentAction: kind } },
+      async (request, reply) => {
+        const { id } = parseParams(request);
+        const by = auth.identityOf(request);
+        if (!by) {
+          // Unreachable: the onRequest hook refuses requests without an incidents token.
+          metrics.incidentActions.inc({ action: kind, outcome: 'unauthorized' });
+          return sendError(reply, 401, { error: 'a Bearer token with the "incidents" scope is required' });
+        }
+        let action: IncidentAction;
+        try {
+          action = parseAction(kind, by, request.body);
+        } catch (err) {
+          metrics.incidentActions.inc({ action: kind, outcome: 'invalid' });
+          throw err;
+        }
+        try {
+          const view = await temporal(() => actOnIncident(client, id, action));
+          metrics.incidentActions.inc({ action: kind, outcome: 'ok' });
+          logger.info({ workflowId: id, action: kind, by }, 'incident action accepted');
+          return reply.send(view);
+        } catch (err) {
+          metrics.incidentActions.inc({ action: kind, outcome: outcomeOf(err) });
+          return sendFailure(reply, err, logger, `${kind} incident ${id}`);
+        }
+      },
+    );
+  }
+}
+
+/** The incident action a route config names, for counting requests refused before the handler runs. */
+export function incidentActionOf(request: FastifyRequest): ActionKind | undefined {
+  return (request.routeOptions.config as { incidentAction?: ActionKind } | undefined)?.incidentAction;
+}
+
+function parseParams(request: FastifyRequest): { id: string } {
+  const params = ParamsSchema.safeParse(request.params);
+  if (!params.success) throw invalidInput('path', params.error);
+  return params.data;
+}
+
+function parseAction(kind: ActionKind, by: string, rawBody: unknown): IncidentAction {
+  // A POST without a body (no content-type) is an empty object: `/ack` and `/resolve` need nothing.
+  const body = rawBody === undefined ? {} : rawBody;
+  if (kind === 'approve' || kind === 'reject') {
+    const parsed = DecisionBodySchema.safeParse(body);
+    if (!parsed.success) throw invalidInput('body', parsed.error);
+    return { kind, by, step: parsed.data.step, ...(parsed.data.reason ? { reason: parsed.data.reason } : {}) };
+  }
+  const parsed = NoteBodySchema.safeParse(body);
+  if (!parsed.success) throw invalidInput('body', parsed.error);
+  return { kind, by, ...(parsed.data.note ? { note: parsed.data.note } : {}) };
+}
+
+function outcomeOf(err: unknown): string {
+  if (err instanceof IncidentOperationError) return err.reason;
+  if (err instanceof QueryNotRegisteredError) return 'not-found';
+  const failure = classifyTemporalError(err);
+  return failure === 'bug' ? 'error' : failure;
+}
+
+function sendFailure(reply: FastifyReply, err: unknown, logger: Logger, what: string): FastifyReply {
+  if (err instanceof IncidentOperationError) return sendError(reply, refusalStatus[err.reason], { error: err.message });
+  // A workflow that is not an incident (no status query): as far as this API goes, there is no such incident.
+  if (err instanceof QueryNotRegisteredError) return sendError(reply, 404, { error: 'no such incident (the workflow is not an incident)' });
+  const failure = classifyTemporalError(err);
+  if (failure === 'unavailable') {
+    logger.warn({ what, reason: describeTemporalError(err) }, 'Temporal unavailable');
+    return sendError(reply, 503, { error: `Temporal is unavailable: ${describeTemporalError(err)}` });
+  }
+  if (failure === 'rejected') return sendError(reply, 400, { error: `Temporal refused the request: ${describeTemporalError(err)}` });
+  throw err;
+}
