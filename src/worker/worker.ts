@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { createActivities, dockerClient } from '../activities';
 import { migrateAuditSchema } from '../audit/migrate';
 import type { Config } from '../config/schema';
+import { routeSdkLogsTo } from '../logging/sdkLogger';
 import { ensureSearchAttributes } from '../temporal/searchAttributes';
 
 export interface IncidentWorker {
@@ -23,6 +24,7 @@ export interface WorkerOptions {
 /** Prepares what incidents need (search attributes, audit schema) and creates the worker. */
 export async function createIncidentWorker({ config, logger, workflowBundlePath }: WorkerOptions): Promise<IncidentWorker> {
   const { address, namespace, taskQueue } = config.temporal;
+  routeSdkLogsTo(logger);
   const admin = await Connection.connect({ address, connectTimeout: '10s' });
   try {
     const added = await ensureSearchAttributes(admin, namespace);

@@ -1,5 +1,4 @@
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import pino from 'pino';
 import type { Config } from '../../src/config/schema';
 import { createIncidentWorker, type IncidentWorker } from '../../src/worker/worker';
@@ -11,7 +10,6 @@ export interface RunningWorker extends IncidentWorker {
 
 /** Starts a real worker on the test's task queue with the harness's pre-built workflow bundle. */
 export async function startWorker(config: Config): Promise<RunningWorker> {
-  quietSdkLogs();
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'warn' });
   const incidentWorker = await createIncidentWorker({ config, logger, workflowBundlePath: process.env.RUNBOOKS_WORKFLOW_BUNDLE });
   const running = incidentWorker.worker.run();
@@ -29,14 +27,3 @@ export async function startWorker(config: Config): Promise<RunningWorker> {
   };
 }
 
-let runtimeInstalled = false;
-/** The SDK logs every worker state change at INFO; tests keep warnings and errors only. */
-function quietSdkLogs(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    // Already installed by an earlier worker in this process.
-  }
-}
