@@ -6,6 +6,7 @@ import { approveSignal } from '../src/workflows/lifecycle/definitions';
 import { BACKEND_BROKEN_IMAGE, BACKEND_HEALTHY_IMAGE } from './harness/images';
 import { dropAuditSchema, readAudit } from './support/audit';
 import { testConfig } from './support/config';
+import { recordHistoryIfAsked } from './support/histories';
 import { alert, everyContactOn, fire, outcomeOf, resolveAlert, waitForStatus } from './support/incidents';
 import { startReceiver } from './support/receiver';
 import { startBackend, testDocker, type SandboxContainer } from './support/sandbox';
@@ -88,6 +89,7 @@ describe('API Service Down runbook, against a real container', () => {
     assert.ok(texts.some((t) => t.startsWith('[CRITICAL] APIDown on audit-app-backend')), `paged: ${texts.join(' | ')}`);
     assert.ok(texts.some((t) => t.startsWith('[RESOLVED] APIDown')));
     assert.ok(receiver.received.every((n) => n.body.workflowId === intake.workflowId && n.headers['idempotency-key']));
+    await recordHistoryIfAsked(intake.workflowId, 'api-down-restart');
   });
 
   test('when a restart does not help, rollback waits for a configured approver, refuses others, then rolls back to the labelled image', async () => {
@@ -118,6 +120,7 @@ describe('API Service Down runbook, against a real container', () => {
     assert.ok(outcome.timeline.some((e) => e.kind === 'action' && e.message.startsWith(`Rolled ${backend.name} back from ${BACKEND_BROKEN_IMAGE} to ${BACKEND_HEALTHY_IMAGE}`)));
     const kept = await docker.listContainers({ all: true, filters: { name: [`^/${backend.name}-replaced-`] } });
     assert.equal(kept.length, 1, 'the broken container is kept for the review');
+    await recordHistoryIfAsked(intake.workflowId, 'api-down-approved-rollback');
   });
 
   test('a resolved alert while the rollback waits for approval cancels it: no rollback ever runs', async () => {
@@ -135,6 +138,7 @@ describe('API Service Down runbook, against a real container', () => {
     assert.equal(await currentImage(backend), BACKEND_BROKEN_IMAGE);
     const kept = await docker.listContainers({ all: true, filters: { name: [`^/${backend.name}-replaced-`] } });
     assert.equal(kept.length, 0);
+    await recordHistoryIfAsked(intake.workflowId, 'api-down-alert-resolved-during-approval');
     await assert.rejects(
       actOnIncident(worker.client, intake.workflowId, { kind: 'approve', step: 'rollback', by: 'carol' }),
       (err: unknown) => err instanceof IncidentOperationError && err.reason === 'closed',

@@ -5,6 +5,7 @@ import Redis from 'ioredis';
 import { actOnIncident, IncidentOperationError } from '../src/incidents/operations';
 import { dropAuditSchema, readAudit } from './support/audit';
 import { testConfig } from './support/config';
+import { recordHistoryIfAsked } from './support/histories';
 import { alert, everyContactOn, fire, outcomeOf, waitForStatus } from './support/incidents';
 import { startRedis, testDocker } from './support/sandbox';
 import { waitFor } from './support/wait';
@@ -96,6 +97,7 @@ describe('Redis Connection Failures runbook, against a real Redis container', ()
     assert.equal(await client.dbsize(), 0);
     assert.ok(outcome.timeline.some((e) => e.kind === 'approval-refused' && e.actor === 'mallory'));
     assert.ok(outcome.timeline.some((e) => e.kind === 'action' && e.message === `Flushed the cache: ${keysBefore} key(s) dropped.`));
+    await recordHistoryIfAsked(intake.workflowId, 'redis-approved-flush');
   });
 
   test('a rejected FLUSHDB leaves the cache as it is', async () => {
