@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { createLogger } from '../../logging/logger';
 import { createLazyClient } from '../../temporal/client';
 import { loadCliConfig } from '../context';
-import { startHttpServer, untilStopSignal } from '../services';
+import { loadServices } from '../lazy';
 
 export function registerServerCommand(program: Command): void {
   program
@@ -12,6 +12,7 @@ export function registerServerCommand(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const { config } = loadCliConfig(command);
       const logger = createLogger('runbooks-http');
+      const { startHttpServer, untilStopSignal } = loadServices();
       const stopSignal = untilStopSignal();
       // Lazy: the server starts (and answers 503) while Temporal is down, and recovers when it is back.
       const { client, connection } = createLazyClient(config);

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { createLogger } from '../../logging/logger';
 import { loadCliConfig } from '../context';
-import { startWorker, untilStopSignal } from '../services';
+import { loadServices } from '../lazy';
 
 export function registerWorkerCommand(program: Command): void {
   program
@@ -11,6 +11,7 @@ export function registerWorkerCommand(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const { config } = loadCliConfig(command);
       const logger = createLogger('runbooks-worker');
+      const { startWorker, untilStopSignal } = loadServices();
       const stopSignal = untilStopSignal();
       try {
         const worker = await startWorker(config, logger);

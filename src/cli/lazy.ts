@@ -1,0 +1,9 @@
+/**
+ * Modules only some commands need, loaded on use: the worker's dependencies (native Temporal core, pg,
+ * dockerode) take a third of a second to load, which `config check` or `incidents` should not pay.
+ * `require` rather than `import()`: bin/runbooks.js registers tsx for CommonJS only.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+export const loadServices = () => require('./services') as typeof import('./services');
+export const loadDevTemporal = () => require('./devTemporal') as typeof import('./devTemporal');
+export const loadSandbox = () => require('./sandbox') as typeof import('./sandbox');
