@@ -43,7 +43,7 @@ export function createAuthenticator(
     scopes: new Set(t.scopes),
   }));
   const identities = new WeakMap<FastifyRequest, string>();
-  const warned = new Set<Scope>();
+  const warned = new Set<string>();
 
   const isConfigured = (scope: Scope) => tokens.some((t) => t.scopes.has(scope));
 
@@ -61,13 +61,15 @@ export function createAuthenticator(
     isConfigured,
     identityOf: (request) => identities.get(request),
     require(scope, { openWhenUnconfigured }) {
-      if (!isConfigured(scope) && !warned.has(scope)) {
-        warned.add(scope);
-        if (openWhenUnconfigured) {
-          logger.warn({ scope }, `no token with scope "${scope}" is configured: these endpoints are open to anyone who can reach them`);
-        } else {
-          logger.warn({ scope }, `no token with scope "${scope}" is configured: these endpoints refuse every request`);
-        }
+      const warning = `${scope}:${openWhenUnconfigured}`;
+      if (!isConfigured(scope) && !warned.has(warning)) {
+        warned.add(warning);
+        logger.warn(
+          { scope },
+          openWhenUnconfigured
+            ? `no token with scope "${scope}" is configured: endpoints that accept it are open to anyone who can reach them`
+            : `no token with scope "${scope}" is configured: endpoints that require it refuse every request`,
+        );
       }
       return async (request: FastifyRequest, reply: FastifyReply) => {
         if (openWhenUnconfigured && !isConfigured(scope)) return;

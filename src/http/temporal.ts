@@ -2,11 +2,14 @@ import type { Client } from '@temporalio/client';
 import { TemporalTimeoutError } from './errors';
 
 /** How long one request may wait for Temporal before answering 503. */
-export const TEMPORAL_CALL_TIMEOUT_MS = 8_000;
+export const TEMPORAL_CALL_TIMEOUT_MS = 6_000;
 /** `/readyz` must answer quickly: orchestrators probe it every few seconds. */
 export const READINESS_TIMEOUT_MS = 2_000;
-/** The gRPC retry interceptor sleeps up to 5 s between attempts and only then notices the deadline. */
-const HARD_STOP_GRACE_MS = 1_000;
+/**
+ * The client's gRPC retry interceptor sleeps up to 5 s between attempts against an unreachable server and only
+ * then notices the deadline, so the hard stop comes shortly after the deadline instead.
+ */
+const HARD_STOP_GRACE_MS = 500;
 
 /**
  * Runs `fn`'s Temporal calls under a gRPC deadline and an abort signal, and gives up for sure shortly after:
