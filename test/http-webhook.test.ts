@@ -72,6 +72,12 @@ function apiDownPayload(fingerprint: string, changes: { status?: 'firing' | 'res
   return body;
 }
 
+function withoutAuthorization(): Record<string, string> {
+  const headers: Record<string, string> = { ...capturedHeaders };
+  delete headers.authorization;
+  return headers;
+}
+
 function postAlerts(app: FastifyInstance, payload: unknown, headers: Record<string, string> = capturedHeaders): Promise<LightMyRequestResponse> {
   const options: InjectOptions = {
     method: 'POST',
@@ -295,7 +301,7 @@ describe('POST /alerts against a real Temporal', () => {
 
     test('a request without a token is answered 401', async () => {
       const fingerprint = newFingerprint();
-      const { authorization: _, ...headers } = capturedHeaders;
+      const headers = withoutAuthorization();
       await bad(apiDownPayload(fingerprint), { status: 401, headers });
       await assertNeverStarted(worker.client, `APIDown-${fingerprint}`);
     });
@@ -374,13 +380,33 @@ describe('POST /alerts against a real Temporal', () => {
     try {
       assert.ok(warnings.some((w) => /no token with scope \\"alerts\\"/.test(w)), warnings.join('\n'));
       const fingerprint = newFingerprint();
-      const { authorization: _, ...headers } = capturedHeaders;
+      const headers = withoutAuthorization();
       const response = await postAlerts(openApp, apiDownPayload(fingerprint, { status: 'resolved' }), headers);
       assert.equal(response.statusCode, 200, response.body);
       assert.equal((response.json() as { results: IntakeResult[] }).results[0]!.action, 'ignored');
       assert.ok(!warnings.some((w) => w.includes('s3cret') || w.includes('alice-token')));
     } finally {
       await openApp.close();
+    }
+  });
+
+  test('over a real socket, the captured request is answered and an oversized body is answered 413', async () => {
+    const served = await buildHttpServer({ config, client: worker.client, logger });
+    try {
+      await served.listen({ host: '127.0.0.1', port: 0 });
+      const address = served.server.address();
+      assert.ok(address && typeof address === 'object');
+      const url = `http://127.0.0.1:${address.port}/alerts`;
+      // Resolved, for an incident that does not exist: answered without starting anything.
+      const fingerprint = newFingerprint();
+      const ok = await fetch(url, { method: 'POST', headers: capturedHeaders, body: JSON.stringify(apiDownPayload(fingerprint, { status: 'resolved' })) });
+      assert.equal(ok.status, 200);
+      assert.deepEqual(await ok.json(), { results: [{ fingerprint, alertname: 'APIDown', workflowId: `APIDown-${fingerprint}`, action: 'ignored' }] });
+      const big = await fetch(url, { method: 'POST', headers: capturedHeaders, body: 'x'.repeat(config.http.bodyLimitBytes + 10) });
+      assert.equal(big.status, 413);
+      assert.match((await big.json() as { error: string }).error, /larger than/);
+    } finally {
+      await served.close();
     }
   });
 

@@ -36,10 +36,15 @@ export class HttpError extends Error {
 
 /** Zod issues as `{ path: 'alerts.0.fingerprint', message }`, capped so a huge bad payload cannot produce a huge answer. */
 export function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): Issue[] {
-  return error.issues.slice(0, MAX_ISSUES).map((issue) => ({
-    path: [...prefix, ...issue.path].map(String).join('.') || '(root)',
-    message: truncate(issue.message),
-  }));
+  const path = (parts: PropertyKey[]) => [...prefix, ...parts].map(String).join('.') || '(root)';
+  return error.issues
+    .flatMap((issue) =>
+      // Name each unknown field itself (`by`), not the object that carries it.
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((key) => ({ path: truncate(path([...issue.path, key])), message: 'unknown field' }))
+        : [{ path: path(issue.path), message: truncate(issue.message) }],
+    )
+    .slice(0, MAX_ISSUES);
 }
 
 /** `invalid query: status` — the error line names the fields so a human reading only `error` knows what to fix. */
