@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ApplicationFailure, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, Client, Connection, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import type { Config } from '../src/config/schema';
@@ -331,6 +331,31 @@ describe('incident action refusals map to status codes', () => {
       assert.equal(response.statusCode, 401);
     } finally {
       await app.close();
+    }
+  });
+});
+
+describe('incident endpoints when no worker serves the incident', () => {
+  test('reading an incident whose worker is down is answered 503, not 500', async () => {
+    // A task queue nobody polls: the webhook can start the incident, but nothing can answer its status query.
+    const config = testConfig({ tokens: configuredTokens });
+    const connection = await Connection.connect({ address: config.temporal.address });
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const app = await buildHttpServer({ config, client, logger: pino({ level: 'silent' }) });
+    let workflowId: string | undefined;
+    try {
+      const started = await app.inject({ method: 'POST', url: '/alerts', headers: bearer(tokens.alertmanager), payload: unroutedAlert(randomBytes(8).toString('hex')) });
+      assert.equal(started.statusCode, 200, started.body);
+      workflowId = (started.json() as { results: IntakeResult[] }).results[0]!.workflowId;
+      const startedAt = Date.now();
+      const response = await app.inject({ method: 'GET', url: `/incidents/${workflowId}`, headers: bearer(tokens.alice) });
+      assert.equal(response.statusCode, 503, response.body);
+      assert.ok(response.headers['retry-after']);
+      assert.ok(Date.now() - startedAt < 10_000);
+    } finally {
+      await app.close();
+      if (workflowId) await client.workflow.getHandle(workflowId).terminate('test cleanup').catch(() => undefined);
+      await connection.close();
     }
   });
 });

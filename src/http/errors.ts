@@ -84,6 +84,10 @@ export function classifyTemporalError(err: unknown): TemporalFailure {
   const code = grpcCode(err);
   // CANCELLED: our own deadline's abort signal fired.
   if (code === GrpcStatus.CANCELLED) return 'unavailable';
+  // A query while no worker polls the incident's task queue: the worker is down, Temporal is fine; retry later.
+  if (code === GrpcStatus.FAILED_PRECONDITION && chain(err).some((e) => e instanceof Error && /no poller seen/i.test(e.message))) {
+    return 'unavailable';
+  }
   if (code === GrpcStatus.INVALID_ARGUMENT || code === GrpcStatus.OUT_OF_RANGE) return 'rejected';
   if (chain(err).some((e) => e instanceof ValueError || e instanceof PayloadConverterError)) return 'rejected';
   if (chain(err).some((e) => e instanceof Error && connectionTrouble.test(e.message))) return 'unavailable';

@@ -146,8 +146,10 @@ function sendFailure(reply: FastifyReply, err: unknown, logger: Logger, what: st
   if (err instanceof QueryNotRegisteredError) return sendError(reply, 404, { error: 'no such incident (the workflow is not an incident)' });
   const failure = classifyTemporalError(err);
   if (failure === 'unavailable') {
-    logger.warn({ what, reason: describeTemporalError(err) }, 'Temporal unavailable');
-    return sendError(reply, 503, { error: `Temporal is unavailable: ${describeTemporalError(err)}` });
+    const reason = describeTemporalError(err);
+    logger.warn({ what, reason }, 'Temporal or the worker unavailable');
+    const noWorker = /no poller seen/i.test(reason);
+    return sendError(reply, 503, { error: noWorker ? `no worker is serving this incident: ${reason}` : `Temporal is unavailable: ${reason}` });
   }
   if (failure === 'rejected') return sendError(reply, 400, { error: `Temporal refused the request: ${describeTemporalError(err)}` });
   throw err;
