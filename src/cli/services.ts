@@ -1,11 +1,12 @@
 /** The long-running pieces the `worker`, `server`, `dev` and `demo` commands start, and how they stop. */
 import type { AddressInfo } from 'node:net';
-import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema';
+import type { HttpServerOptions } from '../http/server';
 import { createIncidentWorker } from '../worker/worker';
 import { CliError, doing } from './errors';
+import { loadHttpServer } from './lazy';
 
 export interface RunningWorker {
   /** Settles when the worker stops; rejects if it fails. */
@@ -34,25 +35,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   };
 }
 
-export interface HttpServerDeps {
-  config: Config;
-  client: Client;
-  logger: Logger;
-}
-type BuildHttpServer = (deps: HttpServerDeps) => Promise<FastifyInstance>;
-
-/** src/http/server.ts, loaded when a command needs it so the other commands start fast. */
-function loadBuildHttpServer(): BuildHttpServer {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require('../http/server') as { buildHttpServer: BuildHttpServer }).buildHttpServer;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && /http[\\/]server/.test((err as Error).message)) {
-      throw new CliError('the HTTP server (src/http/server.ts) is missing from this checkout');
-    }
-    throw err;
-  }
-}
+export type HttpServerDeps = HttpServerOptions;
 
 export interface RunningHttpServer {
   app: FastifyInstance;
@@ -63,7 +46,7 @@ export interface RunningHttpServer {
 
 export async function startHttpServer(deps: HttpServerDeps): Promise<RunningHttpServer> {
   const { host, port } = deps.config.http;
-  const app = await doing('building the HTTP server', () => loadBuildHttpServer()(deps));
+  const app = await doing('building the HTTP server', () => loadHttpServer().buildHttpServer(deps));
   try {
     await app.listen({ host, port });
   } catch (err) {

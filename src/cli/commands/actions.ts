@@ -30,10 +30,10 @@ export function registerActionCommands(program: Command): void {
   }
 
   const actorCommands = [
-    { kind: 'ack', description: 'acknowledge an incident: the escalation ladder stops paging the next level', done: 'acknowledged' },
-    { kind: 'resolve', description: 'resolve an incident by hand: it winds down and closes', done: 'resolved' },
+    { kind: 'ack', description: 'acknowledge an incident: the escalation ladder stops paging the next level', done: 'acknowledged', after: '' },
+    { kind: 'resolve', description: 'resolve an incident by hand: it winds down and closes', done: 'resolved', after: ' (it closes once its running steps finish)' },
   ] as const;
-  for (const { kind, description, done } of actorCommands) {
+  for (const { kind, description, done, after } of actorCommands) {
     program
       .command(kind)
       .description(description)
@@ -42,21 +42,22 @@ export function registerActionCommands(program: Command): void {
       .option('--note <text>', 'a note for the timeline')
       .action(async (id: string, options: Record<string, unknown>, command: Command) => {
         const input = parseInput(ActorInputSchema, { ...options, id }, ['id']);
-        await act(command, input.id, { kind, by: input.by, ...(input.note ? { note: input.note } : {}) }, done);
+        await act(command, input.id, { kind, by: input.by, ...(input.note ? { note: input.note } : {}) }, done, after);
       });
   }
 }
 
-async function act(command: Command, id: string, action: IncidentAction, done: string): Promise<void> {
+async function act(command: Command, id: string, action: IncidentAction, done: string, after = ''): Promise<void> {
   const { config } = loadCliConfig(command);
   const view = await withClient(config, (client) => actOnIncident(client, id, action));
-  process.stdout.write(`${id}: ${done} by ${action.by}\n${outcome(view)}\n`);
+  process.stdout.write(`${id}: ${done} by ${action.by}${after}\n${outcome(view, action.kind)}\n`);
 }
 
-function outcome(view: IncidentStatusView): string {
+function outcome(view: IncidentStatusView, kind: IncidentAction['kind']): string {
   const pending = view.pendingApprovals.map((p) => p.step);
   return [
-    `  phase ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`,
+    // Right after `resolve` the phase still shows where it was; it turns `resolved` as the incident closes.
+    ...(kind === 'resolve' ? [] : [`  phase ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`]),
     `  escalation level ${view.escalationLevel} (${view.escalatedTo})${view.acknowledgedBy ? `, acknowledged by ${view.acknowledgedBy}` : ''}`,
     ...(pending.length ? [`  waiting for approval: ${pending.join(', ')}`] : []),
   ].join('\n');

@@ -7,7 +7,7 @@ import type { Config } from '../../config/schema';
 import { incidentWorkflowId } from '../../intake/route';
 import { createLogger } from '../../logging/logger';
 import { createLazyClient } from '../../temporal/client';
-import { loadCliConfig } from '../context';
+import { loadCliConfig, type GlobalOptions } from '../context';
 import { CliError, firstLine } from '../errors';
 import { quoteArg } from '../format';
 import { loadDevTemporal, loadServices } from '../lazy';
@@ -69,7 +69,7 @@ export function registerDevCommand(program: Command): void {
         const server = await startHttpServer({ config, client, logger });
         stops.push({ what: 'the HTTP server', stop: server.stop });
 
-        say(banner(config, loaded.file, server.baseUrl, temporal));
+        say(banner(config, loaded.file, command.optsWithGlobals<GlobalOptions>().config, server.baseUrl, temporal));
         await Promise.race([stopSignal.signal, worker.done]);
       } finally {
         const problems: string[] = [];
@@ -83,8 +83,9 @@ export function registerDevCommand(program: Command): void {
     });
 }
 
-function banner(config: Config, file: string | undefined, baseUrl: string, temporal: DevTemporal | undefined): string {
-  const cli = `npx runbooks${file ? ` --config ${quoteArg(file)}` : ''}`;
+function banner(config: Config, file: string | undefined, explicitFile: string | undefined, baseUrl: string, temporal: DevTemporal | undefined): string {
+  // Other commands find RUNBOOKS_CONFIG and ./runbooks.yaml by themselves; only --config must be repeated.
+  const cli = `npx runbooks${explicitFile ? ` --config ${quoteArg(explicitFile)}` : ''}`;
   const webhook = `${baseUrl}/alerts`;
   const workflowId = incidentWorkflowId(TEST_ALERT, TEST_FINGERPRINT);
   const payload = {

@@ -1,0 +1,222 @@
+// The `runbooks` CLI against real Temporal and PostgreSQL: each command runs as users run it, in a child process.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { stringify as toYaml } from 'yaml';
+import { parseConfig } from '../src/config/load';
+import type { ConfigInput } from '../src/config/schema';
+import type { IncidentSummary } from '../src/incidents/operations';
+import type { IncidentOutcome, IncidentStatusView } from '../src/workflows/lifecycle/definitions';
+import { testConfigInput } from './support/config';
+import { alert, fire } from './support/incidents';
+import { waitFor } from './support/wait';
+import { startWorker, type RunningWorker } from './support/worker';
+
+const ROOT = path.resolve(__dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'runbooks.js');
+const scratch = mkdtempSync(path.join(tmpdir(), 'runbooks-cli-test-'));
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment of the CLI: the harness's TEMPORAL_ADDRESS, DATABASE_URL…, minus PORT, which would override the config. */
+function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  if (!('PORT' in extra)) delete env.PORT;
+  delete env.RUNBOOKS_CONFIG;
+  return env;
+}
+
+function runCli(args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: scratch, env: cliEnv(), timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function writeConfig(input: ConfigInput): string {
+  const file = path.join(scratch, `runbooks-${randomBytes(3).toString('hex')}.yaml`);
+  writeFileSync(file, toYaml(input));
+  return file;
+}
+
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe('runbooks incident commands', () => {
+  const input = testConfigInput({ approvers: { rollback: ['alice'] } });
+  const config = parseConfig(input);
+  let configFile: string;
+  let worker: RunningWorker;
+  let workflowId: string;
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+
+  before(async () => {
+    configFile = writeConfig(input);
+    worker = await startWorker(config);
+    const intake = await fire(worker.client, config, alert('CliTestAlert', { severity: 'warning', service: 'cli-test' }));
+    assert.equal(intake.action, 'started');
+    workflowId = intake.workflowId;
+  });
+  after(async () => {
+    await worker?.stop();
+  });
+
+  test('incidents --json lists the open incident with its runbook, severity and status', async () => {
+    const listed = await waitFor('the incident in the visibility store', async () => {
+      const result = await cli('incidents', '--json');
+      assert.equal(result.code, 0, result.stderr);
+      const incidents = JSON.parse(result.stdout) as IncidentSummary[];
+      return incidents.find((i) => i.workflowId === workflowId);
+    });
+    assert.equal(listed.runbook, 'generic');
+    assert.equal(listed.severity, 'medium');
+    assert.equal(listed.alertname, 'CliTestAlert');
+    assert.equal(listed.executionStatus, 'RUNNING');
+  });
+
+  test('incidents prints a table with one row per incident', async () => {
+    const result = await cli('incidents', '--status', 'all');
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^WORKFLOW ID\s+RUNBOOK\s+SEVERITY\s+STATUS\s+LEVEL\s+STARTED\n/);
+    assert.match(result.stdout, new RegExp(`^${workflowId}\\s+generic\\s+medium\\s+\\S+\\s+0\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ$`, 'm'));
+  });
+
+  test('show prints the status and the timeline', async () => {
+    const result = await cli('show', workflowId);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`^${workflowId}\\n`));
+    assert.match(result.stdout, /runbook\s+generic \(CliTestAlert on cli-test, medium\)/);
+    assert.match(result.stdout, /^Timeline:$/m);
+    assert.match(result.stdout, /detected\s+alertmanager\s+CliTestAlert fired for cli-test \(medium\)\./);
+
+    const json = await cli('show', workflowId, '--json');
+    assert.equal(json.code, 0, json.stderr);
+    const view = JSON.parse(json.stdout) as IncidentStatusView;
+    assert.equal(view.workflowId, workflowId);
+    assert.ok(view.timeline.length >= 1);
+  });
+
+  test('ack --by alice acknowledges the incident', async () => {
+    const result = await cli('ack', workflowId, '--by', 'alice', '--note', 'looking into it');
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`^${workflowId}: acknowledged by alice\\n`));
+    const shown = await cli('show', workflowId);
+    assert.match(shown.stdout, /acknowledged\s+by alice/);
+    assert.match(shown.stdout, /acknowledged\s+alice\s+/);
+  });
+
+  test('approve of a step that is not pending exits 1 with "no pending step"', async () => {
+    const result = await cli('approve', workflowId, '--step', 'nope', '--by', 'alice');
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /no pending step "nope"/);
+    assert.equal(result.stderr.trim().split('\n').length, 1, 'one line on stderr');
+  });
+
+  test('input is validated before anything is sent, and the error names the option', async () => {
+    const emptyStep = await cli('approve', workflowId, '--step', ' ', '--by', 'alice');
+    assert.equal(emptyStep.code, 2);
+    assert.match(emptyStep.stderr, /--step: must not be empty/);
+
+    const longName = await cli('ack', workflowId, '--by', 'x'.repeat(101));
+    assert.equal(longName.code, 2);
+    assert.match(longName.stderr, /--by: at most 100 characters/);
+
+    const badStatus = await cli('incidents', '--status', 'sleeping');
+    assert.equal(badStatus.code, 2);
+    assert.match(badStatus.stderr, /--status: /);
+
+    const missing = await cli('resolve', workflowId);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /required option '--by <who>' not specified/);
+  });
+
+  test('resolve --by alice completes the incident', async () => {
+    const result = await cli('resolve', workflowId, '--by', 'alice', '--note', 'fixed by hand');
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`^${workflowId}: resolved by alice`));
+    const outcome = (await worker.client.workflow.getHandle(workflowId).result()) as IncidentOutcome;
+    assert.equal(outcome.resolution, 'resolved-by-human');
+    assert.equal(outcome.resolvedBy, 'alice');
+
+    const again = await cli('resolve', workflowId, '--by', 'alice');
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /closed/);
+  });
+
+  test('show of an unknown incident exits 1', async () => {
+    const result = await cli('show', `NoSuchAlert-${randomBytes(8).toString('hex')}`);
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /^error: no incident NoSuchAlert-[0-9a-f]+/);
+  });
+});
+
+describe('runbooks dev', () => {
+  test('with TEMPORAL_ADDRESS set it uses that server, prints the URLs and a working curl, serves /healthz, and stops on SIGINT', async () => {
+    const input = testConfigInput();
+    const configFile = writeConfig(input);
+    const child = spawn(process.execPath, [BIN, '--config', configFile, 'dev'], {
+      cwd: scratch,
+      env: cliEnv({ PORT: '0', LOG_LEVEL: 'warn' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor('the banner of runbooks dev', async () => (/Webhook\s+\S+/.test(stdout) || child.exitCode !== null ? true : undefined), 90_000);
+      assert.equal(child.exitCode, null, `runbooks dev exited early:\n${stdout}\n${stderr}`);
+      assert.match(stdout, new RegExp(`using Temporal at ${process.env.TEMPORAL_ADDRESS!.replace(/\./g, '\\.')} \\(TEMPORAL_ADDRESS\\)`));
+      assert.match(stdout, /Temporal UI\s+/);
+      const webhook = /Webhook\s+(http:\/\/127\.0\.0\.1:(\d+)\/alerts)\n/.exec(stdout);
+      assert.ok(webhook, `no webhook URL in:\n${stdout}`);
+      assert.notEqual(webhook[2], '0', 'the real port is printed, not 0');
+      const base = webhook[1]!.replace(/\/alerts$/, '');
+
+      const health = await fetch(`${base}/healthz`);
+      assert.equal(health.status, 200);
+      assert.deepEqual(await health.json(), { ok: true });
+
+      // The printed curl is copy-pasteable: same URL, a valid v4 payload (sent here with a fresh fingerprint).
+      const curl = /curl -sS -X POST (\S+) -H 'content-type: application\/json' -d '(.+)'\n/.exec(stdout);
+      assert.ok(curl, `no curl command in:\n${stdout}`);
+      assert.equal(curl[1], webhook[1]);
+      const payload = JSON.parse(curl[2]!) as { alerts: Array<{ labels: Record<string, string>; fingerprint: string }> };
+      assert.equal(payload.alerts[0]!.labels.alertname, 'TestAlert');
+      payload.alerts[0]!.fingerprint = randomBytes(8).toString('hex');
+      const fired = await fetch(webhook[1]!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+      assert.equal(fired.status, 200, await fired.clone().text());
+      const { results } = (await fired.json()) as { results: Array<{ workflowId: string; action: string }> };
+      assert.equal(results[0]!.action, 'started');
+      const workflowId = results[0]!.workflowId;
+      assert.match(stdout, /npx runbooks --config \S+ resolve TestAlert-[0-9a-f]+ --by "\$USER"/);
+
+      const shown = await waitFor('the generic runbook to run', async () => {
+        const result = await runCli(['--config', configFile, 'show', workflowId]);
+        return /No runbook automates TestAlert/.test(result.stdout) ? result : undefined;
+      });
+      assert.match(shown.stdout, /runbook\s+generic \(TestAlert on demo, medium\)/);
+      const resolved = await runCli(['--config', configFile, 'resolve', workflowId, '--by', 'cli-test']);
+      assert.equal(resolved.code, 0, resolved.stderr);
+
+      child.kill('SIGINT');
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
+      assert.equal(code, 0, `exit code after SIGINT; stderr:\n${stderr}`);
+      assert.match(stdout, /SIGINT: stopping…\n[\s\S]*stopped\.\n$/);
+      await assert.rejects(fetch(`${base}/healthz`), 'the HTTP server is closed');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
