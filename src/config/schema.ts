@@ -97,7 +97,7 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       address: z.string().min(1).default('127.0.0.1:7233'),
       namespace: z.string().min(1).default('default'),
-      taskQueue: z.string().min(1).default('runbooks'),
+      taskQueue: z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'letters, digits, _ . : -').default('runbooks'),
       /** Where `runbooks dev` keeps the dev server's state so a restart loses nothing. */
       devDbFile: z.string().min(1).default('.runbooks/temporal.db'),
       devUiPort: z.number().int().min(1).max(65535).default(8233),

@@ -79,7 +79,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   registerHealthRoutes(app, { client, readinessTimeoutMs: options.timeouts?.readinessMs });
   registerMetricsRoute(app, metrics);
   registerAlertRoutes(app, { config, client, logger, metrics, auth, temporalTimeoutMs });
-  registerIncidentRoutes(app, { client, logger, metrics, auth, temporalTimeoutMs });
+  registerIncidentRoutes(app, { client, taskQueue: config.temporal.taskQueue, logger, metrics, auth, temporalTimeoutMs });
 
   await app.ready();
   return app;

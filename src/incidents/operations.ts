@@ -51,8 +51,10 @@ export class IncidentOperationError extends Error {
   }
 }
 
-export function visibilityQuery(status: IncidentStatusFilter): string {
-  const incidents = `${attributes.RunbookName.name} IN (${runbookNames.map((n) => `'${n}'`).join(', ')})`;
+/** Incidents of this deployment (its task queue) with the given status. Values are from fixed lists or config. */
+export function visibilityQuery(status: IncidentStatusFilter, taskQueue: string): string {
+  const runbooks = runbookNames.map((n) => `'${n}'`).join(', ');
+  const incidents = `${attributes.RunbookName.name} IN (${runbooks}) AND TaskQueue = '${taskQueue}'`;
   switch (status) {
     case 'all':
       return incidents;
@@ -65,9 +67,9 @@ export function visibilityQuery(status: IncidentStatusFilter): string {
   }
 }
 
-export async function listIncidents(client: Client, status: IncidentStatusFilter, limit = 200): Promise<IncidentSummary[]> {
+export async function listIncidents(client: Client, taskQueue: string, status: IncidentStatusFilter, limit = 200): Promise<IncidentSummary[]> {
   const found: IncidentSummary[] = [];
-  for await (const execution of client.workflow.list({ query: visibilityQuery(status) })) {
+  for await (const execution of client.workflow.list({ query: visibilityQuery(status, taskQueue) })) {
     found.push(summarize(execution));
     if (found.length >= limit) break;
   }

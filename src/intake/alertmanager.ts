@@ -1,10 +1,16 @@
 /** Prometheus Alertmanager webhook payload, version 4, validated strictly enough to form workflow IDs from it. */
 import { z } from 'zod';
 
-const MAX_LABEL_VALUE = 4096;
+const MAX_LABEL_VALUE = 2048;
+/** Postgres text and jsonb refuse NUL and lone surrogates; refuse them here rather than wedge the audit trail. */
+const storableText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((text) => !text.includes('\u0000') && text.isWellFormed(), 'text without NUL characters or broken Unicode');
 const labelSet = z
-  .record(z.string().min(1).max(256), z.string().max(MAX_LABEL_VALUE))
-  .refine((labels) => Object.keys(labels).length <= 100, 'at most 100 labels');
+  .record(storableText(256).pipe(z.string().min(1)), storableText(MAX_LABEL_VALUE))
+  .refine((labels) => Object.keys(labels).length <= 64, 'at most 64 labels');
 
 export const AlertSchema = z.object({
   status: z.enum(['firing', 'resolved']),
@@ -13,9 +19,9 @@ export const AlertSchema = z.object({
     path: ['alertname'],
   }),
   annotations: labelSet.default({}),
-  startsAt: z.string().max(64),
-  endsAt: z.string().max(64).optional(),
-  generatorURL: z.string().max(MAX_LABEL_VALUE).default(''),
+  startsAt: storableText(64),
+  endsAt: storableText(64).optional(),
+  generatorURL: storableText(MAX_LABEL_VALUE).default(''),
   /** Alertmanager's fingerprint: 16 hex digits; it keys the incident. */
   fingerprint: z.string().regex(/^[0-9a-f]{1,64}$/, 'hex digits (Alertmanager fingerprint)'),
 });

@@ -75,5 +75,13 @@ export async function ingestAlert(client: Client, config: Config, alert: Alert):
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
   }
-  throw new Error(`could not start or signal ${routed.workflowId} after 3 attempts`);
+  throw new IntakeContention(routed.workflowId);
+}
+
+/** The incident kept opening and closing under us; the caller should answer "retry later". */
+export class IntakeContention extends Error {
+  constructor(readonly workflowId: string) {
+    super(`could not start or signal ${workflowId} after 3 attempts`);
+    this.name = 'IntakeContention';
+  }
 }

@@ -23,7 +23,7 @@ export function registerIncidentCommands(program: Command): void {
     .action(async (options: Record<string, unknown>, command: Command) => {
       const input = parseInput(ListInputSchema, options);
       const { config } = loadCliConfig(command);
-      const incidents = await withClient(config, (client) => listIncidents(client, input.status, input.limit));
+      const incidents = await withClient(config, (client) => listIncidents(client, config.temporal.taskQueue, input.status, input.limit));
       if (input.json) process.stdout.write(`${JSON.stringify(incidents, null, 2)}\n`);
       else if (incidents.length === 0) process.stdout.write(`no ${input.status === 'all' ? '' : `${input.status} `}incidents\n`);
       else process.stdout.write(`${incidentsTable(incidents)}\n`);

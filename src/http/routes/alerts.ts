@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema';
 import { AlertmanagerPayloadSchema, type Alert } from '../../intake/alertmanager';
-import { ingestAlert, type IntakeResult } from '../../intake/ingest';
+import { ingestAlert, IntakeContention, type IntakeResult } from '../../intake/ingest';
 import { routeAlert } from '../../intake/route';
 import type { Authenticator } from '../auth';
 import { classifyTemporalError, describeTemporalError, invalidInput, sendError, type Issue } from '../errors';
@@ -102,5 +102,5 @@ async function ingestAll(alerts: Alert[], ingest: (alert: Alert) => Promise<Inta
 }
 
 function isRaceExhausted(err: unknown): boolean {
-  return err instanceof Error && /could not start or signal .* after \d+ attempts/.test(err.message);
+  return err instanceof IntakeContention;
 }

@@ -23,6 +23,8 @@ import { TEMPORAL_CALL_TIMEOUT_MS, withTemporalDeadline } from '../temporal';
 
 export interface IncidentRouteDeps {
   client: Client;
+  /** Lists only this deployment's incidents. */
+  taskQueue: string;
   logger: Logger;
   metrics: HttpMetrics;
   auth: Authenticator;
@@ -51,7 +53,7 @@ const actionKinds = ['approve', 'reject', 'ack', 'resolve'] as const;
 type ActionKind = (typeof actionKinds)[number];
 
 export function registerIncidentRoutes(app: FastifyInstance, deps: IncidentRouteDeps): void {
-  const { client, logger, metrics, auth } = deps;
+  const { client, taskQueue, logger, metrics, auth } = deps;
   const timeoutMs = deps.temporalTimeoutMs ?? TEMPORAL_CALL_TIMEOUT_MS;
   const readAccess = auth.require('incidents', { openWhenUnconfigured: true });
   const temporal = <T>(fn: () => Promise<T>) => withTemporalDeadline(client, timeoutMs, fn);
@@ -60,7 +62,7 @@ export function registerIncidentRoutes(app: FastifyInstance, deps: IncidentRoute
     const query = ListQuerySchema.safeParse(request.query);
     if (!query.success) throw invalidInput('query', query.error);
     try {
-      const incidents = await temporal(() => listIncidents(client, query.data.status, query.data.limit));
+      const incidents = await temporal(() => listIncidents(client, taskQueue, query.data.status, query.data.limit));
       return reply.send({ incidents });
     } catch (err) {
       return sendFailure(reply, err, logger, 'list incidents');
