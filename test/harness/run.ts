@@ -21,6 +21,9 @@ const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 const BUNDLE_PATH = path.join(TOOLS_DIR, 'workflow-bundle.js');
 const WORKFLOWS_ENTRY = '../../src/workflows/index.ts';
+// A hung test must not eat CI's time budget: each test fails after this long
+// (override with RUNBOOKS_TEST_TIMEOUT_MS).
+const TEST_TIMEOUT_MS = Number(process.env.RUNBOOKS_TEST_TIMEOUT_MS) || 300_000;
 
 const say = (line: string) => console.log(`harness: ${line}`);
 
@@ -228,7 +231,7 @@ async function main(): Promise<number> {
     REDIS_URL: redisUrl,
     RUNBOOKS_WORKFLOW_BUNDLE: BUNDLE_PATH,
   };
-  const args = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files];
+  const args = ['--import', 'tsx', '--test', '--test-concurrency=1', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-reporter=spec', ...files];
   const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: 'inherit' });
   testChild = child;
   return await new Promise<number>((resolve) => {
