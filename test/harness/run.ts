@@ -15,7 +15,7 @@ import { Client as PgClient } from 'pg';
 import { DockerEngine, ensureDockerEngine, removeTestContainers } from './dockerd';
 import { ensureTestImages } from './images';
 import { DevServer, findTemporalCli, findTestServer, startDevServer, waitForTemporal } from './temporal';
-import { ENSURE_TOOLS, InfraError, PROJECT_ROOT, TOOLS_DIR, seconds, whichSync } from './util';
+import { ENSURE_TOOLS, InfraError, PROJECT_ROOT, TOOLS_DIR, isAlive, seconds, whichSync } from './util';
 
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -25,7 +25,44 @@ const WORKFLOWS_ENTRY = '../../src/workflows/index.ts';
 // (override with RUNBOOKS_TEST_TIMEOUT_MS).
 const TEST_TIMEOUT_MS = Number(process.env.RUNBOOKS_TEST_TIMEOUT_MS) || 300_000;
 
+const LOCK_FILE = path.join(TOOLS_DIR, 'harness.lock');
+
 const say = (line: string) => console.log(`harness: ${line}`);
+
+// ---- one run per checkout: runs share .tools/docker and remove each other's containers
+let lockHeld = false;
+
+function takeLock(): void {
+  fs.mkdirSync(TOOLS_DIR, { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(LOCK_FILE, `${process.pid}\n`, { flag: 'wx' });
+      lockHeld = true;
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number.parseInt(fs.readFileSync(LOCK_FILE, 'utf8'), 10);
+    if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder) && isHarness(holder)) {
+      throw new InfraError(`another test run (pid ${holder}) is using this checkout's dockerd — wait for it to finish, or stop it with kill ${holder}`);
+    }
+    fs.rmSync(LOCK_FILE, { force: true }); // stale: its run is gone
+  }
+  throw new InfraError(`could not take ${LOCK_FILE} — remove it if no test run is active`);
+}
+
+function isHarness(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('harness/run');
+  } catch {
+    return false;
+  }
+}
+
+function releaseLock(): void {
+  if (lockHeld) fs.rmSync(LOCK_FILE, { force: true });
+  lockHeld = false;
+}
 
 // ---- what this run started, for teardown ---------------------------------------------
 let engine: DockerEngine | undefined;
@@ -46,6 +83,7 @@ function teardown(): Promise<void> {
       devServer?.stop().catch(note('stopping the Temporal dev server')),
     ]);
     await engine?.stop().catch(note('stopping dockerd'));
+    releaseLock();
     // Quiet on success: the test runner's summary stays the last thing printed.
     for (const e of errors) console.error(`harness: teardown: ${e}`);
   })();
@@ -58,6 +96,7 @@ function onSignal(signal: NodeJS.Signals): void {
   if (signalled) {
     if (Date.now() - signalledAt < 3_000) return;
     console.error(`harness: ${signal} again, exiting without finishing teardown`);
+    releaseLock();
     process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
   }
   signalled = signal;
@@ -203,6 +242,7 @@ function findBin(envVar: string, names: string[], pkg: string): string {
 async function main(): Promise<number> {
   const tStart = Date.now();
   const files = testFiles(process.argv.slice(2));
+  takeLock();
   const databaseUrl = process.env.DATABASE_URL || DEFAULT_DATABASE_URL;
   const redisUrl = process.env.REDIS_URL || DEFAULT_REDIS_URL;
   const binaries = {
