@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,7 +51,7 @@ async function temporalDoor(target: string): Promise<{ address: string; open(): 
 }
 
 /** A real Prometheus Alertmanager 0.25 whose only receiver is our webhook. */
-async function startAlertmanager(webhookUrl: string): Promise<{ url: string; process: ChildProcess }> {
+async function startAlertmanager(webhookUrl: string): Promise<{ url: string; process: ChildProcess; dir: string }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'runbooks-am-'));
   const configFile = path.join(dir, 'alertmanager.yml');
   writeFileSync(
@@ -74,7 +74,7 @@ async function startAlertmanager(webhookUrl: string): Promise<{ url: string; pro
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   await waitFor('Alertmanager to answer', async () => ((await fetch(`${url}/-/ready`)).ok ? true : undefined));
-  return { url, process: child };
+  return { url, process: child, dir };
 }
 
 function amtool(alertmanagerUrl: string, args: string[]): Promise<unknown> {
@@ -111,6 +111,7 @@ describe('a real Alertmanager posting to the webhook', () => {
 
   after(async () => {
     alertmanager?.process.kill('SIGTERM');
+    if (alertmanager) rmSync(alertmanager.dir, { recursive: true, force: true });
     await app?.close();
     await door?.close();
     await new Promise((r) => setTimeout(r, 5_500)); // let the client's last retry settle before closing it

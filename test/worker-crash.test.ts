@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -46,7 +46,9 @@ describe('a worker killed in the middle of an incident', () => {
       approvers: { rollback: ['carol'] },
     });
     const config = parseConfig(input);
-    const configFile = path.join(mkdtempSync(path.join(tmpdir(), 'runbooks-crash-')), 'runbooks.yaml');
+    const configDir = mkdtempSync(path.join(tmpdir(), 'runbooks-crash-'));
+    cleanups.push(async () => rmSync(configDir, { recursive: true, force: true }));
+    const configFile = path.join(configDir, 'runbooks.yaml');
     writeFileSync(configFile, stringify(input));
     cleanups.push(() => dropAuditSchema(config));
     const connection = await Connection.connect({ address: config.temporal.address });
