@@ -54,6 +54,10 @@ export interface DevServerOptions {
   timeoutMs?: number;
   /** Server log level (default warn). */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Keep state in this SQLite file (kept on stop) instead of a throwaway one: a restart on it loses nothing. */
+  dbFile?: string;
+  /** gRPC port (default: a free one); a restarted server needs the same. */
+  port?: number;
 }
 
 export interface DevServer {
@@ -96,9 +100,11 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const searchAttributes = opts.searchAttributes ?? incidentSearchAttributes;
   const logFile = opts.logFile ?? path.join(LOG_DIR, 'temporal-dev-server.log');
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const [port, httpPort, metricsPort] = (await freePorts(3)) as [number, number, number];
+  const [freeGrpcPort, httpPort, metricsPort] = (await freePorts(3)) as [number, number, number];
+  const port = opts.port ?? freeGrpcPort;
   const address = `127.0.0.1:${port}`;
-  const dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'runbooks-temporal-'));
+  const dbDir = opts.dbFile ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'runbooks-temporal-'));
+  const dbFile = opts.dbFile ?? path.join(dbDir!, 'temporal.db');
 
   const args = [
     'server',
@@ -113,7 +119,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     '--metrics-port',
     String(metricsPort),
     '--db-filename',
-    path.join(dbDir, 'temporal.db'),
+    dbFile,
     '--log-level',
     opts.logLevel ?? 'warn',
   ];
@@ -134,7 +140,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
 
   const stop = async () => {
     await stopChild(child);
-    fs.rmSync(dbDir, { recursive: true, force: true });
+    if (dbDir) fs.rmSync(dbDir, { recursive: true, force: true });
   };
   try {
     await waitForTemporal(address, {
