@@ -41,6 +41,7 @@ describe('API Service Down runbook, against a real container', () => {
       channels: { hook: { type: 'webhook', url: receiver.url } },
       contacts: everyContactOn('hook'),
       approvers: { rollback: ['carol'] },
+      http: { temporalUiUrl: 'http://temporal-ui.example:8080/' },
     });
     const worker = await startWorker(config);
     cleanups.push(() => dropAuditSchema(config));
@@ -89,6 +90,8 @@ describe('API Service Down runbook, against a real container', () => {
     assert.ok(texts.some((t) => t.startsWith('[CRITICAL] APIDown on audit-app-backend')), `paged: ${texts.join(' | ')}`);
     assert.ok(texts.some((t) => t.startsWith('[RESOLVED] APIDown')));
     assert.ok(receiver.received.every((n) => n.body.workflowId === intake.workflowId && n.headers['idempotency-key']));
+    const link = `http://temporal-ui.example:8080/namespaces/default/workflows/${intake.workflowId}`;
+    assert.ok(receiver.received.every((n) => n.body.link === link && n.body.text.endsWith(link)), 'each notification links to the incident');
     await recordHistoryIfAsked(intake.workflowId, 'api-down-restart');
   });
 

@@ -11,6 +11,11 @@ export interface Notification {
   text: string;
 }
 
+/** What a channel receives: the notification plus, when `http.temporalUiUrl` is set, a link to the incident. */
+export interface DeliveredNotification extends Notification {
+  link?: string;
+}
+
 export interface NotifyResult {
   delivered: string[];
   unknownContacts: string[];
@@ -18,7 +23,11 @@ export interface NotifyResult {
 
 const WEBHOOK_TIMEOUT_MS = 5_000;
 
-export function createNotifyActivities(config: Pick<Config, 'contacts' | 'channels'>, logger: Logger) {
+export function createNotifyActivities(config: Pick<Config, 'contacts' | 'channels' | 'http' | 'temporal'>, logger: Logger) {
+  const linkTo = (workflowId: string) =>
+    config.http.temporalUiUrl
+      ? `${config.http.temporalUiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`
+      : undefined;
   return {
     /**
      * Sends to every channel of the contacts. A retry skips channels an earlier attempt reached (kept in
@@ -29,13 +38,15 @@ export function createNotifyActivities(config: Pick<Config, 'contacts' | 'channe
       const alreadyDelivered = new Set<string>((context.info.heartbeatDetails as string[] | undefined) ?? []);
       const unknownContacts = notification.contacts.filter((name) => !config.contacts[name]);
       const channelNames = [...new Set(notification.contacts.flatMap((name) => config.contacts[name]?.channels ?? []))];
+      const link = linkTo(notification.workflowId);
+      const message: DeliveredNotification = link ? { ...notification, text: `${notification.text} ${link}`, link } : notification;
       const failures: string[] = [];
       for (const channelName of channelNames) {
         if (alreadyDelivered.has(channelName)) continue;
         const channel = config.channels[channelName];
         if (!channel) continue;
         try {
-          await deliver(channel, notification, `${notification.workflowId}/${context.info.activityId}/${channelName}`, logger);
+          await deliver(channel, message, `${notification.workflowId}/${context.info.activityId}/${channelName}`, logger);
           alreadyDelivered.add(channelName);
           context.heartbeat([...alreadyDelivered]);
         } catch (err) {
@@ -50,7 +61,7 @@ export function createNotifyActivities(config: Pick<Config, 'contacts' | 'channe
 
 export type NotifyActivities = ReturnType<typeof createNotifyActivities>;
 
-async function deliver(channel: Channel, notification: Notification, idempotencyKey: string, logger: Logger): Promise<void> {
+async function deliver(channel: Channel, notification: DeliveredNotification, idempotencyKey: string, logger: Logger): Promise<void> {
   if (channel.type === 'log') {
     logger.info({ workflowId: notification.workflowId, contacts: notification.contacts }, notification.text);
     return;

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 
 export interface ReceivedNotification {
   headers: Record<string, string | string[] | undefined>;
-  body: { text: string; workflowId: string; contacts: string[]; severity: string };
+  body: { text: string; workflowId: string; contacts: string[]; severity: string; link?: string };
 }
 
 /** A real local HTTP endpoint standing in for a Slack-compatible webhook channel. */
