@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -11,7 +12,9 @@ import { parseConfig } from '../src/config/load';
 import type { ConfigInput } from '../src/config/schema';
 import type { IncidentSummary } from '../src/incidents/operations';
 import type { IncidentOutcome, IncidentStatusView } from '../src/workflows/lifecycle/definitions';
+import { dockerClient } from '../src/activities';
 import { testConfigInput } from './support/config';
+import { requireEnv } from './support/env';
 import { alert, fire } from './support/incidents';
 import { waitFor } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
@@ -218,5 +221,48 @@ describe('runbooks dev', () => {
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
+  });
+});
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('runbooks demo', () => {
+  test('--print-config prints a snippet that passes config check', async () => {
+    const snippet = await runCli(['demo', '--print-config', '--port', '18555']);
+    assert.equal(snippet.code, 0, snippet.stderr);
+    assert.match(snippet.stdout, /healthUrl: http:\/\/127\.0\.0\.1:18555\/health/);
+    const file = path.join(scratch, 'demo-snippet.yaml');
+    writeFileSync(file, snippet.stdout);
+    const checked = await runCli(['config', 'check', file]);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(checked.stdout, /targets\s+1 \(backend \(runbooks-demo-backend\)\)/);
+    assert.match(checked.stdout, /approvers\s+rollback: demo/);
+  });
+
+  test('breaks a sandbox backend, fires APIDown through its own webhook, follows the incident until the restart fixes it, and cleans up', async () => {
+    const docker = dockerClient(requireEnv('DOCKER_HOST'));
+    const configFile = writeConfig(testConfigInput());
+    const port = await freePort();
+    const result = await runCli(['--config', configFile, 'demo', '--port', String(port), '--timeout', '120']);
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /broke the backend: container runbooks-demo-backend .* is now stopped/);
+    const fired = /fired APIDown at http:\/\/127\.0\.0\.1:\d+\/alerts → incident (APIDown-[0-9a-f]{16})/.exec(result.stdout);
+    assert.ok(fired, result.stdout);
+    assert.match(result.stdout, /detected\s+alertmanager\s+APIDown fired for backend \(critical\)\./);
+    assert.match(result.stdout, /action\s+runbooks\s+Restarted container runbooks-demo-backend\./);
+    assert.match(result.stdout, /resolved\s+runbooks\s+Remediated and verified healthy\./);
+    assert.match(result.stdout, new RegExp(`${fired[1]} resolved\\.`));
+    const left = await docker.listContainers({ all: true, filters: { name: ['^/runbooks-demo-backend'] } });
+    assert.deepEqual(left, [], 'the sandbox container is removed');
   });
 });

@@ -25,7 +25,7 @@ export function registerActionCommands(program: Command): void {
       .action(async (id: string, options: Record<string, unknown>, command: Command) => {
         const input = parseInput(DecisionInputSchema, { ...options, id }, ['id']);
         const action: IncidentAction = { kind, step: input.step, by: input.by, ...(input.reason ? { reason: input.reason } : {}) };
-        await act(command, input.id, action, `${kind === 'approve' ? 'approved' : 'rejected'} step ${input.step}`);
+        await act(command, input.id, action, `${kind === 'approve' ? 'approved' : 'rejected'} step ${input.step}`, kind === 'approve' ? ' (the runbook goes on)' : ' (the runbook skips it)');
       });
   }
 
@@ -50,15 +50,17 @@ export function registerActionCommands(program: Command): void {
 async function act(command: Command, id: string, action: IncidentAction, done: string, after = ''): Promise<void> {
   const { config } = loadCliConfig(command);
   const view = await withClient(config, (client) => actOnIncident(client, id, action));
-  process.stdout.write(`${id}: ${done} by ${action.by}${after}\n${outcome(view, action.kind)}\n`);
+  process.stdout.write(`${id}: ${done} by ${action.by}${after}\n${outcome(view, action)}\n`);
 }
 
-function outcome(view: IncidentStatusView, kind: IncidentAction['kind']): string {
-  const pending = view.pendingApprovals.map((p) => p.step);
+function outcome(view: IncidentStatusView, action: IncidentAction): string {
+  // The view is taken as the Update is accepted, before the runbook reacts: a decided step still shows as
+  // pending and the phase is the one before the decision, so show neither for decisions and resolve.
+  const decided = action.kind === 'approve' || action.kind === 'reject' ? action.step : undefined;
+  const pending = view.pendingApprovals.map((p) => p.step).filter((step) => step !== decided);
   return [
-    // Right after `resolve` the phase still shows where it was; it turns `resolved` as the incident closes.
-    ...(kind === 'resolve' ? [] : [`  phase ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`]),
+    ...(action.kind === 'ack' ? [`  phase ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`] : []),
     `  escalation level ${view.escalationLevel} (${view.escalatedTo})${view.acknowledgedBy ? `, acknowledged by ${view.acknowledgedBy}` : ''}`,
-    ...(pending.length ? [`  waiting for approval: ${pending.join(', ')}`] : []),
+    ...(pending.length ? [`  still waiting for approval: ${pending.join(', ')}`] : []),
   ].join('\n');
 }

@@ -72,7 +72,7 @@ function configSnippet(port: number): string {
     '  backend:',
     `    container: ${DEMO_CONTAINER}`,
     `    healthUrl: ${sandboxHealthUrl(port)}`,
-    '    healthyWithin: 20s',
+    '    healthyWithin: 10s',
     'approvers:',
     `  rollback: [${DEMO_APPROVER}]     # keep your own approvers in this list too`,
     '',
@@ -99,6 +99,8 @@ async function runDemo(input: DemoInput, config: Config): Promise<void> {
           `cannot reach Temporal at ${config.temporal.address} (${firstLine(err)}) — start \`npx runbooks dev\` (npm start) in another terminal, or set TEMPORAL_ADDRESS`,
         );
       });
+
+    if (input.webhook) await checkServerAnswers(input.webhook);
 
     say('building the sandbox images if needed…');
     const built = await sandbox.ensureSandboxImages(docker);
@@ -131,13 +133,19 @@ async function runDemo(input: DemoInput, config: Config): Promise<void> {
     say(`fired ${ALERTNAME} at ${webhook} → incident ${workflowId}\n`);
 
     await withClient(demoConfig, async (client) => {
-      const view = await follow(client, workflowId, input, () => interrupted, say);
+      // A Ctrl-C also stops the worker at once (the Temporal runtime sees the signal too): stop following then.
+      const following = follow(client, workflowId, input, () => interrupted, say);
+      following.catch(() => {}); // still awaited below unless a signal came first; a late failure must not crash us
+      const view = await Promise.race([following, stopSignal.signal.then(() => undefined)]);
       finished = view !== undefined;
       if (view) say(`\n${workflowId} resolved. See it in the Temporal UI, or: npx runbooks show ${workflowId}`);
-      // The in-process worker stops with us: close what would otherwise wait for a worker forever.
-      if (!finished && !external) {
-        await actOnIncident(client, workflowId, { kind: 'resolve', by: DEMO_APPROVER, note: 'demo interrupted' }).catch(() => {});
-        say(`resolved ${workflowId} (demo interrupted)`);
+      else if (!external) {
+        // Its worker stops with us and its task queue is ours alone: nobody would ever finish it.
+        await client.workflow
+          .getHandle(workflowId)
+          .terminate('runbooks demo stopped before the incident was resolved')
+          .then(() => say(`terminated ${workflowId}: the demo stopped before it was resolved`))
+          .catch((err: unknown) => say(`could not terminate ${workflowId}: ${firstLine(err)}`));
       }
     });
   } finally {
@@ -161,13 +169,26 @@ function inProcessConfig(config: Config, container: string, healthUrl: string, t
     temporal: { ...config.temporal, taskQueue: `${config.temporal.taskQueue}-demo` },
     http: { ...config.http, host: '127.0.0.1', port: 0 },
     routing: { ...config.routing, alerts: { ...config.routing.alerts, [ALERTNAME]: { runbook: 'api-down', defaultSeverity: 'critical' } } },
-    targets: { ...config.targets, backend: { container, healthUrl, healthyWithin: 20_000 } },
+    targets: { ...config.targets, backend: { container, healthUrl, healthyWithin: 10_000 } },
     approvers: { ...config.approvers, rollback },
     tokens: [
       ...config.tokens.filter((t) => t.name !== DEMO_APPROVER),
       { name: DEMO_APPROVER, sha256: createHash('sha256').update(token).digest('hex'), scopes: ['alerts', 'incidents'] },
     ],
   };
+}
+
+/** Before breaking anything: the server behind --webhook must be up (its /healthz answers). */
+async function checkServerAnswers(webhook: string): Promise<void> {
+  const healthz = new URL('/healthz', webhook).toString();
+  try {
+    const response = await fetch(healthz, { signal: AbortSignal.timeout(5_000) });
+    await response.body?.cancel();
+    if (response.ok) return;
+    throw new Error(`HTTP ${response.status}`);
+  } catch (err) {
+    throw new CliError(`the runbooks server behind --webhook does not answer ${healthz}: ${firstLine(err)} — start \`npx runbooks dev\` or \`runbooks server\` first`);
+  }
 }
 
 async function postAlert(webhook: string, token: string | undefined, fingerprint: string, port: number): Promise<void> {
