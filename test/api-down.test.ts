@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { workflowMetadataQuery } from '@temporalio/workflow';
 import type Docker from 'dockerode';
 import { actOnIncident, IncidentOperationError } from '../src/incidents/operations';
 import { approveSignal } from '../src/workflows/lifecycle/definitions';
+import { EscalationLevel, IncidentStatus } from '../src/workflows/searchAttributes';
 import { BACKEND_BROKEN_IMAGE, BACKEND_HEALTHY_IMAGE } from './harness/images';
 import { dropAuditSchema, readAudit } from './support/audit';
 import { testConfig } from './support/config';
@@ -18,6 +22,27 @@ async function healthStatus(port: number): Promise<number | string> {
     (r) => r.status,
     (err: Error) => err.message,
   );
+}
+
+/** What the Temporal UI shows comes from these: the workflow's summary, its current details, activity summaries, search attributes. */
+async function assertTemporalUiSays(client: Client, workflowId: string, container: string): Promise<void> {
+  const handle = client.workflow.getHandle(workflowId);
+  const description = await handle.describe();
+  assert.equal(await description.staticSummary(), 'APIDown on audit-app-backend (critical) — runbook api-down');
+  assert.equal(description.typedSearchAttributes.get(IncidentStatus), 'awaiting-approval');
+  assert.equal(description.typedSearchAttributes.get(EscalationLevel), '0');
+  const metadata = (await handle.query(workflowMetadataQuery)) as { currentDetails: string; definition: { signalDefinitions: { name: string; description?: string }[] } };
+  assert.match(metadata.currentDetails, /\*\*awaiting-approval\*\*/);
+  assert.match(metadata.currentDetails, /Waiting for approval: `rollback` \(carol\)/);
+  const approve = metadata.definition.signalDefinitions.find((d) => d.name === 'approve');
+  assert.match(approve?.description ?? '', /"step": "rollback"/);
+  const history = await handle.fetchHistory();
+  const summaries = await Promise.all(
+    (history.events ?? [])
+      .filter((e) => e.activityTaskScheduledEventAttributes && e.userMetadata?.summary)
+      .map((e) => defaultPayloadConverter.fromPayload<string>(e.userMetadata!.summary!)),
+  );
+  assert.ok(summaries.includes(`docker restart ${container}`), summaries.join(' | '));
 }
 
 describe('API Service Down runbook, against a real container', () => {
@@ -101,6 +126,7 @@ describe('API Service Down runbook, against a real container', () => {
     const waiting = await waitForStatus(worker.client, intake.workflowId, 'a rollback approval', (s) => s.pendingApprovals.length > 0);
     assert.equal(waiting.phase, 'awaiting-approval');
     assert.deepEqual(waiting.pendingApprovals.map((p) => [p.step, p.kind, p.approvers]), [['rollback', 'rollback', ['carol']]]);
+    await assertTemporalUiSays(worker.client, intake.workflowId, backend.name);
 
     await assert.rejects(
       actOnIncident(worker.client, intake.workflowId, { kind: 'approve', step: 'rollback', by: 'mallory' }),

@@ -273,26 +273,38 @@ export class Incident {
   }
 
   private installHandlers(): void {
-    setHandler(statusQuery, () => this.status());
+    setHandler(statusQuery, () => this.status(), { description: 'Phase, current step, escalation, pending approvals and timeline.' });
 
-    setHandler(approveSignal, (raw) => void this.decide(raw, true, false));
-    setHandler(rejectSignal, (raw) => void this.decide(raw, false, false));
-    setHandler(approveUpdate, (decision) => this.decide(decision, true, true), { validator: (d) => this.validateDecision(d) });
-    setHandler(rejectUpdate, (decision) => this.decide(decision, false, true), { validator: (d) => this.validateDecision(d) });
+    // Descriptions show in the Temporal UI's signal and update forms, so a human there knows what to send.
+    const decision = (verb: string) => `${verb} a pending step: {"step": "rollback", "by": "<approver>", "reason"?: "…"}`;
+    setHandler(approveSignal, (raw) => void this.decide(raw, true, false), { description: decision('Approve') });
+    setHandler(rejectSignal, (raw) => void this.decide(raw, false, false), { description: decision('Reject') });
+    setHandler(approveUpdate, (d) => this.decide(d, true, true), { validator: (d) => this.validateDecision(d), description: decision('Approve') });
+    setHandler(rejectUpdate, (d) => this.decide(d, false, true), { validator: (d) => this.validateDecision(d), description: decision('Reject') });
 
-    setHandler(acknowledgeSignal, (raw) => void this.acknowledge(raw));
-    setHandler(acknowledgeUpdate, (actor) => this.acknowledge(actor), { validator: (a) => this.validateActor(a) });
-    setHandler(resolveSignal, (raw) => void this.resolveByHuman(raw));
-    setHandler(resolveUpdate, (actor) => this.resolveByHuman(actor), { validator: (a) => this.validateActor(a) });
+    const ackDescription = 'Acknowledge: stops the escalation clock. {"by": "<name>", "note"?: "…"}';
+    const resolveDescription = 'Mark resolved: stops remediation and closes the incident. {"by": "<name>", "note"?: "…"}';
+    setHandler(acknowledgeSignal, (raw) => void this.acknowledge(raw), { description: ackDescription });
+    setHandler(acknowledgeUpdate, (actor) => this.acknowledge(actor), { validator: (a) => this.validateActor(a), description: ackDescription });
+    setHandler(resolveSignal, (raw) => void this.resolveByHuman(raw), { description: resolveDescription });
+    setHandler(resolveUpdate, (actor) => this.resolveByHuman(actor), { validator: (a) => this.validateActor(a), description: resolveDescription });
 
-    setHandler(alertFiringSignal, () => {
-      if (!this.closed) this.record('alert-refired', 'Alertmanager sent the alert again; it is still firing.', { actor: 'alertmanager' });
-    });
-    setHandler(alertResolvedSignal, () => {
-      if (this.alertResolved || this.closed) return;
-      this.alertResolved = true;
-      this.record('alert-resolved', 'Alertmanager reports the alert resolved.', { actor: 'alertmanager' });
-    });
+    setHandler(
+      alertFiringSignal,
+      () => {
+        if (!this.closed) this.record('alert-refired', 'Alertmanager sent the alert again; it is still firing.', { actor: 'alertmanager' });
+      },
+      { description: 'From the webhook: Alertmanager re-sent the firing alert.' },
+    );
+    setHandler(
+      alertResolvedSignal,
+      () => {
+        if (this.alertResolved || this.closed) return;
+        this.alertResolved = true;
+        this.record('alert-resolved', 'Alertmanager reports the alert resolved.', { actor: 'alertmanager' });
+      },
+      { description: 'From the webhook: the alert resolved; nothing destructive starts after it.' },
+    );
   }
 
   private validateDecision(raw: ApprovalDecision): void {
