@@ -68,8 +68,9 @@ describe('runbooks incident commands', () => {
     assert.equal(intake.action, 'started');
     workflowId = intake.workflowId;
   });
+  let workerStopped = false;
   after(async () => {
-    await worker?.stop();
+    if (!workerStopped) await worker?.stop();
   });
 
   test('incidents --json lists the open incident with its runbook, severity and status', async () => {
@@ -153,6 +154,16 @@ describe('runbooks incident commands', () => {
     const again = await cli('resolve', workflowId, '--by', 'alice');
     assert.equal(again.code, 1);
     assert.match(again.stderr, /closed/);
+  });
+
+  test('show of a closed incident reads its outcome from Temporal, even with no worker running', async () => {
+    await worker.stop();
+    workerStopped = true;
+    const result = await cli('show', workflowId);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /closed\s+completed \d{4}-/);
+    assert.match(result.stdout, /outcome\s+resolved-by-human by alice, escalation level 0/);
+    assert.match(result.stdout, /resolved\s+alice\s+Resolved by alice\./);
   });
 
   test('show of an unknown incident exits 1', async () => {

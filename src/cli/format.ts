@@ -1,6 +1,6 @@
 /** Human-readable output: tables, an incident's status and timeline. */
 import type { IncidentSummary } from '../incidents/operations';
-import type { IncidentStatusView, TimelineEvent } from '../workflows/lifecycle/definitions';
+import type { IncidentOutcome, IncidentStatusView, TimelineEvent } from '../workflows/lifecycle/definitions';
 
 /** Columns padded to their widest cell; the last column is not padded. */
 export function table(header: string[], rows: string[][]): string {
@@ -65,6 +65,36 @@ export function incidentReport(view: IncidentStatusView, cli = 'runbooks'): stri
     lines.push('', 'Follow-ups:', ...view.followUps.map((f) => `  - ${f}`));
   }
   lines.push('', 'Timeline:', ...view.timeline.map((e) => `  ${timelineLine(e)}`));
+  return lines.join('\n');
+}
+
+/** A closed incident, as Temporal remembers it: search attributes, and the outcome if it completed. */
+export interface ClosedIncident {
+  workflowId: string;
+  closed: true;
+  executionStatus: string;
+  startTime: string;
+  closeTime?: string;
+  runbook?: string;
+  alertname?: string;
+  severity?: string;
+  service?: string;
+  outcome?: IncidentOutcome;
+}
+
+export function closedIncidentReport(incident: ClosedIncident): string {
+  const { outcome } = incident;
+  const lines = [
+    incident.workflowId,
+    `  runbook       ${incident.runbook ?? '-'} (${incident.alertname ?? '-'} on ${incident.service ?? '-'}, ${incident.severity ?? '-'})`,
+    `  closed        ${incident.executionStatus.toLowerCase().replace(/_/g, ' ')} ${shortTime(incident.closeTime)} (started ${shortTime(incident.startTime)})`,
+  ];
+  if (!outcome) {
+    lines.push('', 'No outcome: the workflow did not complete normally (see it in the Temporal UI).');
+    return lines.join('\n');
+  }
+  lines.push(`  outcome       ${outcome.resolution} by ${outcome.resolvedBy}, escalation level ${outcome.escalationLevel}`);
+  lines.push('', 'Timeline:', ...outcome.timeline.map((e) => `  ${timelineLine(e)}`));
   return lines.join('\n');
 }
 

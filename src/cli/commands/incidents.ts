@@ -1,9 +1,18 @@
 /** `runbooks incidents` and `runbooks show <id>`: what is going on. */
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
-import { getIncident, incidentStatusFilters, IncidentStatusFilterSchema, listIncidents } from '../../incidents/operations';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import {
+  getIncident,
+  IncidentOperationError,
+  incidentStatusFilters,
+  IncidentStatusFilterSchema,
+  listIncidents,
+} from '../../incidents/operations';
+import type { IncidentOutcome, IncidentStatusView } from '../../workflows/lifecycle/definitions';
+import * as attributes from '../../workflows/searchAttributes';
 import { loadCliConfig, parseInput, withClient, WorkflowIdSchema } from '../context';
-import { incidentReport, incidentsTable } from '../format';
+import { closedIncidentReport, incidentReport, incidentsTable, type ClosedIncident } from '../format';
 
 const ListInputSchema = z.object({
   status: IncidentStatusFilterSchema,
@@ -16,7 +25,7 @@ const ShowInputSchema = z.object({ id: WorkflowIdSchema, json: z.boolean().defau
 export function registerIncidentCommands(program: Command): void {
   program
     .command('incidents')
-    .description('list incidents (most recent first)')
+    .description("list incidents of this config's task queue (most recent first)")
     .addOption(new Option('--status <status>', `which incidents: ${incidentStatusFilters.join(', ')}`).default('open'))
     .option('--limit <n>', 'list at most this many', '200')
     .option('--json', 'print JSON instead of a table')
@@ -37,7 +46,40 @@ export function registerIncidentCommands(program: Command): void {
     .action(async (id: string, options: Record<string, unknown>, command: Command) => {
       const input = parseInput(ShowInputSchema, { ...options, id }, ['id']);
       const { config } = loadCliConfig(command);
-      const view = await withClient(config, (client) => getIncident(client, input.id));
-      process.stdout.write(input.json ? `${JSON.stringify(view, null, 2)}\n` : `${incidentReport(view)}\n`);
+      const shown = await withClient(config, (client) => showIncident(client, input.id));
+      if (input.json) process.stdout.write(`${JSON.stringify('open' in shown ? shown.open : shown.closed, null, 2)}\n`);
+      else process.stdout.write(`${'open' in shown ? incidentReport(shown.open) : closedIncidentReport(shown.closed)}\n`);
     });
+}
+
+/**
+ * An open incident answers its status query. A closed one is read from Temporal instead (its result holds the
+ * timeline): a query on a closed workflow needs a worker for its task queue, and would hang without one.
+ */
+async function showIncident(client: Client, workflowId: string): Promise<{ open: IncidentStatusView } | { closed: ClosedIncident }> {
+  const handle = client.workflow.getHandle(workflowId);
+  let description: Awaited<ReturnType<typeof handle.describe>>;
+  try {
+    description = await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new IncidentOperationError('not-found', `no incident ${workflowId}`);
+    throw err;
+  }
+  if (description.status.name === 'RUNNING') return { open: await getIncident(client, workflowId) };
+  const sa = description.typedSearchAttributes;
+  const outcome = description.status.name === 'COMPLETED' ? ((await handle.result()) as IncidentOutcome) : undefined;
+  return {
+    closed: {
+      workflowId,
+      closed: true,
+      executionStatus: description.status.name,
+      startTime: description.startTime.toISOString(),
+      closeTime: description.closeTime?.toISOString(),
+      runbook: sa.get(attributes.RunbookName),
+      alertname: sa.get(attributes.AlertName),
+      severity: sa.get(attributes.Severity),
+      service: sa.get(attributes.Service),
+      ...(outcome ? { outcome } : {}),
+    },
+  };
 }
