@@ -276,4 +276,48 @@ describe('runbooks demo', () => {
     const left = await docker.listContainers({ all: true, filters: { name: ['^/runbooks-demo-backend'] } });
     assert.deepEqual(left, [], 'the sandbox container is removed');
   });
+
+  test('in a bad deploy it waits for approval: a non-approver is refused with exit 1, the printed approve command rolls back', async () => {
+    const docker = dockerClient(requireEnv('DOCKER_HOST'));
+    const configFile = writeConfig(testConfigInput());
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, '--config', configFile, 'demo', '--scenario', 'bad-deploy', '--port', String(port), '--timeout', '120'], {
+      cwd: scratch,
+      env: cliEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const printed = await waitFor(
+        'the approve command',
+        async () => /npx runbooks approve (APIDown-[0-9a-f]{16}) --step (\S+) --by demo\n/.exec(stdout) ?? (child.exitCode !== null ? null : undefined),
+        90_000,
+      );
+      assert.ok(printed, `demo exited early:\n${stdout}\n${stderr}`);
+      const [, workflowId, step] = printed;
+      // The demo's config is the file plus its own additions: talk to its task queue's incident by ID.
+      const refused = await runCli(['--config', configFile, 'approve', workflowId!, '--step', step!, '--by', 'mallory']);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /mallory is not an approver for rollback/);
+
+      const approved = await runCli(['--config', configFile, 'approve', workflowId!, '--step', step!, '--by', 'demo', '--reason', 'test']);
+      assert.equal(approved.code, 0, approved.stderr);
+      assert.match(approved.stdout, new RegExp(`^${workflowId}: approved step ${step} by demo`));
+      assert.doesNotMatch(approved.stdout, /waiting for approval/);
+
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 90_000))]);
+      assert.equal(code, 0, `${stdout}\n${stderr}`);
+      assert.match(stdout, /approval-refused\s+mallory\s+/);
+      assert.match(stdout, /action\s+runbooks\s+Rolled runbooks-demo-backend back from runbooks-sandbox-backend:broken to runbooks-sandbox-backend:healthy/);
+      assert.match(stdout, /resolved\s+runbooks\s+Remediated and verified healthy\./);
+      const left = await docker.listContainers({ all: true, filters: { name: ['^/runbooks-demo-backend'] } });
+      assert.deepEqual(left, [], 'the sandbox container and the copy the rollback kept are removed');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
 });

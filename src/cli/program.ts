@@ -1,5 +1,6 @@
 /** The `runbooks` command line: one command group per file in ./commands. */
 import { Command } from 'commander';
+import { version } from '../../package.json';
 import { registerActionCommands } from './commands/actions';
 import { registerConfigCommands } from './commands/config';
 import { registerDemoCommand } from './commands/demo';
@@ -13,8 +14,17 @@ export function buildProgram(): Command {
   const program = new Command('runbooks')
     .description('Incident response runbooks as durable Temporal workflows')
     .option('--config <file>', 'configuration file (default: RUNBOOKS_CONFIG, else ./runbooks.yaml if present, else embedded defaults)')
+    .version(version)
     .exitOverride()
-    .showSuggestionAfterError();
+    .showSuggestionAfterError()
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Exit codes: 0 done; 1 failed or refused (not found, closed, not an approver, no such step); 2 bad usage or configuration.',
+        'Start locally with `npm start` (runbooks dev); try it with `npx runbooks demo` in a second terminal.',
+      ].join('\n'),
+    );
   registerConfigCommands(program);
   registerDevCommand(program);
   registerWorkerCommand(program);
