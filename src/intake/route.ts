@@ -28,8 +28,10 @@ export function incidentWorkflowId(alertname: string, fingerprint: string): stri
 
 export function routeAlert(alert: Alert, config: Config): RoutedAlert {
   const alertname = alert.labels.alertname!;
-  const route = config.routing.alerts[alertname] ?? config.routing.fallback;
-  const severity = severityAliases[(alert.labels.severity ?? '').toLowerCase()] ?? route.defaultSeverity;
+  // Own properties only: an alertname such as "constructor" must not find Object.prototype.
+  const route = Object.hasOwn(config.routing.alerts, alertname) ? config.routing.alerts[alertname]! : config.routing.fallback;
+  const label = (alert.labels.severity ?? '').toLowerCase();
+  const severity = Object.hasOwn(severityAliases, label) ? severityAliases[label]! : route.defaultSeverity;
   const service = (alert.labels.service ?? alert.labels.job ?? alert.labels.instance ?? 'unknown').slice(0, 200);
   const rule = config.escalation[severity];
   const { backend, redis } = config.targets;

@@ -43,14 +43,17 @@ function localDate(ms: number, timeZone: string): LocalParts {
   return { year: get('year'), month: get('month'), day: get('day'), hour: get('hour'), minute: get('minute') };
 }
 
-/** UTC instant of a local wall-clock hour; corrected twice so DST changes land right. */
+/**
+ * UTC instant of a local wall-clock hour. An hour skipped by a DST change maps to where the gap ends;
+ * an hour that happens twice maps to its first occurrence.
+ */
 function zonedTimeToUtc(year: number, month: number, day: number, hour: number, timeZone: string): number {
   const wanted = Date.UTC(year, month - 1, day, hour);
-  let guess = wanted;
-  for (let i = 0; i < 2; i++) {
-    const seen = localDate(guess, timeZone);
-    const seenAsUtc = Date.UTC(seen.year, seen.month - 1, seen.day, seen.hour, seen.minute);
-    guess += wanted - seenAsUtc;
-  }
-  return guess;
+  const offsetAt = (ms: number) => {
+    const seen = localDate(ms, timeZone);
+    return Date.UTC(seen.year, seen.month - 1, seen.day, seen.hour, seen.minute) - ms;
+  };
+  const candidates = [offsetAt(wanted - 86_400_000), offsetAt(wanted + 86_400_000)].map((offset) => wanted - offset);
+  const exact = candidates.filter((utc) => utc + offsetAt(utc) === wanted);
+  return exact.length > 0 ? Math.min(...exact) : Math.max(...candidates);
 }
