@@ -136,7 +136,9 @@ describe('API Service Down runbook, against a real container', () => {
     await waitForStatus(worker.client, intake.workflowId, 'two refusals', (s) => s.timeline.filter((e) => e.kind === 'approval-refused').length === 2);
     assert.equal(await currentImage(backend), BACKEND_BROKEN_IMAGE, 'nothing rolled back before approval');
 
-    await actOnIncident(worker.client, intake.workflowId, { kind: 'approve', step: 'rollback', by: 'carol' });
+    const reply = await actOnIncident(worker.client, intake.workflowId, { kind: 'approve', step: 'rollback', by: 'carol' });
+    assert.deepEqual(reply.pendingApprovals, [], 'the reply already shows the step decided');
+    assert.notEqual(reply.phase, 'awaiting-approval');
     const outcome = await outcomeOf(worker.client, intake.workflowId);
 
     assert.equal(outcome.resolution, 'remediated');

@@ -65,6 +65,7 @@ export class Incident {
   alertResolved = false;
   resolvedBy?: Actor;
   private windingDown = false;
+  private phaseBeforeApproval: IncidentPhase = 'investigating';
 
   constructor(readonly input: IncidentInput) {
     this.installHandlers();
@@ -141,17 +142,16 @@ export class Incident {
     const step = this.nextStepId(kind);
     this.pending.set(step, { step, kind, question, askedAt: new Date().toISOString(), approvers });
     this.record('approval-requested', `${question} (step "${step}"; approvers: ${approvers.join(', ')})`, { data: { step, kind } });
-    const phaseBefore = this.phase;
+    this.phaseBeforeApproval = this.phase;
     this.setPhase('awaiting-approval');
     await this.tell([this.escalatedTo], `Approval needed on ${this.workflowId}: ${question} — approve step "${step}" (runbooks approve ${this.workflowId} --step ${step} --by NAME)`);
     await condition(() => this.decisions.has(step) || this.closeRequested);
-    this.pending.delete(step);
     if (!this.decisions.has(step)) {
+      this.pending.delete(step);
       this.record('approval-cancelled', `Approval for "${step}" cancelled: the incident is closing.`, { data: { step } });
       this.showInUi();
       throw new IncidentClosing(step);
     }
-    this.setPhase(phaseBefore);
     return this.decisions.get(step)!;
   }
 
@@ -339,11 +339,14 @@ export class Incident {
       if (strict) throw ApplicationFailure.nonRetryable(`${by} is not an approver for ${pending.kind}`, UpdateRefusal.notAnApprover);
       return this.status();
     }
+    // Settle it here, so the reply to an Update already shows the step decided.
     this.decisions.set(step, approved);
+    this.pending.delete(step);
     this.record(approved ? 'approved' : 'rejected', `${by} ${approved ? 'approved' : 'rejected'} "${step}"${reason ? `: ${reason}` : ''}.`, {
       actor: by,
       data: { step },
     });
+    this.setPhase(this.phaseBeforeApproval);
     return this.status();
   }
 
