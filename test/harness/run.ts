@@ -283,7 +283,7 @@ async function main(): Promise<number> {
   });
 }
 
-main()
+void main()
   .catch((err: unknown) => {
     if (err instanceof InfraError) console.error(`harness: ${err.message}`);
     else console.error(`harness: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
