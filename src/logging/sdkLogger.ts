@@ -29,7 +29,8 @@ export function routeSdkLogsTo(logger: Logger): void {
   if (installed) return;
   installed = true;
   try {
-    Runtime.install({ logger: sdkLoggerFor(logger) });
+    // Core (Rust) logs are forwarded too, so everything the worker says obeys one logger and one level.
+    Runtime.install({ logger: sdkLoggerFor(logger), telemetryOptions: { logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } } } });
   } catch {
     // A runtime already exists in this process (e.g. created by an earlier worker): keep it.
   }
