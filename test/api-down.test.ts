@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { workflowMetadataQuery } from '@temporalio/workflow';
@@ -9,6 +9,7 @@ import { approveSignal } from '../src/workflows/lifecycle/definitions';
 import { EscalationLevel, IncidentStatus } from '../src/workflows/searchAttributes';
 import { BACKEND_BROKEN_IMAGE, BACKEND_HEALTHY_IMAGE } from './harness/images';
 import { dropAuditSchema, readAudit } from './support/audit';
+import { suiteCleanups } from './support/cleanups';
 import { testConfig } from './support/config';
 import { recordHistoryIfAsked } from './support/histories';
 import { alert, everyContactOn, fire, outcomeOf, resolveAlert, waitForStatus } from './support/incidents';
@@ -47,13 +48,10 @@ async function assertTemporalUiSays(client: Client, workflowId: string, containe
 
 describe('API Service Down runbook, against a real container', () => {
   let docker: Docker;
-  const cleanups: (() => Promise<void>)[] = [];
+  const cleanups = suiteCleanups();
 
   before(() => {
     docker = testDocker();
-  });
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
   async function setUp(image: string, previousImage?: string) {

@@ -1,6 +1,6 @@
 // The `runbooks` CLI against real Temporal and PostgreSQL: each command runs as users run it, in a child process.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -43,6 +43,34 @@ function runCli(args: string[]): Promise<CliResult> {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
+}
+
+interface CliProcess {
+  child: ChildProcess;
+  /** What it printed so far. */
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Its exit code, once it has exited. */
+  exited: Promise<number | null>;
+}
+
+/** Starts the CLI as a long-running child process (dev, demo), collecting what it prints. */
+function spawnCli(args: string[], env: NodeJS.ProcessEnv = cliEnv()): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: scratch, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d: Buffer) => (output.stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output.stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    get stdout() {
+      return output.stdout;
+    },
+    get stderr() {
+      return output.stderr;
+    },
+  };
 }
 
 function writeConfig(input: ConfigInput): string {
@@ -178,23 +206,15 @@ describe('runbooks dev', () => {
   test('with TEMPORAL_ADDRESS set it uses that server, prints the URLs and a working curl, serves /healthz, and stops on SIGINT', async () => {
     const input = testConfigInput();
     const configFile = writeConfig(input);
-    const child = spawn(process.execPath, [BIN, '--config', configFile, 'dev'], {
-      cwd: scratch,
-      env: cliEnv({ PORT: '0', LOG_LEVEL: 'warn' }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const dev = spawnCli(['--config', configFile, 'dev'], cliEnv({ PORT: '0', LOG_LEVEL: 'warn' }));
+    const { child, exited } = dev;
     try {
-      await waitFor('the banner of runbooks dev', async () => (/Webhook\s+\S+/.test(stdout) || child.exitCode !== null ? true : undefined), 90_000);
-      assert.equal(child.exitCode, null, `runbooks dev exited early:\n${stdout}\n${stderr}`);
-      assert.match(stdout, new RegExp(`using Temporal at ${process.env.TEMPORAL_ADDRESS!.replace(/\./g, '\\.')} \\(TEMPORAL_ADDRESS\\)`));
-      assert.match(stdout, /Temporal UI\s+/);
-      const webhook = /Webhook\s+(http:\/\/127\.0\.0\.1:(\d+)\/alerts)\n/.exec(stdout);
-      assert.ok(webhook, `no webhook URL in:\n${stdout}`);
+      await waitFor('the banner of runbooks dev', async () => (/Webhook\s+\S+/.test(dev.stdout) || child.exitCode !== null ? true : undefined), 90_000);
+      assert.equal(child.exitCode, null, `runbooks dev exited early:\n${dev.stdout}\n${dev.stderr}`);
+      assert.match(dev.stdout, new RegExp(`using Temporal at ${process.env.TEMPORAL_ADDRESS!.replace(/\./g, '\\.')} \\(TEMPORAL_ADDRESS\\)`));
+      assert.match(dev.stdout, /Temporal UI\s+/);
+      const webhook = /Webhook\s+(http:\/\/127\.0\.0\.1:(\d+)\/alerts)\n/.exec(dev.stdout);
+      assert.ok(webhook, `no webhook URL in:\n${dev.stdout}`);
       assert.notEqual(webhook[2], '0', 'the real port is printed, not 0');
       const base = webhook[1]!.replace(/\/alerts$/, '');
 
@@ -203,8 +223,8 @@ describe('runbooks dev', () => {
       assert.deepEqual(await health.json(), { ok: true });
 
       // The printed curl is copy-pasteable: same URL, a valid v4 payload (sent here with a fresh fingerprint).
-      const curl = /curl -sS -X POST (\S+) -H 'content-type: application\/json' -d '(.+)'\n/.exec(stdout);
-      assert.ok(curl, `no curl command in:\n${stdout}`);
+      const curl = /curl -sS -X POST (\S+) -H 'content-type: application\/json' -d '(.+)'\n/.exec(dev.stdout);
+      assert.ok(curl, `no curl command in:\n${dev.stdout}`);
       assert.equal(curl[1], webhook[1]);
       const payload = JSON.parse(curl[2]!) as { alerts: Array<{ labels: Record<string, string>; fingerprint: string }> };
       assert.equal(payload.alerts[0]!.labels.alertname, 'TestAlert');
@@ -214,7 +234,7 @@ describe('runbooks dev', () => {
       const { results } = (await fired.json()) as { results: Array<{ workflowId: string; action: string }> };
       assert.equal(results[0]!.action, 'started');
       const workflowId = results[0]!.workflowId;
-      assert.match(stdout, /npx runbooks --config \S+ resolve TestAlert-[0-9a-f]+ --by "\$USER"/);
+      assert.match(dev.stdout, /npx runbooks --config \S+ resolve TestAlert-[0-9a-f]+ --by "\$USER"/);
 
       const shown = await waitFor('the generic runbook to run', async () => {
         const result = await runCli(['--config', configFile, 'show', workflowId]);
@@ -226,8 +246,8 @@ describe('runbooks dev', () => {
 
       child.kill('SIGINT');
       const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
-      assert.equal(code, 0, `exit code after SIGINT; stderr:\n${stderr}`);
-      assert.match(stdout, /SIGINT: stopping…\n[\s\S]*stopped\.\n$/);
+      assert.equal(code, 0, `exit code after SIGINT; stderr:\n${dev.stderr}`);
+      assert.match(dev.stdout, /SIGINT: stopping…\n[\s\S]*stopped\.\n$/);
       await assert.rejects(fetch(`${base}/healthz`), 'the HTTP server is closed');
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
@@ -281,23 +301,15 @@ describe('runbooks demo', () => {
     const docker = dockerClient(requireEnv('DOCKER_HOST'));
     const configFile = writeConfig(testConfigInput());
     const port = await freePort();
-    const child = spawn(process.execPath, [BIN, '--config', configFile, 'demo', '--scenario', 'bad-deploy', '--port', String(port), '--timeout', '120'], {
-      cwd: scratch,
-      env: cliEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const demo = spawnCli(['--config', configFile, 'demo', '--scenario', 'bad-deploy', '--port', String(port), '--timeout', '120']);
+    const { child, exited } = demo;
     try {
       const printed = await waitFor(
         'the approve command',
-        async () => /npx runbooks approve (APIDown-[0-9a-f]{16}) --step (\S+) --by demo\n/.exec(stdout) ?? (child.exitCode !== null ? null : undefined),
+        async () => /npx runbooks approve (APIDown-[0-9a-f]{16}) --step (\S+) --by demo\n/.exec(demo.stdout) ?? (child.exitCode !== null ? null : undefined),
         90_000,
       );
-      assert.ok(printed, `demo exited early:\n${stdout}\n${stderr}`);
+      assert.ok(printed, `demo exited early:\n${demo.stdout}\n${demo.stderr}`);
       const [, workflowId, step] = printed;
       // The demo's config is the file plus its own additions: talk to its task queue's incident by ID.
       const refused = await runCli(['--config', configFile, 'approve', workflowId!, '--step', step!, '--by', 'mallory']);
@@ -310,10 +322,10 @@ describe('runbooks demo', () => {
       assert.doesNotMatch(approved.stdout, /waiting for approval/);
 
       const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 90_000))]);
-      assert.equal(code, 0, `${stdout}\n${stderr}`);
-      assert.match(stdout, /approval-refused\s+mallory\s+/);
-      assert.match(stdout, /action\s+runbooks\s+Rolled runbooks-demo-backend back from runbooks-sandbox-backend:broken to runbooks-sandbox-backend:healthy/);
-      assert.match(stdout, /resolved\s+runbooks\s+Remediated and verified healthy\./);
+      assert.equal(code, 0, `${demo.stdout}\n${demo.stderr}`);
+      assert.match(demo.stdout, /approval-refused\s+mallory\s+/);
+      assert.match(demo.stdout, /action\s+runbooks\s+Rolled runbooks-demo-backend back from runbooks-sandbox-backend:broken to runbooks-sandbox-backend:healthy/);
+      assert.match(demo.stdout, /resolved\s+runbooks\s+Remediated and verified healthy\./);
       const left = await docker.listContainers({ all: true, filters: { name: ['^/runbooks-demo-backend'] } });
       assert.deepEqual(left, [], 'the sandbox container and the copy the rollback kept are removed');
     } finally {

@@ -1,31 +1,19 @@
 // The escalation ladder with the real response times (15 min, 1 h, 4 h, next business day) on the
 // time-skipping test server. The lifecycle activities `notify` and `recordTimeline` are fakes: the page log
-// below is what the ladder sent, and nothing is written anywhere.
+// (`pages`) is what the ladder sent, and nothing is written anywhere.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
-import { Client, type WorkflowHandle } from '@temporalio/client';
-import { SearchAttributeType } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker, type LogLevel } from '@temporalio/worker';
-import type { Notification, NotifyResult } from '../src/activities/notify';
-import { parseConfig } from '../src/config/load';
 import type { ConfigInput } from '../src/config/schema';
-import { routeAlert } from '../src/intake/route';
-import type { genericIncident } from '../src/workflows/genericIncident';
 import { nextBusinessDayStart } from '../src/workflows/lifecycle/businessDays';
 import {
   acknowledgeSignal,
   resolveSignal,
-  statusQuery,
-  type IncidentOutcome,
   type IncidentStatusView,
   type TimelineEvent,
   type TimelineKind,
 } from '../src/workflows/lifecycle/definitions';
 import * as attributes from '../src/workflows/searchAttributes';
+import { timeSkippingIncidents, type Incident, type Page } from './support/timeSkipping';
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
@@ -33,141 +21,16 @@ const HOUR = 60 * MINUTE;
 /** How far around a deadline the tests look: enough for the worker's round trips, far below any response time. */
 const SLACK = 5 * SECOND;
 
-type Incident = WorkflowHandle<typeof genericIncident>;
-interface Page {
-  workflowId: string;
-  contacts: string[];
-  text: string;
-}
-
-const taskQueue = `escalation-${randomBytes(4).toString('hex')}`;
-const pages: Page[] = [];
-let env: TestWorkflowEnvironment | undefined;
-let worker: Worker | undefined;
-let workerRun: Promise<void> | undefined;
-
-/** Unit-level fakes of the lifecycle's boundaries: notify records the page, the audit trail goes nowhere. */
-const activities = {
-  async notify(notification: Notification): Promise<NotifyResult> {
-    pages.push({ workflowId: notification.workflowId, contacts: notification.contacts, text: notification.text });
-    return { delivered: [], unknownContacts: [] };
-  },
-  async recordTimeline(): Promise<void> {},
-};
-
-function testServerPath(): string {
-  const path = process.env.TEMPORAL_TEST_SERVER_PATH;
-  if (!path) {
-    throw new Error(
-      'TEMPORAL_TEST_SERVER_PATH is not set: run the tests with `npm test` (test/harness/run.ts finds the time-skipping test server), ' +
-        'or set TEMPORAL_TEST_SERVER_PATH=.tools/bin/temporal-test-server',
-    );
-  }
-  return path;
-}
-
-function timeSkipping(): TestWorkflowEnvironment {
-  if (!env) throw new Error('the time-skipping test environment did not start (see the error from `before`)');
-  return env;
-}
-
-/**
- * The test server knows no custom search attributes: without this, the incident's first upsertSearchAttributes
- * fails every workflow task with "BadSearchAttributes: search attribute RunbookName is not defined".
- */
-async function registerSearchAttributes(testEnv: TestWorkflowEnvironment): Promise<void> {
-  const keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
-  const searchAttributes: Record<string, temporal.api.enums.v1.IndexedValueType> = {};
-  for (const key of attributes.incidentSearchAttributes) {
-    assert.equal(key.type, SearchAttributeType.KEYWORD, `${key.name}: only keyword attributes are registered here`);
-    searchAttributes[key.name] = keyword;
-  }
-  await testEnv.connection.operatorService.addSearchAttributes({ namespace: testEnv.namespace ?? 'default', searchAttributes });
-}
-
-async function startIncident(labels: Record<string, string>, config: ConfigInput = {}): Promise<Incident> {
-  const testEnv = timeSkipping();
-  const routed = routeAlert(
-    {
-      status: 'firing',
-      labels: { alertname: 'DiskAlmostFull', service: 'db', ...labels },
-      annotations: { summary: 'disk 95% full' },
-      startsAt: new Date(await testEnv.currentTimeMs()).toISOString(),
-      generatorURL: '',
-      fingerprint: randomBytes(8).toString('hex'),
-    },
-    parseConfig(config),
-  );
-  assert.equal(routed.workflowType, 'genericIncident', 'the alert should take the generic runbook: no remediation, it waits for a human');
-  return testEnv.client.workflow.start<typeof genericIncident>(routed.workflowType, {
-    taskQueue,
-    workflowId: routed.workflowId,
-    args: [routed.input],
-  });
-}
-
-const E = temporal.api.enums.v1.EventType;
-
-/**
- * Waits until the workflow has no workflow task and no activity in flight, so a query shows everything the
- * server's clock has caused so far, and a "still level 0" is not merely a worker running late.
- */
-async function settle(handle: Incident): Promise<void> {
-  const deadline = Date.now() + 15 * SECOND;
-  for (;;) {
-    const events = (await handle.fetchHistory()).events ?? [];
-    let open = 0;
-    let lastFailure: string | undefined;
-    for (const event of events) {
-      switch (event.eventType) {
-        case E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-        case E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-          open += 1;
-          break;
-        case E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-        case E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
-        case E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-        case E.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-        case E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-        case E.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
-          open -= 1;
-          break;
-        case E.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-          open -= 1;
-          lastFailure = event.workflowTaskFailedEventAttributes?.failure?.message ?? 'unknown';
-          break;
-      }
-    }
-    if (lastFailure) throw new Error(`a workflow task of ${handle.workflowId} failed: ${lastFailure}`);
-    if (open === 0) return;
-    if (Date.now() > deadline) throw new Error(`${handle.workflowId} still has ${open} task(s) in flight after 15 s`);
-    await delay(20);
-  }
-}
-
-async function observe(handle: Incident): Promise<IncidentStatusView> {
-  await settle(handle);
-  return handle.query(statusQuery);
-}
-
-/**
- * The outcome of an incident that should have closed by now. Not the time-skipping handle's `result()`: that
- * skips time for as long as the workflow stays open (hanging if the incident failed to close) and moves the
- * server's clock far ahead even when it has closed.
- */
-async function outcomeOf(handle: Incident): Promise<IncidentOutcome> {
-  const status = await observe(handle);
-  const { status: execution } = await handle.describe();
-  assert.equal(execution.name, 'COMPLETED', `the incident should have closed; phase ${status.phase}, timeline: ${JSON.stringify(status.timeline, null, 1)}`);
-  // A plain client's result(): the time-skipping client's would let the server skip time while it waits.
-  const testEnv = timeSkipping();
-  const client = new Client({ connection: testEnv.connection, namespace: testEnv.namespace });
-  return client.workflow.getHandle<typeof genericIncident>(handle.workflowId).result();
-}
+const incidents = timeSkippingIncidents({
+  taskQueuePrefix: 'escalation',
+  labels: { alertname: 'DiskAlmostFull', service: 'db' },
+  annotations: { summary: 'disk 95% full' },
+});
+const { pages, observe, outcomeOf, withIncident } = incidents;
 
 /** Moves the test server's clock to `instant` (it never goes back). */
 async function advanceTo(instant: number): Promise<void> {
-  const testEnv = timeSkipping();
+  const testEnv = incidents.env;
   const now = await testEnv.currentTimeMs();
   assert.ok(instant > now, `cannot go back in time: ${new Date(instant).toISOString()} is before ${new Date(now).toISOString()}`);
   await testEnv.sleep(instant - now);
@@ -202,41 +65,9 @@ async function assertLevel(handle: Incident, level: number, when: string): Promi
   return status;
 }
 
-/** Each test's incident is ended afterwards, so it never pages while later tests move the clock. */
-async function withIncident(labels: Record<string, string>, config: ConfigInput, body: (handle: Incident) => Promise<void>): Promise<void> {
-  const handle = await startIncident(labels, config);
-  try {
-    await body(handle);
-  } finally {
-    const { status } = await handle.describe();
-    if (status.name === 'RUNNING') await handle.terminate('test over');
-  }
-}
-
 describe('escalation ladder (time-skipping test server, real durations)', { timeout: 120_000 }, () => {
-  before(async () => {
-    const serverPath = testServerPath();
-    const level = (process.env.TEST_LOG_LEVEL?.toUpperCase() ?? 'ERROR') as LogLevel;
-    Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } } });
-    env = await TestWorkflowEnvironment.createTimeSkipping({
-      server: { executable: { type: 'existing-path', path: serverPath } },
-    });
-    await registerSearchAttributes(env);
-    const bundlePath = process.env.RUNBOOKS_WORKFLOW_BUNDLE;
-    worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../src/workflows') }),
-      activities,
-    });
-    workerRun = worker.run();
-  });
-
-  after(async () => {
-    if (worker?.getState() === 'RUNNING') worker.shutdown();
-    await workerRun;
-    await env?.teardown();
-  });
+  before(() => incidents.start());
+  after(() => incidents.stop());
 
   test('critical: oncall, management and the status page are paged at once, devops-lead after 15 minutes without an ack', async () => {
     await withIncident({ severity: 'critical' }, {}, async (incident) => {
@@ -335,7 +166,7 @@ describe('escalation ladder (time-skipping test server, real durations)', { time
   test('low: the clock runs to the start of the next business day (Friday 17:00 → Monday 09:00 in Berlin)', async () => {
     const businessHours = { timeZone: 'Europe/Berlin', startHour: 9, days: [1, 2, 3, 4, 5] };
     // Start on a Friday at 17:00 Berlin time, so the weekend is always crossed.
-    await advanceTo(nextBusinessDayStart(await timeSkipping().currentTimeMs(), { ...businessHours, startHour: 17, days: [5] }));
+    await advanceTo(nextBusinessDayStart(await incidents.env.currentTimeMs(), { ...businessHours, startHour: 17, days: [5] }));
     // A 2-minute response time: if the ladder ignored the business hours it would climb long before Monday.
     const config: ConfigInput = { escalation: { low: { responseTime: '2m', escalateTo: ['team-member'] }, businessHours } };
     await withIncident({ severity: 'low' }, config, async (incident) => {

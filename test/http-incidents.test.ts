@@ -14,6 +14,9 @@ import { buildHttpServer } from '../src/http/server';
 import type { IntakeResult } from '../src/intake/ingest';
 import { UpdateRefusal, type IncidentOutcome, type IncidentStatusView } from '../src/workflows/lifecycle/definitions';
 import { testConfig, tokenHash } from './support/config';
+import { terminateAll } from './support/incidents';
+import { metricValues } from './support/metrics';
+import { eventually } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'warn' });
@@ -46,16 +49,6 @@ function unroutedAlert(fingerprint: string, status: 'firing' | 'resolved' = 'fir
       },
     ],
   };
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }
 
 function errorOf(response: LightMyRequestResponse): { error: string; issues?: { path: string; message: string }[] } {
@@ -94,12 +87,7 @@ describe('incident endpoints against a real Temporal', () => {
   after(async () => {
     await app?.close();
     if (worker) {
-      try {
-        const handle = worker.client.workflow.getHandle(workflowId);
-        if ((await handle.describe()).status.name === 'RUNNING') await handle.terminate('test cleanup');
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-      }
+      await terminateAll(worker.client, [workflowId]);
       await worker.stop();
     }
   });
@@ -238,10 +226,7 @@ describe('incident endpoints against a real Temporal', () => {
     const response = await app.inject({ method: 'GET', url: '/metrics' });
     assert.equal(response.statusCode, 200);
     const text = response.body;
-    const value = (series: string) => {
-      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-      return line === undefined ? undefined : Number(line.slice(series.length + 1));
-    };
+    const value = metricValues(text);
     assert.equal(value('runbooks_alerts_received_total{alertname="HttpTestUnrouted",status="firing"}'), 1);
     assert.equal(value('runbooks_incidents_started_total{runbook="generic"}'), 1);
     assert.equal(value('runbooks_alert_signals_total{action="started"}'), 1);

@@ -13,6 +13,9 @@ import { buildHttpServer } from '../src/http/server';
 import type { IntakeResult } from '../src/intake/ingest';
 import { statusQuery, type IncidentOutcome } from '../src/workflows/lifecycle/definitions';
 import { testConfig, tokenHash } from './support/config';
+import { terminateAll } from './support/incidents';
+import { metricValues } from './support/metrics';
+import { eventually } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
 
 /**
@@ -88,16 +91,6 @@ function postAlerts(app: FastifyInstance, payload: unknown, headers: Record<stri
   return app.inject(options);
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
 async function listWorkflows(client: Client, query: string): Promise<WorkflowExecutionInfo[]> {
   const found: WorkflowExecutionInfo[] = [];
   for await (const execution of client.workflow.list({ query })) found.push(execution);
@@ -119,18 +112,6 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
     ]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-async function terminateAll(client: Client, workflowIds: Iterable<string>): Promise<void> {
-  for (const workflowId of workflowIds) {
-    try {
-      const handle = client.workflow.getHandle(workflowId);
-      const { status } = await handle.describe();
-      if (status.name === 'RUNNING') await handle.terminate('test cleanup');
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-    }
   }
 }
 
@@ -426,10 +407,7 @@ describe('POST /alerts against a real Temporal', () => {
     assert.equal(response.statusCode, 200);
     assert.match(String(response.headers['content-type']), /^text\/plain/);
     const text = response.body;
-    const value = (series: string) => {
-      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-      return line === undefined ? undefined : Number(line.slice(series.length + 1));
-    };
+    const value = metricValues(text);
     // Test 1 (1), the burst (10 + 1 + new firing), and the odd-labels alert.
     assert.equal(value('runbooks_alerts_received_total{alertname="APIDown",status="firing"}'), 13);
     assert.equal(value('runbooks_alerts_received_total{alertname="APIDown",status="resolved"}'), 2);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type Docker from 'dockerode';
 import Redis from 'ioredis';
 import { actOnIncident, IncidentOperationError } from '../src/incidents/operations';
 import { dropAuditSchema, readAudit } from './support/audit';
+import { suiteCleanups } from './support/cleanups';
 import { testConfig } from './support/config';
 import { recordHistoryIfAsked } from './support/histories';
 import { alert, everyContactOn, fire, outcomeOf, waitForStatus } from './support/incidents';
@@ -13,13 +14,10 @@ import { startWorker } from './support/worker';
 
 describe('Redis Connection Failures runbook, against a real Redis container', () => {
   let docker: Docker;
-  const cleanups: (() => Promise<void>)[] = [];
+  const cleanups = suiteCleanups();
 
   before(() => {
     docker = testDocker();
-  });
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
   async function setUp(maxmemory?: string) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Config, ConfigInput } from '../../src/config/schema';
 import type { Alert } from '../../src/intake/alertmanager';
 import { ingestAlert, type IntakeResult } from '../../src/intake/ingest';
@@ -55,4 +55,17 @@ export function waitForStatus(
 
 export function outcomeOf(client: Client, workflowId: string): Promise<IncidentOutcome> {
   return client.workflow.getHandle(workflowId).result() as Promise<IncidentOutcome>;
+}
+
+/** Terminates those of the workflows that are still running (test cleanup); one that never started is fine. */
+export async function terminateAll(client: Client, workflowIds: Iterable<string>): Promise<void> {
+  for (const workflowId of workflowIds) {
+    try {
+      const handle = client.workflow.getHandle(workflowId);
+      const { status } = await handle.describe();
+      if (status.name === 'RUNNING') await handle.terminate('test cleanup');
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+  }
 }

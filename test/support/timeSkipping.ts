@@ -1,0 +1,224 @@
+// Generic incidents on the time-skipping test server, for tests of the lifecycle (escalation ladder, signals,
+// Updates). The lifecycle activities `notify` and `recordTimeline` are unit-level fakes: `pages` is what the
+// incidents sent, and nothing is written anywhere.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Client, type Connection, type WorkflowHandle } from '@temporalio/client';
+import { SearchAttributeType } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import type { Notification, NotifyResult } from '../../src/activities/notify';
+import { parseConfig } from '../../src/config/load';
+import type { ConfigInput } from '../../src/config/schema';
+import { routeAlert } from '../../src/intake/route';
+import type { genericIncident } from '../../src/workflows/genericIncident';
+import { statusQuery, type IncidentOutcome, type IncidentStatusView } from '../../src/workflows/lifecycle/definitions';
+import { incidentSearchAttributes } from '../../src/workflows/searchAttributes';
+
+export type Incident = WorkflowHandle<typeof genericIncident>;
+
+/** One page the fake `notify` received. */
+export interface Page {
+  workflowId: string;
+  contacts: string[];
+  text: string;
+}
+
+export interface TimeSkippingIncidents {
+  /** The running test environment; throws if `start` did not succeed. */
+  readonly env: TestWorkflowEnvironment;
+  /** Every page sent so far, by every incident of this suite. */
+  readonly pages: Page[];
+  /** Starts the test server and a worker with the fake activities: call it in `before`. */
+  start(): Promise<void>;
+  /** Stops the worker and the test server: call it in `after`. */
+  stop(): Promise<void>;
+  /** Starts a generic incident for an alert with these labels (over the suite's defaults), routed with this config. */
+  startIncident(labels?: Record<string, string>, config?: ConfigInput): Promise<Incident>;
+  /** Runs `body` on a new incident, and terminates the incident afterwards so it never pages while later tests move the clock. */
+  withIncident(labels: Record<string, string>, config: ConfigInput, body: (handle: Incident) => Promise<void>): Promise<void>;
+  /**
+   * Waits until the workflow has no workflow task and no activity in flight, so a query shows everything the
+   * server's clock has caused so far; fails if a workflow task failed. Returns the history.
+   */
+  settle(handle: Incident): Promise<temporal.api.history.v1.IHistoryEvent[]>;
+  /** The status query, once the incident has settled. */
+  observe(handle: Incident): Promise<IncidentStatusView>;
+  /** The outcome of an incident that should have closed by now. */
+  outcomeOf(handle: Incident): Promise<IncidentOutcome>;
+}
+
+export interface TimeSkippingOptions {
+  /** The task queue is this prefix plus a random suffix. */
+  taskQueuePrefix: string;
+  /** The labels of every alert (an `alertname` among them); `startIncident` adds its own over these. */
+  labels: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/**
+ * The incidents of one test file on the time-skipping test server. Nothing starts until `start()`; the functions
+ * can be destructured (`const { observe } = incidents`).
+ */
+export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippingIncidents {
+  const taskQueue = `${options.taskQueuePrefix}-${randomBytes(4).toString('hex')}`;
+  const pages: Page[] = [];
+  let env: TestWorkflowEnvironment | undefined;
+  let worker: Worker | undefined;
+  let workerRun: Promise<void> | undefined;
+
+  /** Unit-level fakes of the lifecycle's boundaries: notify records the page, the audit trail goes nowhere. */
+  const activities = {
+    async notify(notification: Notification): Promise<NotifyResult> {
+      pages.push({ workflowId: notification.workflowId, contacts: notification.contacts, text: notification.text });
+      return { delivered: [], unknownContacts: [] };
+    },
+    async recordTimeline(): Promise<void> {},
+  };
+
+  function timeSkipping(): TestWorkflowEnvironment {
+    if (!env) throw new Error('the time-skipping test environment did not start (see the error from `before`)');
+    return env;
+  }
+
+  async function start(): Promise<void> {
+    const serverPath = testServerPath();
+    const level = (process.env.TEST_LOG_LEVEL?.toUpperCase() ?? 'ERROR') as LogLevel;
+    Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } } });
+    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: serverPath } } });
+    await registerSearchAttributes(env.connection, env.namespace ?? 'default');
+    const bundlePath = process.env.RUNBOOKS_WORKFLOW_BUNDLE;
+    worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../../src/workflows') }),
+      activities,
+    });
+    workerRun = worker.run();
+  }
+
+  async function stop(): Promise<void> {
+    if (worker?.getState() === 'RUNNING') worker.shutdown();
+    await workerRun;
+    await env?.teardown();
+  }
+
+  async function startIncident(labels: Record<string, string> = {}, config: ConfigInput = {}): Promise<Incident> {
+    const testEnv = timeSkipping();
+    const routed = routeAlert(
+      {
+        status: 'firing',
+        labels: { ...options.labels, ...labels },
+        annotations: options.annotations ?? {},
+        startsAt: new Date(await testEnv.currentTimeMs()).toISOString(),
+        generatorURL: '',
+        fingerprint: randomBytes(8).toString('hex'),
+      },
+      parseConfig(config),
+    );
+    assert.equal(routed.workflowType, 'genericIncident', 'the alert should take the generic runbook: no remediation, it waits for a human');
+    return testEnv.client.workflow.start<typeof genericIncident>(routed.workflowType, { taskQueue, workflowId: routed.workflowId, args: [routed.input] });
+  }
+
+  async function withIncident(labels: Record<string, string>, config: ConfigInput, body: (handle: Incident) => Promise<void>): Promise<void> {
+    const handle = await startIncident(labels, config);
+    try {
+      await body(handle);
+    } finally {
+      const { status } = await handle.describe();
+      if (status.name === 'RUNNING') await handle.terminate('test over');
+    }
+  }
+
+  async function observe(handle: Incident): Promise<IncidentStatusView> {
+    await settle(handle);
+    return handle.query(statusQuery);
+  }
+
+  /**
+   * Not the time-skipping handle's `result()`: that skips time for as long as the workflow stays open (hanging if
+   * the incident failed to close) and moves the server's clock far ahead even when it has closed.
+   */
+  async function outcomeOf(handle: Incident): Promise<IncidentOutcome> {
+    const status = await observe(handle);
+    const { status: execution } = await handle.describe();
+    assert.equal(execution.name, 'COMPLETED', `the incident should have closed; phase ${status.phase}, timeline: ${JSON.stringify(status.timeline, null, 1)}`);
+    // A plain client's result(): the time-skipping client's would let the server skip time while it waits.
+    const testEnv = timeSkipping();
+    const client = new Client({ connection: testEnv.connection, namespace: testEnv.namespace });
+    return client.workflow.getHandle<typeof genericIncident>(handle.workflowId).result();
+  }
+
+  return {
+    get env() {
+      return timeSkipping();
+    },
+    pages,
+    start,
+    stop,
+    startIncident,
+    withIncident,
+    settle,
+    observe,
+    outcomeOf,
+  };
+}
+
+function testServerPath(): string {
+  const path = process.env.TEMPORAL_TEST_SERVER_PATH;
+  if (!path) {
+    throw new Error(
+      'TEMPORAL_TEST_SERVER_PATH is not set: run the tests with `npm test` (test/harness/run.ts finds the time-skipping test server), ' +
+        'or set TEMPORAL_TEST_SERVER_PATH=.tools/bin/temporal-test-server',
+    );
+  }
+  return path;
+}
+
+/**
+ * The test server knows no custom search attributes: without this, the incident's first upsertSearchAttributes
+ * fails every workflow task with "BadSearchAttributes: search attribute RunbookName is not defined".
+ * Not the product's ensureSearchAttributes (src/temporal/searchAttributes.ts): the time-skipping test server
+ * does not implement OperatorService/ListSearchAttributes (UNIMPLEMENTED), so this adds them all unasked.
+ */
+async function registerSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+  const searchAttributes: Record<string, temporal.api.enums.v1.IndexedValueType> = {};
+  for (const key of incidentSearchAttributes) {
+    assert.equal(key.type, SearchAttributeType.KEYWORD, `${key.name}: only keyword attributes are registered here`);
+    searchAttributes[key.name] = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  }
+  await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
+}
+
+const E = temporal.api.enums.v1.EventType;
+
+async function settle(handle: Incident): Promise<temporal.api.history.v1.IHistoryEvent[]> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const events = (await handle.fetchHistory()).events ?? [];
+    let open = 0;
+    for (const event of events) {
+      switch (event.eventType) {
+        case E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+        case E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+          open += 1;
+          break;
+        case E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+        case E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+        case E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+        case E.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+        case E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+        case E.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+          open -= 1;
+          break;
+        case E.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+          throw new Error(`a workflow task of ${handle.workflowId} failed: ${event.workflowTaskFailedEventAttributes?.failure?.message ?? 'unknown'}`);
+      }
+    }
+    if (open === 0) return events;
+    if (Date.now() > deadline) throw new Error(`${handle.workflowId} still has ${open} task(s) in flight after 15 s`);
+    await delay(20);
+  }
+}
