@@ -1,7 +1,5 @@
 // Small helpers shared by the test harness modules.
-import { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
@@ -9,6 +7,9 @@ export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 export const TOOLS_DIR = path.join(PROJECT_ROOT, '.tools');
 export const LOG_DIR = path.join(TOOLS_DIR, 'logs');
 export const ENSURE_TOOLS = 'bash scripts/ensure-tools.sh';
+
+// Process helpers the product's dev server module already has; the harness uses the same ones.
+export { logTail, stopChild, whichSync } from '../../src/temporal/devServer';
 
 /** An infrastructure problem; its message is one line: what is missing — how to get it. */
 export class InfraError extends Error {
@@ -24,27 +25,6 @@ export function seconds(sinceMs: number): string {
 /** Short stable id for this checkout, for paths that must not collide between checkouts. */
 export function checkoutId(): string {
   return createHash('sha256').update(PROJECT_ROOT).digest('hex').slice(0, 8);
-}
-
-/** Absolute path of an executable named `name` on PATH, or undefined. */
-export function whichSync(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    if (isExecutable(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-export function isExecutable(file: string): boolean {
-  try {
-    const st = fs.statSync(file);
-    if (!st.isFile()) return false;
-    fs.accessSync(file, fs.constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export function isAlive(pid: number): boolean {
@@ -75,58 +55,4 @@ export async function freePorts(n: number): Promise<number[]> {
   const ports = new Set<number>();
   while (ports.size < n) ports.add(await freePort());
   return [...ports];
-}
-
-/** Last `lines` lines of a log file, joined with ' | ' so an error stays on one line. */
-export function logTail(file: string, lines = 3): string {
-  try {
-    const text = fs.readFileSync(file, 'utf8').trim();
-    return text
-      .split('\n')
-      .slice(-lines)
-      .map((l) => l.trim())
-      .join(' | ');
-  } catch {
-    return '';
-  }
-}
-
-function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, ms);
-    const onExit = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
-}
-
-/**
- * Stops a child this process spawned (detached, so it leads its own process group):
- * SIGTERM, then SIGKILL to the whole group after `graceMs`.
- */
-export async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  const pid = child.pid;
-  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  if (await waitForExit(child, graceMs)) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-  await waitForExit(child, 5_000);
 }
