@@ -3,13 +3,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import { actOnIncident } from '../src/incidents/operations';
 import { BACKEND_BROKEN_IMAGE, BACKEND_HEALTHY_IMAGE } from './harness/images';
 import { dropAuditSchema, readAudit } from './support/audit';
+import { suiteCleanups } from './support/cleanups';
 import { testConfigInput } from './support/config';
 import { alert, everyContactOn, fire, outcomeOf, waitForStatus } from './support/incidents';
 import { startBackend, testDocker } from './support/sandbox';
@@ -31,10 +32,7 @@ function exited(child: ChildProcess): Promise<NodeJS.Signals | number | null> {
 }
 
 describe('a worker killed in the middle of an incident', () => {
-  const cleanups: (() => Promise<unknown>)[] = [];
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
+  const cleanups = suiteCleanups();
 
   test('is replaced by a new worker process that finishes the incident from where it stopped', { timeout: 180_000 }, async () => {
     const docker = testDocker();
