@@ -24,6 +24,7 @@ export async function runEscalationLadder(incident: Incident): Promise<void> {
     const interrupted = await condition(
       () => incident.closeRequested || incident.acknowledgements !== acknowledgementsSeen,
       Math.max(deadline - Date.now(), 1),
+      { summary: `Escalate past ${incident.escalatedTo} unless acknowledged` },
     );
     if (incident.closeRequested) return;
     clockStartedAt = Date.now();

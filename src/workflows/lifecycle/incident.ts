@@ -109,8 +109,9 @@ export class Incident {
     });
   }
 
-  setPhase(phase: IncidentPhase): void {
+  setPhase(phase: IncidentPhase, currentStep = this.currentStep): void {
     this.phase = phase;
+    this.currentStep = currentStep;
     this.showInUi();
   }
 

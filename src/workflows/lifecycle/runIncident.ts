@@ -26,7 +26,7 @@ export async function runIncident(input: IncidentInput, runbook: Runbook): Promi
 
   const remediated = await respond(incident, runbook);
   if (!remediated && !incident.closeRequested) {
-    incident.setPhase('needs-human');
+    incident.setPhase('needs-human', 'Waiting for a human to resolve');
     incident.record('note', 'Automatic remediation is exhausted: waiting for a human to resolve (the escalation ladder keeps running).');
     await condition(() => incident.closeRequested);
   }
@@ -60,7 +60,7 @@ async function respond(incident: Incident, runbook: Runbook): Promise<boolean> {
 }
 
 async function verifyAfterAlertResolved(incident: Incident, runbook: Runbook): Promise<void> {
-  incident.setPhase('verifying');
+  incident.setPhase('verifying', 'Verify health after the alert resolved');
   const healthy = await runbook.verify(incident).catch((err: unknown) => {
     if (err instanceof ActivityFailure) return false;
     throw err;
