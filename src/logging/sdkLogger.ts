@@ -10,7 +10,7 @@ const pinoLevel: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'>
 };
 
 /** The Temporal SDK's logs (worker, workflows, activities) through our pino logger, at its level. */
-function sdkLoggerFor(logger: Logger): SdkLogger {
+export function sdkLoggerFor(logger: Logger): SdkLogger {
   const at = (level: LogLevel) => (message: string, meta?: LogMetadata) => logger[pinoLevel[level]](meta ?? {}, message);
   return {
     log: (level, message, meta) => at(level)(message, meta),

@@ -1,11 +1,11 @@
 import { Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { createActivities, dockerClient } from '../activities';
 import { migrateAuditSchema } from '../audit/migrate';
 import type { Config } from '../config/schema';
-import { routeSdkLogsTo } from '../logging/sdkLogger';
+import { routeSdkLogsTo, sdkLoggerFor } from '../logging/sdkLogger';
 import { ensureSearchAttributes } from '../temporal/searchAttributes';
 
 export interface IncidentWorker {
@@ -34,6 +34,7 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath 
   }
   await migrateAuditSchema(config.audit.databaseUrl, config.audit.schema, logger);
 
+  const workflowBundle = workflowBundlePath ? { codePath: workflowBundlePath } : await bundleWorkflows(logger);
   const pool = new Pool({ connectionString: config.audit.databaseUrl, max: 4 });
   const connection = await NativeConnection.connect({ address });
   const worker = await Worker.create({
@@ -41,7 +42,7 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath 
     namespace,
     taskQueue,
     activities: createActivities({ config, logger, pool, docker: dockerClient(config.docker.host) }),
-    ...(workflowBundlePath ? { workflowBundle: { codePath: workflowBundlePath } } : { workflowsPath: require.resolve('../workflows') }),
+    workflowBundle,
   });
   logger.info({ address, namespace, taskQueue }, 'worker ready');
   return {
@@ -51,4 +52,10 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath 
       await pool.end();
     },
   };
+}
+
+/** Webpack's statistics are noise at start-up: only its warnings and errors are logged. */
+async function bundleWorkflows(logger: Logger): Promise<{ code: string }> {
+  const bundlerLogger = sdkLoggerFor(logger.child({ component: 'workflow-bundler' }, { level: 'warn' }));
+  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: bundlerLogger });
 }

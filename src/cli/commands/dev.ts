@@ -25,7 +25,7 @@ export function registerDevCommand(program: Command): void {
       const loaded = loadCliConfig(command);
       const { startDevTemporal, waitForTemporal } = loadDevTemporal();
       const { startWorker, startHttpServer, untilStopSignal } = loadServices();
-      const logger = createLogger('runbooks');
+      const logger = createLogger('runbooks', { pretty: process.stdout.isTTY });
       const say = (line: string) => process.stdout.write(`${line}\n`);
 
       let temporal: DevTemporal | undefined;
