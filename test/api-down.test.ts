@@ -7,7 +7,7 @@ import type Docker from 'dockerode';
 import { actOnIncident, IncidentOperationError } from '../src/incidents/operations';
 import { approveSignal } from '../src/workflows/lifecycle/definitions';
 import { EscalationLevel, IncidentStatus } from '../src/workflows/searchAttributes';
-import { BACKEND_BROKEN_IMAGE, BACKEND_HEALTHY_IMAGE } from './harness/images';
+import { BACKEND_BROKEN_IMAGE, BACKEND_HEALTHY_IMAGE } from '../src/sandbox/images';
 import { dropAuditSchema, readAudit } from './support/audit';
 import { suiteCleanups } from './support/cleanups';
 import { testConfig } from './support/config';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { actOnIncident } from '../src/incidents/operations';
-import { BACKEND_BROKEN_IMAGE, BACKEND_HEALTHY_IMAGE } from './harness/images';
+import { BACKEND_BROKEN_IMAGE, BACKEND_HEALTHY_IMAGE } from '../src/sandbox/images';
 import { startDevServer, type DevServer } from './harness/temporal';
 import { freePort, isAlive, LOG_DIR } from './harness/util';
 import { dropAuditSchema, readAudit } from './support/audit';

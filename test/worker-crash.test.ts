@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import { actOnIncident } from '../src/incidents/operations';
-import { BACKEND_BROKEN_IMAGE, BACKEND_HEALTHY_IMAGE } from './harness/images';
+import { BACKEND_BROKEN_IMAGE, BACKEND_HEALTHY_IMAGE } from '../src/sandbox/images';
 import { dropAuditSchema, readAudit } from './support/audit';
 import { suiteCleanups } from './support/cleanups';
 import { testConfigInput } from './support/config';

@@ -1,6 +1,6 @@
 /**
  * The demo's sandbox backend: a busybox httpd container serving /health on the host network, labelled with
- * the image to roll back to. Images come from the test harness's registry-free builder (test/harness/images.ts).
+ * the image to roll back to. Images come from the registry-free builder in src/sandbox/images.ts.
  */
 import type Docker from 'dockerode';
 import {
@@ -8,8 +8,8 @@ import {
   BACKEND_HEALTHY_IMAGE,
   BACKEND_WWW,
   BUSYBOX_IN_IMAGE,
-  ensureTestImages,
-} from '../../test/harness/images';
+  ensureSandboxImages as buildSandboxImages,
+} from '../sandbox/images';
 import { dockerClient } from '../activities';
 import { PREVIOUS_IMAGE_LABEL } from '../activities/docker';
 import { CliError, firstLine } from './errors';
@@ -38,9 +38,10 @@ export async function connectDocker(host: string | undefined): Promise<Docker> {
   return docker;
 }
 
+/** The demo needs only the backend images (not the Redis one, which needs redis-server on this machine). */
 export async function ensureSandboxImages(docker: Docker): Promise<string[]> {
   try {
-    return await ensureTestImages(docker);
+    return await buildSandboxImages(docker, [BACKEND_HEALTHY_IMAGE, BACKEND_BROKEN_IMAGE]);
   } catch (err) {
     throw new CliError(`cannot build the sandbox images: ${firstLine(err)}`);
   }

@@ -13,7 +13,7 @@ import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { DockerEngine, ensureDockerEngine, removeTestContainers } from './dockerd';
-import { ensureTestImages } from './images';
+import { ensureSandboxImages, SandboxImageError } from '../../src/sandbox/images';
 import { DevServer, findTemporalCli, findTestServer, startDevServer, waitForTemporal } from './temporal';
 import { ENSURE_TOOLS, InfraError, PROJECT_ROOT, TOOLS_DIR, isAlive, seconds, whichSync } from './util';
 
@@ -146,7 +146,9 @@ async function dockerPhase(): Promise<void> {
 
   const t1 = Date.now();
   const stale = await removeTestContainers(engine.docker);
-  const built = await ensureTestImages(engine.docker);
+  const built = await ensureSandboxImages(engine.docker).catch((err: unknown) => {
+    throw err instanceof SandboxImageError ? new InfraError(err.message) : err;
+  });
   const what = built.length ? `built ${built.join(', ')}` : 'all present';
   say(`images ready in ${seconds(t1)} (${what}${stale ? `; removed ${stale} stale test containers` : ''})`);
 }

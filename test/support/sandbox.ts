@@ -4,7 +4,7 @@ import Docker from 'dockerode';
 import { PREVIOUS_IMAGE_LABEL } from '../../src/activities/docker';
 import { dockerClient } from '../../src/activities';
 import { TEST_LABEL } from '../harness/dockerd';
-import { BACKEND_HEALTHY_IMAGE, REDIS_IMAGE } from '../harness/images';
+import { BACKEND_HEALTHY_IMAGE, REDIS_IMAGE } from '../../src/sandbox/images';
 import { freePort } from '../harness/util';
 import { requireEnv } from './env';
 

@@ -1,4 +1,4 @@
-// Test images built without any registry: a rootfs assembled from this machine's own
+// Sandbox images (for the demo and the tests) built without any registry: a rootfs assembled from this machine's own
 // binaries and `docker import`ed. Building is idempotent: an image that exists with the
 // current recipe label is left alone.
 //
@@ -14,15 +14,21 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
-import { TEST_LABEL } from './dockerd';
-import { ENSURE_TOOLS, InfraError } from './util';
 
 const execFileP = promisify(execFile);
 
 export const BACKEND_HEALTHY_IMAGE = 'runbooks-sandbox-backend:healthy';
 export const BACKEND_BROKEN_IMAGE = 'runbooks-sandbox-backend:broken';
 export const REDIS_IMAGE = 'runbooks-sandbox-redis:1';
-export const TEST_IMAGES = [BACKEND_HEALTHY_IMAGE, BACKEND_BROKEN_IMAGE, REDIS_IMAGE] as const;
+export const SANDBOX_IMAGES = [BACKEND_HEALTHY_IMAGE, BACKEND_BROKEN_IMAGE, REDIS_IMAGE] as const;
+export type SandboxImage = (typeof SANDBOX_IMAGES)[number];
+
+/** What a machine lacks to build the images, in one line with the way to get it. */
+export class SandboxImageError extends Error {
+  override readonly name = 'SandboxImageError';
+}
+
+const ENSURE_TOOLS = 'bash scripts/ensure-tools.sh';
 
 /** Where binaries live inside the images. */
 export const BUSYBOX_IN_IMAGE = '/bin/busybox';
@@ -48,7 +54,7 @@ async function staticBusybox(): Promise<string> {
     );
     if (!dynamic) return fs.realpathSync(candidate);
   }
-  throw new InfraError(`a statically linked busybox (Debian package busybox-static) — run ${ENSURE_TOOLS}`);
+  throw new SandboxImageError(`a statically linked busybox (Debian package busybox-static) — run ${ENSURE_TOOLS}`);
 }
 
 /** Every file the dynamic loader needs for `binary`: libraries and the loader itself. */
@@ -59,10 +65,10 @@ async function sharedLibraries(binary: string): Promise<string[]> {
     // "libssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
     const m = /(?:=>\s*)?(\/\S+)\s+\(0x[0-9a-f]+\)/.exec(line);
     if (m?.[1]) files.push(m[1]);
-    else if (/=>\s*not found/.test(line)) throw new InfraError(`${binary} needs a missing library: ${line.trim()}`);
+    else if (/=>\s*not found/.test(line)) throw new SandboxImageError(`${binary} needs a missing library: ${line.trim()}`);
   }
   if (!files.some((f) => /\/ld-linux[^/]*\.so/.test(f) || /\/ld-musl/.test(f))) {
-    throw new InfraError(`could not find the dynamic loader of ${binary} in ldd's output`);
+    throw new SandboxImageError(`could not find the dynamic loader of ${binary} in ldd's output`);
   }
   return files;
 }
@@ -119,7 +125,7 @@ export async function runOnce(docker: Docker, image: string, cmd: string[]): Pro
     Image: image,
     Cmd: cmd,
     Tty: true,
-    Labels: { [TEST_LABEL]: 'true' },
+    Labels: { 'runbooks.sandbox': 'true' },
     HostConfig: { NetworkMode: 'host' },
   });
   try {
@@ -146,7 +152,7 @@ async function verify(docker: Docker, image: string, cmd: string[], expect: RegE
   const { exitCode, output } = await runOnce(docker, image, cmd);
   if (exitCode !== 0 || !expect.test(output)) {
     await docker.getImage(image).remove({ force: true }).catch(() => {});
-    throw new InfraError(
+    throw new SandboxImageError(
       `image ${image} does not work: \`${cmd.join(' ')}\` exited ${exitCode}: ${output.trim().split('\n').slice(-2).join(' | ')}`,
     );
   }
@@ -168,7 +174,7 @@ async function buildBackend(docker: Docker, image: string, healthy: boolean): Pr
 
 async function buildRedis(docker: Docker, image: string): Promise<void> {
   if (!fs.existsSync(REDIS_SERVER)) {
-    throw new InfraError(`${REDIS_SERVER} (Debian package redis-server) — apt-get install -y redis-server`);
+    throw new SandboxImageError(`${REDIS_SERVER} (Debian package redis-server) — apt-get install -y redis-server`);
   }
   const rootfs = baseRootfs(await staticBusybox());
   try {
@@ -182,17 +188,17 @@ async function buildRedis(docker: Docker, image: string): Promise<void> {
 }
 
 /**
- * Makes sure the three test images exist (building the missing ones) and returns the
- * names of those it built.
+ * Makes sure the sandbox images exist (building the missing ones) and returns the names of those it built.
+ * The demo asks only for the backend images; the tests for all of them.
  */
-export async function ensureTestImages(docker: Docker): Promise<string[]> {
-  const builders: Record<(typeof TEST_IMAGES)[number], () => Promise<void>> = {
+export async function ensureSandboxImages(docker: Docker, images: readonly SandboxImage[] = SANDBOX_IMAGES): Promise<string[]> {
+  const builders: Record<SandboxImage, () => Promise<void>> = {
     [BACKEND_HEALTHY_IMAGE]: () => buildBackend(docker, BACKEND_HEALTHY_IMAGE, true),
     [BACKEND_BROKEN_IMAGE]: () => buildBackend(docker, BACKEND_BROKEN_IMAGE, false),
     [REDIS_IMAGE]: () => buildRedis(docker, REDIS_IMAGE),
   };
   const built: string[] = [];
-  for (const image of TEST_IMAGES) {
+  for (const image of images) {
     if (await hasCurrentImage(docker, image)) continue;
     await builders[image]();
     built.push(image);
