@@ -77,6 +77,13 @@ async function startAlertmanager(webhookUrl: string): Promise<{ url: string; pro
   return { url, process: child, dir };
 }
 
+function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  return exited;
+}
+
 function amtool(alertmanagerUrl: string, args: string[]): Promise<unknown> {
   return promisify(execFile)(requireEnv('AMTOOL_BIN'), [...args, `--alertmanager.url=${alertmanagerUrl}`]);
 }
@@ -110,14 +117,15 @@ describe('a real Alertmanager posting to the webhook', () => {
   });
 
   after(async () => {
-    alertmanager?.process.kill('SIGTERM');
-    if (alertmanager) rmSync(alertmanager.dir, { recursive: true, force: true });
+    // Alertmanager writes its snapshot on the way out: remove its directory only once it has exited.
+    if (alertmanager) await stopProcess(alertmanager.process);
     await app?.close();
     await door?.close();
     await new Promise((r) => setTimeout(r, 5_500)); // let the client's last retry settle before closing it
     await webhookClient?.close().catch(() => undefined);
     await worker?.stop();
     await dropAuditSchema(config);
+    if (alertmanager) rmSync(alertmanager.dir, { recursive: true, force: true });
   });
 
   test('an alert fired while Temporal is unreachable is retried by Alertmanager and starts one incident once it is back; its resolution closes it', { timeout: 120_000 }, async () => {
