@@ -35,8 +35,6 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   };
 }
 
-export type HttpServerDeps = HttpServerOptions;
-
 export interface RunningHttpServer {
   app: FastifyInstance;
   /** Base URL clients use, e.g. http://127.0.0.1:3000 (the real port when the config says 0). */
@@ -44,7 +42,7 @@ export interface RunningHttpServer {
   stop(): Promise<void>;
 }
 
-export async function startHttpServer(deps: HttpServerDeps): Promise<RunningHttpServer> {
+export async function startHttpServer(deps: HttpServerOptions): Promise<RunningHttpServer> {
   const { host, port } = deps.config.http;
   const app = await doing('building the HTTP server', () => loadHttpServer().buildHttpServer(deps));
   try {

@@ -1,10 +1,10 @@
 /** How the HTTP API turns failures into status codes and one JSON error shape: `{ error, issues? }`. */
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { WorkflowUpdateRPCTimeoutOrCancelledError, isGrpcServiceError } from '@temporalio/client';
+import { WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { PayloadConverterError, ValueError } from '@temporalio/common';
 import type { FastifyReply } from 'fastify';
 import type { z } from 'zod';
-import { isTemporalUnavailable } from '../temporal/errors';
+import { causeChain, grpcStatusOf, isTemporalUnavailable } from '../temporal/errors';
 
 export interface Issue {
   path: string;
@@ -81,22 +81,22 @@ export type TemporalFailure = 'unavailable' | 'rejected' | 'bug';
 export function classifyTemporalError(err: unknown): TemporalFailure {
   if (err instanceof TemporalTimeoutError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return 'unavailable';
   if (isTemporalUnavailable(err)) return 'unavailable';
-  const code = grpcCode(err);
+  const code = grpcStatusOf(err);
   // CANCELLED: our own deadline's abort signal fired.
   if (code === GrpcStatus.CANCELLED) return 'unavailable';
   // A query while no worker polls the incident's task queue: the worker is down, Temporal is fine; retry later.
-  if (code === GrpcStatus.FAILED_PRECONDITION && chain(err).some((e) => e instanceof Error && /no poller seen/i.test(e.message))) {
+  if (code === GrpcStatus.FAILED_PRECONDITION && causeChain(err).some((e) => e instanceof Error && /no poller seen/i.test(e.message))) {
     return 'unavailable';
   }
   if (code === GrpcStatus.INVALID_ARGUMENT || code === GrpcStatus.OUT_OF_RANGE) return 'rejected';
-  if (chain(err).some((e) => e instanceof ValueError || e instanceof PayloadConverterError)) return 'rejected';
-  if (chain(err).some((e) => e instanceof Error && connectionTrouble.test(e.message))) return 'unavailable';
+  if (causeChain(err).some((e) => e instanceof ValueError || e instanceof PayloadConverterError)) return 'rejected';
+  if (causeChain(err).some((e) => e instanceof Error && connectionTrouble.test(e.message))) return 'unavailable';
   return 'bug';
 }
 
 /** The message of the innermost cause worth showing (gRPC `details` rather than "Failed to start Workflow"). */
 export function describeTemporalError(err: unknown): string {
-  for (const e of chain(err).reverse()) {
+  for (const e of causeChain(err).reverse()) {
     const details = (e as { details?: unknown }).details;
     if (typeof details === 'string' && details) return truncate(details);
   }
@@ -105,21 +105,6 @@ export function describeTemporalError(err: unknown): string {
 
 const connectionTrouble =
   /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|Failed to connect|No connection established|connection (closed|refused|reset)/i;
-
-function grpcCode(err: unknown): number | undefined {
-  for (const e of chain(err)) {
-    if (isGrpcServiceError(e)) return e.code;
-    const maybe = e as { code?: unknown; details?: unknown };
-    if (typeof maybe.code === 'number' && maybe.details !== undefined) return maybe.code;
-  }
-  return undefined;
-}
-
-function chain(err: unknown): unknown[] {
-  const seen: unknown[] = [];
-  for (let e: unknown = err; e && seen.length < 10; e = (e as { cause?: unknown }).cause) seen.push(e);
-  return seen;
-}
 
 function truncate(text: string): string {
   return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text;
