@@ -7,6 +7,7 @@ import { docker, http } from './activityProxies';
 import type { IncidentInput, IncidentOutcome } from './lifecycle/definitions';
 import type { Incident } from './lifecycle/incident';
 import { runIncident } from './lifecycle/runIncident';
+import { restartContainer } from './steps';
 
 type Backend = NonNullable<IncidentInput['targets']['backend']>;
 
@@ -22,10 +23,7 @@ export async function apiDownIncident(input: IncidentInput): Promise<IncidentOut
       }
       const container = await diagnose(incident, backend);
 
-      await incident.act(`Restart container ${backend.container}`, () =>
-        docker.restartContainer.executeWithOptions({ summary: `docker restart ${backend.container}` }, [backend.container]),
-      );
-      incident.record('action', `Restarted container ${backend.container}.`);
+      await restartContainer(incident, backend.container);
       if (await verifyHealthy(incident, backend, 'after the restart')) return true;
 
       return rollBack(incident, backend, container);

@@ -4,10 +4,11 @@
  * (BGSAVE) problems.
  */
 import type { RedisDiagnosis } from '../activities/redis';
-import { docker, redis } from './activityProxies';
+import { redis } from './activityProxies';
 import type { IncidentInput, IncidentOutcome } from './lifecycle/definitions';
 import type { Incident } from './lifecycle/incident';
 import { runIncident } from './lifecycle/runIncident';
+import { restartContainer } from './steps';
 
 /** Used memory at or above this share of `maxmemory` counts as a memory problem. */
 const MEMORY_PRESSURE = 0.9;
@@ -53,10 +54,7 @@ async function diagnose(incident: Incident, title: string): Promise<RedisDiagnos
 }
 
 async function restart(incident: Incident, target: RedisTarget): Promise<boolean> {
-  await incident.act(`Restart container ${target.container}`, () =>
-    docker.restartContainer.executeWithOptions({ summary: `docker restart ${target.container}` }, [target.container]),
-  );
-  incident.record('action', `Restarted container ${target.container}.`);
+  await restartContainer(incident, target.container);
   const wait = await incident.step('Verify: PING', () =>
     redis.waitForRedis.executeWithOptions({ summary: 'Wait for PONG' }, [target.healthyWithinMs]),
   );
