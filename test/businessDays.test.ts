@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { nextBusinessDayStart, type BusinessHours } from '../src/workflows/lifecycle/businessDays';
+import type { BusinessHours } from '../src/incidents/model';
+import { nextBusinessDayStart } from '../src/workflows/lifecycle/businessDays';
 
 const weekdays = [1, 2, 3, 4, 5];
 const hours = (timeZone: string, overrides: Partial<BusinessHours> = {}): BusinessHours => ({ timeZone, startHour: 9, days: weekdays, ...overrides });

@@ -11,7 +11,7 @@ import { stringify as toYaml } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import type { ConfigInput } from '../src/config/schema';
 import type { IncidentSummary } from '../src/incidents/operations';
-import type { IncidentOutcome, IncidentStatusView } from '../src/workflows/lifecycle/definitions';
+import type { IncidentOutcome, IncidentStatusView } from '../src/incidents/model';
 import { dockerClient } from '../src/activities';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';

@@ -5,13 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ConfigInput } from '../src/config/schema';
 import { nextBusinessDayStart } from '../src/workflows/lifecycle/businessDays';
-import {
-  acknowledgeSignal,
-  resolveSignal,
-  type IncidentStatusView,
-  type TimelineEvent,
-  type TimelineKind,
-} from '../src/workflows/lifecycle/definitions';
+import { acknowledgeSignal, resolveSignal } from '../src/workflows/lifecycle/definitions';
+import { type IncidentStatusView, type TimelineEvent, type TimelineKind } from '../src/incidents/model';
 import * as attributes from '../src/workflows/searchAttributes';
 import { timeSkippingIncidents, type Incident, type Page } from './support/timeSkipping';
 
@@ -23,6 +18,7 @@ const SLACK = 5 * SECOND;
 
 const incidents = timeSkippingIncidents({
   taskQueuePrefix: 'escalation',
+  runbook: 'generic',
   labels: { alertname: 'DiskAlmostFull', service: 'db' },
   annotations: { summary: 'disk 95% full' },
 });

@@ -12,7 +12,8 @@ import type { Config } from '../src/config/schema';
 import type { IncidentSummary } from '../src/incidents/operations';
 import { buildHttpServer } from '../src/http/server';
 import type { IntakeResult } from '../src/intake/ingest';
-import { UpdateRefusal, type IncidentOutcome, type IncidentStatusView } from '../src/workflows/lifecycle/definitions';
+import { UpdateRefusal } from '../src/workflows/lifecycle/definitions';
+import { type IncidentOutcome, type IncidentStatusView } from '../src/incidents/model';
 import { testConfig, tokenHash } from './support/config';
 import { terminateAll } from './support/incidents';
 import { metricValues } from './support/metrics';
@@ -128,7 +129,7 @@ describe('incident endpoints against a real Temporal', () => {
     const status = response.json() as IncidentStatusView;
     assert.equal(status.workflowId, workflowId);
     assert.equal(status.runbook, 'generic');
-    assert.equal(status.alertname, 'HttpTestUnrouted');
+    assert.equal(status.trigger.kind === 'alert' && status.trigger.alert.alertname, 'HttpTestUnrouted');
     assert.ok(status.timeline.some((e) => e.kind === 'detected'));
   });
 

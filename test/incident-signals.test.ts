@@ -5,24 +5,13 @@ import { after, before, describe, test } from 'node:test';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import {
-  acknowledgeSignal,
-  acknowledgeUpdate,
-  alertFiringSignal,
-  alertResolvedSignal,
-  approveSignal,
-  approveUpdate,
-  rejectSignal,
-  rejectUpdate,
-  resolveSignal,
-  statusQuery,
-  UpdateRefusal,
-  type IncidentStatusView,
-} from '../src/workflows/lifecycle/definitions';
+import { acknowledgeSignal, acknowledgeUpdate, alertFiringSignal, alertResolvedSignal, approveSignal, approveUpdate, rejectSignal, rejectUpdate, resolveSignal, statusQuery, UpdateRefusal } from '../src/workflows/lifecycle/definitions';
+import { type IncidentStatusView } from '../src/incidents/model';
 import { timeSkippingIncidents, type Incident } from './support/timeSkipping';
 
 const incidents = timeSkippingIncidents({
   taskQueuePrefix: 'incident-signals',
+  runbook: 'generic',
   labels: { alertname: 'QueueBacklog', service: 'etl', severity: 'critical' },
 });
 const { pages, settle, observe, outcomeOf } = incidents;

@@ -24,22 +24,22 @@ describe('routeAlert', () => {
     test('APIDown goes to the api-down runbook, critical when the alert has no severity label', () => {
       const routed = routeAlert(alert({ alertname: 'APIDown' }), defaults);
       assert.equal(routed.input.runbook, 'api-down');
-      assert.equal(routed.workflowType, 'apiDownIncident');
-      assert.equal(routed.input.severity, 'critical');
+      assert.equal(routed.workflowType, 'apiDown');
+      assert.equal(routed.input.escalation?.severity, 'critical');
     });
 
     test('RedisDown goes to the redis-down runbook, high by default', () => {
       const routed = routeAlert(alert({ alertname: 'RedisDown' }), defaults);
       assert.equal(routed.input.runbook, 'redis-down');
-      assert.equal(routed.workflowType, 'redisIncident');
-      assert.equal(routed.input.severity, 'high');
+      assert.equal(routed.workflowType, 'redisDown');
+      assert.equal(routed.input.escalation?.severity, 'high');
     });
 
     test('an alertname no route names goes to the generic runbook with the fallback severity (medium)', () => {
       const routed = routeAlert(alert({ alertname: 'DiskAlmostFull' }), defaults);
       assert.equal(routed.input.runbook, 'generic');
-      assert.equal(routed.workflowType, 'genericIncident');
-      assert.equal(routed.input.severity, 'medium');
+      assert.equal(routed.workflowType, 'generic');
+      assert.equal(routed.input.escalation?.severity, 'medium');
     });
 
     test('alertnames are matched exactly: apidown is not APIDown', () => {
@@ -54,10 +54,10 @@ describe('routeAlert', () => {
         },
       });
       assert.equal(routeAlert(alert({ alertname: 'BackendDown' }), config).input.runbook, 'api-down');
-      assert.equal(routeAlert(alert({ alertname: 'BackendDown' }), config).input.severity, 'high');
+      assert.equal(routeAlert(alert({ alertname: 'BackendDown' }), config).input.escalation?.severity, 'high');
       const unrouted = routeAlert(alert({ alertname: 'APIDown' }), config);
       assert.equal(unrouted.input.runbook, 'generic', 'APIDown is not routed once routing.alerts is replaced');
-      assert.equal(unrouted.input.severity, 'low');
+      assert.equal(unrouted.input.escalation?.severity, 'low');
     });
 
     test(
@@ -66,7 +66,7 @@ describe('routeAlert', () => {
         for (const alertname of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
           const routed = routeAlert(alert({ alertname }), defaults);
           assert.equal(routed.input.runbook, 'generic', alertname);
-          assert.equal(routed.input.severity, 'medium', alertname);
+          assert.equal(routed.input.escalation?.severity, 'medium', alertname);
         }
       },
     );
@@ -85,16 +85,16 @@ describe('routeAlert', () => {
     ];
     for (const [label, severity] of cases) {
       test(`severity="${label}" becomes ${severity}, whatever the route's default`, () => {
-        assert.equal(routeAlert(alert({ alertname: 'APIDown', severity: label }), defaults).input.severity, severity);
-        assert.equal(routeAlert(alert({ alertname: 'DiskAlmostFull', severity: label }), defaults).input.severity, severity);
+        assert.equal(routeAlert(alert({ alertname: 'APIDown', severity: label }), defaults).input.escalation?.severity, severity);
+        assert.equal(routeAlert(alert({ alertname: 'DiskAlmostFull', severity: label }), defaults).input.escalation?.severity, severity);
       });
     }
 
     test('an unknown or empty severity label falls back to the route default', () => {
       for (const label of ['page', 'sev1', 'p1', '', ' critical', 'toString', 'valueOf']) {
-        assert.equal(routeAlert(alert({ alertname: 'APIDown', severity: label }), defaults).input.severity, 'critical', `"${label}" on APIDown`);
-        assert.equal(routeAlert(alert({ alertname: 'RedisDown', severity: label }), defaults).input.severity, 'high', `"${label}" on RedisDown`);
-        assert.equal(routeAlert(alert({ alertname: 'Other', severity: label }), defaults).input.severity, 'medium', `"${label}" on Other`);
+        assert.equal(routeAlert(alert({ alertname: 'APIDown', severity: label }), defaults).input.escalation?.severity, 'critical', `"${label}" on APIDown`);
+        assert.equal(routeAlert(alert({ alertname: 'RedisDown', severity: label }), defaults).input.escalation?.severity, 'high', `"${label}" on RedisDown`);
+        assert.equal(routeAlert(alert({ alertname: 'Other', severity: label }), defaults).input.escalation?.severity, 'medium', `"${label}" on Other`);
       }
     });
 
@@ -102,32 +102,32 @@ describe('routeAlert', () => {
       'a severity label that is an Object.prototype member name (constructor, __proto__) falls back to the route default',
       () => {
         for (const label of ['constructor', '__proto__', 'hasOwnProperty']) {
-          assert.equal(routeAlert(alert({ alertname: 'APIDown', severity: label }), defaults).input.severity, 'critical', label);
+          assert.equal(routeAlert(alert({ alertname: 'APIDown', severity: label }), defaults).input.escalation?.severity, 'critical', label);
         }
       },
     );
 
     test('the escalation policy copied into the input is the one for the mapped severity', () => {
       const critical = routeAlert(alert({ alertname: 'APIDown', severity: 'critical' }), defaults).input.escalation;
-      assert.deepEqual(critical, { responseTimeMs: 15 * 60_000, escalateTo: ['oncall', 'devops-lead'], notify: ['management', 'status-page'] });
+      assert.deepEqual(critical, { severity: 'critical', responseTimeMs: 15 * 60_000, escalateTo: ['oncall', 'devops-lead'], notify: ['management', 'status-page'] });
       const high = routeAlert(alert({ alertname: 'APIDown', severity: 'high' }), defaults).input.escalation;
-      assert.deepEqual(high, { responseTimeMs: 60 * 60_000, escalateTo: ['oncall'], notify: ['team-lead'] });
+      assert.deepEqual(high, { severity: 'high', responseTimeMs: 60 * 60_000, escalateTo: ['oncall'], notify: ['team-lead'] });
       const medium = routeAlert(alert({ alertname: 'APIDown', severity: 'warning' }), defaults).input.escalation;
-      assert.deepEqual(medium, { responseTimeMs: 4 * 60 * 60_000, escalateTo: ['team-member'], notify: ['team'] });
+      assert.deepEqual(medium, { severity: 'medium', responseTimeMs: 4 * 60 * 60_000, escalateTo: ['team-member'], notify: ['team'] });
     });
 
     test('low severity carries the business hours; the other severities do not', () => {
       const config = parseConfig({ escalation: { businessHours: { timeZone: 'Europe/Berlin', startHour: 8, days: [1, 2, 3, 4] } } });
       for (const label of ['low', 'info']) {
         const { escalation } = routeAlert(alert({ alertname: 'Other', severity: label }), config).input;
-        assert.deepEqual(escalation.businessHours, { timeZone: 'Europe/Berlin', startHour: 8, days: [1, 2, 3, 4] }, label);
+        assert.deepEqual(escalation?.businessHours, { timeZone: 'Europe/Berlin', startHour: 8, days: [1, 2, 3, 4] }, label);
       }
       for (const label of ['critical', 'high', 'medium', 'warning']) {
         const { escalation } = routeAlert(alert({ alertname: 'Other', severity: label }), config).input;
-        assert.equal('businessHours' in escalation, false, label);
+        assert.equal(escalation !== undefined && 'businessHours' in escalation, false, label);
       }
       // Without configured business hours, low still gets the defaults (UTC, 09:00, Monday to Friday).
-      assert.deepEqual(routeAlert(alert({ alertname: 'Other', severity: 'low' }), defaults).input.escalation.businessHours, {
+      assert.deepEqual(routeAlert(alert({ alertname: 'Other', severity: 'low' }), defaults).input.escalation?.businessHours, {
         timeZone: 'UTC',
         startHour: 9,
         days: [1, 2, 3, 4, 5],
@@ -136,9 +136,10 @@ describe('routeAlert', () => {
   });
 
   describe('the incident input', () => {
-    test('carries the alert facts, the service and a one-line summary', () => {
+    test('carries the alert facts as its trigger, the service and a one-line summary', () => {
       const routed = routeAlert(alert({ alertname: 'APIDown', service: 'backend', instance: 'backend:8080' }), defaults);
-      assert.deepEqual(routed.input.alert, {
+      assert.equal(routed.input.trigger.kind, 'alert');
+      assert.deepEqual(routed.input.trigger.kind === 'alert' && routed.input.trigger.alert, {
         alertname: 'APIDown',
         fingerprint: 'a1ebaf6b84df2c5a',
         labels: { alertname: 'APIDown', service: 'backend', instance: 'backend:8080' },
@@ -164,12 +165,12 @@ describe('routeAlert', () => {
         webhookUrl: 'https://hooks.slack.example/services/T000/B000/webhook-secret-9f8e7d',
         tokenHash: 'f'.repeat(16) + '0123456789abcdef'.repeat(3),
         databaseUrl: 'postgres://audit:db-pass-5e5e5e@db.internal:5432/audit',
-        metricsUrl: 'http://backend:8080/metrics-private-path',
+        healthUrl: 'http://backend:8080/health-private-path',
       };
       const input: ConfigInput = {
         audit: { databaseUrl: secrets.databaseUrl },
         targets: {
-          backend: { container: 'backend', healthUrl: 'http://backend:8080/health', metricsUrl: secrets.metricsUrl, healthyWithin: '45s' },
+          backend: { container: 'backend', healthUrl: secrets.healthUrl, healthyWithin: '45s' },
           redis: { container: 'redis', url: secrets.redisUrl, healthyWithin: '20s' },
         },
         channels: { slack: { type: 'webhook', url: secrets.webhookUrl }, log: { type: 'log' } },
@@ -192,13 +193,29 @@ describe('routeAlert', () => {
           assert.equal(serialized.includes('db-pass'), false);
         }
       }
-      // What the runbooks do need is there: containers, the health URL, and how long to wait.
+      // What the runbooks do need is there: the containers of their own targets, and how long to wait.
       const { targets, approvers } = routeAlert(alert({ alertname: 'APIDown' }), config).input;
-      assert.deepEqual(targets, {
-        backend: { container: 'backend', healthUrl: 'http://backend:8080/health', healthyWithinMs: 45_000 },
-        redis: { container: 'redis', healthyWithinMs: 20_000 },
-      });
+      assert.deepEqual(targets, { backend: { container: 'backend', healthyWithinMs: 45_000 } });
       assert.deepEqual(approvers, { rollback: ['alice'], 'flush-cache': ['alice'] });
+    });
+
+    test('copies only the targets its runbook needs (catalog), none for the generic runbook', () => {
+      const config = parseConfig({
+        targets: {
+          backend: { container: 'backend', healthUrl: 'http://backend:8080/health' },
+          redis: { container: 'redis', url: 'redis://redis:6379' },
+        },
+      });
+      assert.deepEqual(Object.keys(routeAlert(alert({ alertname: 'APIDown' }), config).input.targets), ['backend']);
+      assert.deepEqual(Object.keys(routeAlert(alert({ alertname: 'RedisDown' }), config).input.targets), ['redis']);
+      assert.deepEqual(routeAlert(alert({ alertname: 'Other' }), config).input.targets, {});
+    });
+
+    test("carries the runbook's catalog policy, with the config's overrides", () => {
+      assert.deepEqual(routeAlert(alert({ alertname: 'RedisDown' }), defaults).input.policy, { memoryPressure: 0.9 });
+      const config = parseConfig({ policies: { 'redis-down': { memoryPressure: 0.75 } } });
+      assert.deepEqual(routeAlert(alert({ alertname: 'RedisDown' }), config).input.policy, { memoryPressure: 0.75 });
+      assert.deepEqual(routeAlert(alert({ alertname: 'APIDown' }), config).input.policy, {});
     });
 
     test('without configured targets the input has none', () => {

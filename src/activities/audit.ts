@@ -1,17 +1,26 @@
 import type { Pool } from 'pg';
-import type { IncidentPhase, RunbookName, Severity, TimelineEvent } from '../workflows/lifecycle/definitions';
+import type { IncidentPhase, Severity, TimelineEvent, TriggerKind } from '../incidents/model';
+import type { RunbookName } from '../runbooks/catalog';
 
 export interface IncidentRecord {
   workflowId: string;
   runId: string;
   runbook: RunbookName;
-  alertname: string;
-  fingerprint: string;
-  severity: Severity;
+  trigger: TriggerKind;
+  /** Who or what started it: the operator, the schedule ID; for an alert, its fingerprint. */
+  triggeredBy: string;
+  alertname?: string;
+  fingerprint?: string;
+  severity?: Severity;
   service: string;
   phase: IncidentPhase;
   openedAt: string;
   closedAt?: string;
+}
+
+export interface TimelineBatch {
+  incident: IncidentRecord;
+  events: TimelineEvent[];
 }
 
 export function createAuditActivities(pool: Pool, schema: string) {
@@ -21,16 +30,17 @@ export function createAuditActivities(pool: Pool, schema: string) {
      * Upserts the incident row and appends timeline events. Exactly once per event however often it
      * retries: events are keyed by (run_id, seq) and duplicates are ignored.
      */
-    async recordTimeline(incident: IncidentRecord, events: TimelineEvent[]): Promise<void> {
+    async recordTimeline({ incident, events }: TimelineBatch): Promise<void> {
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
         await client.query(
-          `INSERT INTO ${table('incidents')} (run_id, workflow_id, runbook, alertname, fingerprint, severity, service, phase, opened_at, closed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+          `INSERT INTO ${table('incidents')}
+             (run_id, workflow_id, runbook, trigger, triggered_by, alertname, fingerprint, severity, service, phase, opened_at, closed_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
            ON CONFLICT (run_id) DO UPDATE SET phase = EXCLUDED.phase, closed_at = EXCLUDED.closed_at, updated_at = now()`,
-          [incident.runId, incident.workflowId, incident.runbook, incident.alertname, incident.fingerprint, incident.severity,
-            incident.service, incident.phase, incident.openedAt, incident.closedAt ?? null],
+          [incident.runId, incident.workflowId, incident.runbook, incident.trigger, incident.triggeredBy, incident.alertname ?? null,
+            incident.fingerprint ?? null, incident.severity ?? null, incident.service, incident.phase, incident.openedAt, incident.closedAt ?? null],
         );
         for (const event of events) {
           await client.query(

@@ -1,5 +1,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type Docker from 'dockerode';
+import type { Config } from '../config/schema';
+import { ActivityErrorType } from '../runbooks/errorTypes';
+import { targetConfig, type TargetRef } from './targets';
 
 /** Set at deploy time on the backend container: the image to roll back to. */
 export const PREVIOUS_IMAGE_LABEL = 'runbooks.previous-image';
@@ -30,10 +33,13 @@ export interface RollbackResult {
 const LOG_TAIL_LINES = 100;
 const LOG_MAX_BYTES = 16 * 1024;
 
-export function createDockerActivities(docker: Docker) {
+/** Acts only on the containers of configured targets: a workflow names a target, never a container. */
+export function createDockerActivities(docker: Docker, config: Pick<Config, 'targets'>) {
+  const containerOf = (target: TargetRef['target']) => targetConfig(config, target).container;
   return {
-    /** `docker ps` + `docker inspect` for one container. Read-only. */
-    async inspectContainer(name: string): Promise<ContainerFacts> {
+    /** `docker ps` + `docker inspect` for the target's container. Read-only. */
+    async inspectContainer({ target }: TargetRef): Promise<ContainerFacts> {
+      const name = containerOf(target);
       const info = await inspectOrNull(docker, name);
       if (!info) return { name, exists: false };
       return {
@@ -51,11 +57,13 @@ export function createDockerActivities(docker: Docker) {
       };
     },
 
-    /** `docker logs --tail=100`, cut to the last 16 KiB so workflow history stays small. Read-only. */
-    async containerLogs(name: string): Promise<string> {
+    /** `docker logs --tail=N` (default 100), cut to the last 16 KiB so workflow history stays small. Read-only. */
+    async containerLogs({ target, tailLines = LOG_TAIL_LINES }: TargetRef & { tailLines?: number }): Promise<string> {
+      const name = containerOf(target);
       const info = await inspectOrNull(docker, name);
       if (!info) return '';
-      const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: LOG_TAIL_LINES, follow: false });
+      const tail = Math.max(1, Math.min(Math.floor(tailLines), 1000));
+      const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail, follow: false });
       const text = (info.Config.Tty ? raw : demultiplex(raw)).toString('utf8');
       return text.length > LOG_MAX_BYTES ? `…${text.slice(-LOG_MAX_BYTES)}` : text;
     },
@@ -64,7 +72,8 @@ export function createDockerActivities(docker: Docker) {
      * `docker restart`. Not idempotent in the strict sense: a retry after a lost reply restarts once more,
      * which is harmless for a service that is down anyway.
      */
-    async restartContainer(name: string): Promise<void> {
+    async restartContainer({ target }: TargetRef): Promise<void> {
+      const name = containerOf(target);
       await requireContainer(docker, name);
       await docker.getContainer(name).restart({ t: 10 });
     },
@@ -74,7 +83,8 @@ export function createDockerActivities(docker: Docker) {
      * the old one is kept, stopped, for the post-incident review. Idempotent: a retry after a crash at any
      * point finds either the container already on `image`, or the kept one to copy from.
      */
-    async rollbackContainer(name: string, image: string): Promise<RollbackResult> {
+    async rollbackContainer({ target, image }: TargetRef & { image: string }): Promise<RollbackResult> {
+      const name = containerOf(target);
       const current = await inspectOrNull(docker, name);
       if (current?.Config.Image === image) {
         if (!current.State.Running) await docker.getContainer(name).start();
@@ -118,7 +128,7 @@ async function inspectOrNull(docker: Docker, name: string): Promise<Docker.Conta
 
 async function requireContainer(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo> {
   const info = await inspectOrNull(docker, name);
-  if (!info) throw ApplicationFailure.nonRetryable(`container "${name}" does not exist`, 'ContainerNotFound');
+  if (!info) throw ApplicationFailure.nonRetryable(`container "${name}" does not exist`, ActivityErrorType.containerNotFound);
   return info;
 }
 
@@ -126,7 +136,7 @@ async function requireContainer(docker: Docker, name: string): Promise<Docker.Co
 async function findKeptContainer(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo> {
   const kept = await docker.listContainers({ all: true, filters: { name: [`^/${name}-replaced-`] } });
   const newest = kept.sort((a, b) => b.Created - a.Created)[0];
-  if (!newest) throw ApplicationFailure.nonRetryable(`container "${name}" does not exist`, 'ContainerNotFound');
+  if (!newest) throw ApplicationFailure.nonRetryable(`container "${name}" does not exist`, ActivityErrorType.containerNotFound);
   return docker.getContainer(newest.Id).inspect();
 }
 
@@ -135,7 +145,7 @@ async function requireImage(docker: Docker, image: string): Promise<void> {
     await docker.getImage(image).inspect();
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode === 404) {
-      throw ApplicationFailure.nonRetryable(`image "${image}" is not on this Docker host`, 'ImageNotFound');
+      throw ApplicationFailure.nonRetryable(`image "${image}" is not on this Docker host`, ActivityErrorType.imageNotFound);
     }
     throw err;
   }

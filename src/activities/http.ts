@@ -1,4 +1,6 @@
 import { Context } from '@temporalio/activity';
+import type { Config } from '../config/schema';
+import { targetConfig, type TargetRef } from './targets';
 
 export interface HealthProbe {
   healthy: boolean;
@@ -12,10 +14,38 @@ export interface HealthWait extends HealthProbe {
   attempts: number;
 }
 
-const PROBE_TIMEOUT_MS = 3_000;
+/** Targets with a health URL. */
+type HealthTarget = TargetRef<'backend'>;
 
-/** One GET of a configured health URL (never a URL taken from alert data). Read-only, so safe to retry. */
-export async function probeHealth(url: string): Promise<HealthProbe> {
+const PROBE_TIMEOUT_MS = 3_000;
+const PROBE_INTERVAL_MS = 500;
+
+/** Health checks of the configured URL of a target (never a URL taken from alert data or history). */
+export function createHttpActivities(config: Pick<Config, 'targets'>) {
+  const healthUrlOf = (target: HealthTarget['target']) => targetConfig(config, target).healthUrl;
+  return {
+    /** One GET of the target's health URL. Read-only, so safe to retry. */
+    async probeHealth({ target }: HealthTarget): Promise<HealthProbe> {
+      return probe(healthUrlOf(target));
+    },
+
+    /** Polls until /health answers 200 or `withinMs` passes; heartbeats so a dead worker is noticed quickly. Read-only. */
+    async waitForHealthy({ target, withinMs }: HealthTarget & { withinMs: number }): Promise<HealthWait> {
+      const url = healthUrlOf(target);
+      const deadline = Date.now() + withinMs;
+      for (let attempts = 1; ; attempts++) {
+        Context.current().heartbeat(attempts);
+        const result = await probe(url);
+        if (result.healthy || Date.now() + PROBE_INTERVAL_MS > deadline) return { ...result, attempts };
+        await Context.current().sleep(PROBE_INTERVAL_MS);
+      }
+    },
+  };
+}
+
+export type HttpActivities = ReturnType<typeof createHttpActivities>;
+
+async function probe(url: string): Promise<HealthProbe> {
   const started = Date.now();
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS), redirect: 'manual' });
@@ -23,17 +53,6 @@ export async function probeHealth(url: string): Promise<HealthProbe> {
     return { healthy: response.status === 200, status: response.status, elapsedMs: Date.now() - started };
   } catch (err) {
     return { healthy: false, error: describeFetchError(err), elapsedMs: Date.now() - started };
-  }
-}
-
-/** Polls until /health answers 200 or `withinMs` passes; heartbeats so a dead worker is noticed quickly. */
-export async function waitForHealthy(url: string, withinMs: number, intervalMs = 500): Promise<HealthWait> {
-  const deadline = Date.now() + withinMs;
-  for (let attempts = 1; ; attempts++) {
-    Context.current().heartbeat(attempts);
-    const probe = await probeHealth(url);
-    if (probe.healthy || Date.now() + intervalMs > deadline) return { ...probe, attempts };
-    await Context.current().sleep(intervalMs);
   }
 }
 

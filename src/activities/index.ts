@@ -1,13 +1,12 @@
 import Docker from 'dockerode';
-import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema';
 import { createAuditActivities } from './audit';
 import { createDockerActivities } from './docker';
-import * as httpActivities from './http';
+import { createHttpActivities } from './http';
 import { createNotifyActivities } from './notify';
-import { createRedisActivities, type RedisActivities } from './redis';
+import { createRedisActivities } from './redis';
 
 export interface ActivityDeps {
   config: Config;
@@ -16,15 +15,31 @@ export interface ActivityDeps {
   docker: Docker;
 }
 
-/** Every activity the worker registers, wired to their systems. */
+/** Every activity the worker registers, wired to their systems; connection details are resolved per call from `config.targets`. */
 export function createActivities({ config, logger, pool, docker }: ActivityDeps) {
-  return {
-    ...createDockerActivities(docker),
-    ...httpActivities,
-    ...(config.targets.redis ? createRedisActivities(config.targets.redis.url) : unconfiguredRedis()),
-    ...createNotifyActivities(config, logger),
-    ...createAuditActivities(pool, config.audit.schema),
-  };
+  return mergeActivities({
+    docker: createDockerActivities(docker, config),
+    http: createHttpActivities(config),
+    redis: createRedisActivities(config),
+    notify: createNotifyActivities(config, logger),
+    audit: createAuditActivities(pool, config.audit.schema),
+  });
+}
+
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+
+/** Activities are registered by function name: two groups defining one name would silently shadow each other. */
+export function mergeActivities<G extends Record<string, Record<string, unknown>>>(groups: G): UnionToIntersection<G[keyof G]> {
+  const merged: Record<string, unknown> = {};
+  const owner: Record<string, string> = {};
+  for (const [group, activities] of Object.entries(groups)) {
+    for (const [name, activity] of Object.entries(activities)) {
+      if (Object.hasOwn(merged, name)) throw new Error(`activity "${name}" is defined by both ${owner[name]} and ${group}`);
+      merged[name] = activity;
+      owner[name] = group;
+    }
+  }
+  return merged as UnionToIntersection<G[keyof G]>;
 }
 
 /** `DOCKER_HOST` forms dockerode understands: unix:///path or tcp://host:port; else its own defaults. */
@@ -33,11 +48,4 @@ export function dockerClient(host: string | undefined): Docker {
   const url = new URL(host);
   if (url.protocol === 'unix:') return new Docker({ socketPath: url.pathname });
   return new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: 'http' });
-}
-
-function unconfiguredRedis(): RedisActivities {
-  const refuse = async (): Promise<never> => {
-    throw ApplicationFailure.nonRetryable('no Redis target is configured (targets.redis)', 'NotConfigured');
-  };
-  return { diagnoseRedis: refuse, waitForRedis: refuse, flushRedisDb: refuse, startBackgroundSave: refuse };
 }

@@ -1,12 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import type { Channel, Config } from '../config/schema';
+import { ActivityErrorType } from '../runbooks/errorTypes';
 
 export interface Notification {
   workflowId: string;
   /** Contact names from the config; resolved to channels here so channel URLs (secrets) never enter history. */
   contacts: string[];
-  severity: string;
+  /** Absent for runs no severity applies to. */
+  severity?: string;
   /** One line, Slack-compatible. */
   text: string;
 }
@@ -53,7 +55,7 @@ export function createNotifyActivities(config: Pick<Config, 'contacts' | 'channe
           failures.push(`${channelName}: ${(err as Error).message}`);
         }
       }
-      if (failures.length > 0) throw ApplicationFailure.retryable(`notification not delivered to ${failures.join('; ')}`, 'NotifyFailed');
+      if (failures.length > 0) throw ApplicationFailure.retryable(`notification not delivered to ${failures.join('; ')}`, ActivityErrorType.notifyFailed);
       return { delivered: [...alreadyDelivered], unknownContacts };
     },
   };

@@ -1,5 +1,9 @@
 import { Context } from '@temporalio/activity';
 import Redis from 'ioredis';
+import type { Config } from '../config/schema';
+import { targetConfig, type TargetRef } from './targets';
+
+type RedisTargetRef = TargetRef<'redis'>;
 
 export interface RedisDiagnosis {
   reachable: boolean;
@@ -21,11 +25,13 @@ export interface RedisWait {
   error?: string;
 }
 
-/** `url` comes from the worker's config, never from workflow history: it may carry a password. */
-export function createRedisActivities(url: string) {
+/** The Redis URL comes from the worker's config (`targets.redis.url`), never from workflow history: it may carry a password. */
+export function createRedisActivities(config: Pick<Config, 'targets'>) {
+  const urlOf = (target: RedisTargetRef['target']) => targetConfig(config, target).url;
   return {
     /** `PING`, `INFO memory|clients|persistence`, `CONFIG GET maxmemory-policy`, `DBSIZE`. Read-only. */
-    async diagnoseRedis(): Promise<RedisDiagnosis> {
+    async diagnoseRedis({ target }: RedisTargetRef): Promise<RedisDiagnosis> {
+      const url = urlOf(target);
       return withRedis(url, async (redis) => {
         await redis.ping();
         const info = parseInfo(await redis.info());
@@ -47,7 +53,8 @@ export function createRedisActivities(url: string) {
     },
 
     /** Polls PING until PONG or `withinMs` passes. Read-only. */
-    async waitForRedis(withinMs: number): Promise<RedisWait> {
+    async waitForRedis({ target, withinMs }: RedisTargetRef & { withinMs: number }): Promise<RedisWait> {
+      const url = urlOf(target);
       const deadline = Date.now() + withinMs;
       let error: string | undefined;
       for (let attempts = 1; ; attempts++) {
@@ -63,8 +70,8 @@ export function createRedisActivities(url: string) {
     },
 
     /** `FLUSHDB`: idempotent (a second flush finds nothing). Returns how many keys were dropped. */
-    async flushRedisDb(): Promise<{ keysDropped: number }> {
-      return withRedis(url, async (redis) => {
+    async flushRedisDb({ target }: RedisTargetRef): Promise<{ keysDropped: number }> {
+      return withRedis(urlOf(target), async (redis) => {
         const keysDropped = await redis.dbsize();
         await redis.flushdb();
         return { keysDropped };
@@ -72,8 +79,8 @@ export function createRedisActivities(url: string) {
     },
 
     /** `BGSAVE`; a save already running counts as done, so a retry is harmless. */
-    async startBackgroundSave(): Promise<{ started: boolean; alreadyRunning: boolean }> {
-      return withRedis(url, async (redis) => {
+    async startBackgroundSave({ target }: RedisTargetRef): Promise<{ started: boolean; alreadyRunning: boolean }> {
+      return withRedis(urlOf(target), async (redis) => {
         try {
           await redis.bgsave();
           return { started: true, alreadyRunning: false };

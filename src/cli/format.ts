@@ -1,6 +1,6 @@
 /** Human-readable output: tables, an incident's status and timeline. */
 import type { IncidentSummary } from '../incidents/operations';
-import type { IncidentOutcome, IncidentStatusView, TimelineEvent } from '../workflows/lifecycle/definitions';
+import { alertOf, describeTrigger, type IncidentOutcome, type IncidentStatusView, type TimelineEvent } from '../incidents/model';
 
 /** Columns padded to their widest cell; the last column is not padded. */
 export function table(header: string[], rows: string[][]): string {
@@ -45,13 +45,14 @@ export function timelineLine(event: TimelineEvent): string {
 }
 
 export function incidentReport(view: IncidentStatusView, cli = 'runbooks'): string {
+  const alert = alertOf(view.trigger);
   const lines = [
     `${view.workflowId}`,
-    `  runbook       ${view.runbook} (${view.alertname} on ${view.service}, ${view.severity})`,
+    `  runbook       ${view.runbook} (${describeTrigger(view.trigger)} on ${view.service}, ${view.severity ?? 'no severity'})`,
     `  phase         ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`,
-    `  escalation    level ${view.escalationLevel} (${view.escalatedTo})`,
+    `  escalation    ${view.escalatedTo ? `level ${view.escalationLevel} (${view.escalatedTo})` : 'none (no severity applies)'}`,
     `  acknowledged  ${view.acknowledgedBy ? `by ${view.acknowledgedBy}` : 'no'}`,
-    `  alert         ${view.alertResolved ? 'resolved' : 'firing'} (fingerprint ${view.fingerprint})`,
+    ...(alert ? [`  alert         ${view.alertResolved ? 'resolved' : 'firing'} (fingerprint ${alert.fingerprint})`] : []),
   ];
   if (view.pendingApprovals.length > 0) {
     lines.push('', 'Waiting for approval:');

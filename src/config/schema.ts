@@ -1,19 +1,12 @@
 import { z } from 'zod';
+import { severities } from '../incidents/model';
+import { approvalKinds, catalog, FALLBACK_RUNBOOK, runbookNames, type RunbookName, type TargetName } from '../runbooks/catalog';
 
-/** Severities the escalation matrix knows, most urgent first. */
-export const severities = ['critical', 'high', 'medium', 'low'] as const;
 export const SeveritySchema = z.enum(severities);
-export type Severity = z.infer<typeof SeveritySchema>;
-
-/** Runbooks this engine can run; `generic` notifies and escalates without remediation. */
-export const runbookNames = ['api-down', 'redis-down', 'generic'] as const;
+/** Runbooks come from the catalog (src/runbooks/catalog.ts). */
 export const RunbookNameSchema = z.enum(runbookNames);
-export type RunbookName = z.infer<typeof RunbookNameSchema>;
-
-/** Kinds of step that need a human's approval; approvers are configured per kind. */
-export const stepKinds = ['rollback', 'flush-cache'] as const;
-export const StepKindSchema = z.enum(stepKinds);
-export type StepKind = z.infer<typeof StepKindSchema>;
+/** Kinds of step that need a human's approval, from the catalog; approvers are configured per kind. */
+export const ApprovalKindSchema = z.enum(approvalKinds);
 
 const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
 /** "15m", "1h", "30s" → milliseconds. */
@@ -32,20 +25,19 @@ const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, dig
 const BackendTargetSchema = z.strictObject({
   container: name,
   healthUrl: httpUrl,
-  metricsUrl: httpUrl.optional(),
   /** How long the service may take to answer /health after a restart or rollback. */
   healthyWithin: DurationSchema.prefault('30s'),
 });
 
 const RedisTargetSchema = z.strictObject({
   container: name,
+  /** May carry a password: stays in the worker, never in workflow history. */
   url: z.url({ protocol: /^rediss?$/ }),
   healthyWithin: DurationSchema.prefault('30s'),
 });
 
-/** Room for the database and ETL runbooks that later issues add. */
-const PostgresTargetSchema = z.strictObject({ container: name.optional(), url: z.url({ protocol: /^postgres(ql)?$/ }) });
-const EtlTargetSchema = z.strictObject({ container: name.optional() });
+/** One schema per target name of the catalog. */
+const targetSchemas = { backend: BackendTargetSchema, redis: RedisTargetSchema } satisfies Record<TargetName, z.ZodType>;
 
 const RouteSchema = z.strictObject({
   runbook: RunbookNameSchema,
@@ -62,6 +54,7 @@ const EscalationRuleSchema = z.strictObject({
   notify: z.array(name).default([]),
 });
 
+/** Its output is the incident model's BusinessHours (intake copies it into the incident as is). */
 const BusinessHoursSchema = z.strictObject({
   timeZone: z.string().refine(isKnownTimeZone, 'an IANA time zone such as Europe/Berlin'),
   /** Hour (0-23, local) the business day starts. */
@@ -92,6 +85,25 @@ const TokenSchema = z.strictObject({
   scopes: z.array(z.enum(['alerts', 'incidents'])).min(1),
 });
 
+/** `policies.<runbook>.<key>`: overrides of the catalog's policy values, only keys the catalog knows. */
+const PoliciesSchema = z.strictObject(
+  Object.fromEntries(
+    runbookNames.map((runbook) => [
+      runbook,
+      z.strictObject(Object.fromEntries(Object.keys(catalog[runbook].policy).map((key) => [key, z.number().finite().optional()]))).optional(),
+    ]),
+  ) as Record<RunbookName, z.ZodOptional<z.ZodObject<Record<string, z.ZodOptional<z.ZodNumber>>>>>,
+);
+
+/** Each alert a catalog entry answers, routed to it with the entry's severity. */
+function defaultRoutes(): Record<string, { runbook: RunbookName; defaultSeverity: (typeof severities)[number] }> {
+  const routes: Record<string, { runbook: RunbookName; defaultSeverity: (typeof severities)[number] }> = {};
+  for (const runbook of runbookNames) {
+    for (const [alertname, defaultSeverity] of Object.entries(catalog[runbook].alerts)) routes[alertname] = { runbook, defaultSeverity };
+  }
+  return routes;
+}
+
 export const ConfigSchema = z.strictObject({
   temporal: z
     .strictObject({
@@ -121,20 +133,15 @@ export const ConfigSchema = z.strictObject({
   docker: z.strictObject({ host: z.string().min(1).optional() }).prefault({}),
   targets: z
     .strictObject({
-      backend: BackendTargetSchema.optional(),
-      redis: RedisTargetSchema.optional(),
-      postgres: PostgresTargetSchema.optional(),
-      etl: EtlTargetSchema.optional(),
+      backend: targetSchemas.backend.optional(),
+      redis: targetSchemas.redis.optional(),
     })
     .prefault({}),
   routing: z
     .strictObject({
-      alerts: z.record(z.string().min(1), RouteSchema).default({
-        APIDown: { runbook: 'api-down', defaultSeverity: 'critical' },
-        RedisDown: { runbook: 'redis-down', defaultSeverity: 'high' },
-      }),
+      alerts: z.record(z.string().min(1), RouteSchema).default(defaultRoutes),
       /** Alerts no route names still become incidents: notified and escalated, never dropped. */
-      fallback: RouteSchema.prefault({ runbook: 'generic', defaultSeverity: 'medium' }),
+      fallback: RouteSchema.prefault({ runbook: FALLBACK_RUNBOOK, defaultSeverity: 'medium' }),
     })
     .prefault({}),
   escalation: z
@@ -161,17 +168,15 @@ export const ConfigSchema = z.strictObject({
   }),
   channels: z.record(name, ChannelSchema).default({ log: { type: 'log' } }),
   /** Who may approve each kind of dangerous step (token names for the HTTP API, `--by` for the CLI). */
-  approvers: z.partialRecord(StepKindSchema, z.array(name).min(1)).default({}),
+  approvers: z.partialRecord(ApprovalKindSchema, z.array(name).min(1)).default({}),
   tokens: z.array(TokenSchema).default([]),
+  policies: PoliciesSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
-export type EscalationRule = z.infer<typeof EscalationRuleSchema>;
-export type BusinessHours = z.infer<typeof BusinessHoursSchema>;
-export type BackendTarget = z.infer<typeof BackendTargetSchema>;
-export type RedisTarget = z.infer<typeof RedisTargetSchema>;
 export type Channel = z.infer<typeof ChannelSchema>;
+export type TargetConfig = NonNullable<Config['targets'][TargetName]>;
 
 function isKnownTimeZone(timeZone: string): boolean {
   try {

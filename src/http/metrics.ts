@@ -12,7 +12,7 @@ export interface HttpMetrics {
   alertSignals: Counter<'action'>;
   /** Alerts the webhook could not hand to Temporal: unavailable (503), rejected (4xx) or error (500). */
   alertFailures: Counter<'reason'>;
-  /** approve/reject/ack/resolve by outcome: ok, a refusal reason, unauthorized, unavailable, error. */
+  /** approve/reject/acknowledge/resolve by outcome: ok, a refusal reason, unauthorized, unavailable, error. */
   incidentActions: Counter<'action' | 'outcome'>;
   httpDuration: Histogram<'method' | 'route' | 'status_code'>;
 }

@@ -38,7 +38,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     return503OnClosing: true,
   });
 
-  // JSON bodies as usual, except that an empty body is no body (e.g. `curl -X POST -H 'content-type: application/json'` on /ack).
+  // JSON bodies as usual, except that an empty body is no body (e.g. `curl -X POST -H 'content-type: application/json'` on /acknowledge).
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {

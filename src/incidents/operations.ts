@@ -7,17 +7,9 @@ import {
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
 import { z } from 'zod';
-import { runbookNames } from '../config/schema';
-import {
-  acknowledgeUpdate,
-  approveUpdate,
-  incidentPhases,
-  rejectUpdate,
-  resolveUpdate,
-  statusQuery,
-  UpdateRefusal,
-  type IncidentStatusView,
-} from '../workflows/lifecycle/definitions';
+import { runbookNames } from '../runbooks/catalog';
+import { acknowledgeUpdate, approveUpdate, rejectUpdate, resolveUpdate, statusQuery, UpdateRefusal } from '../workflows/lifecycle/definitions';
+import { incidentPhases, type IncidentStatusView } from '../incidents/model';
 import * as attributes from '../workflows/searchAttributes';
 
 export const incidentStatusFilters = ['open', 'closed', 'all', ...incidentPhases] as const;
@@ -86,7 +78,7 @@ export async function getIncident(client: Client, workflowId: string): Promise<I
 
 export type IncidentAction =
   | { kind: 'approve' | 'reject'; step: string; by: string; reason?: string }
-  | { kind: 'ack'; by: string; note?: string }
+  | { kind: 'acknowledge'; by: string; note?: string }
   | { kind: 'resolve'; by: string; note?: string };
 
 /** Runs an action as a Temporal Update, so the caller learns at once whether it was accepted. */
@@ -100,9 +92,9 @@ export async function actOnIncident(client: Client, workflowId: string, action: 
         const decision = { step: action.step, by: action.by, ...(action.reason ? { reason: action.reason } : {}) };
         return await handle.executeUpdate(update, { args: [decision] });
       }
-      case 'ack':
+      case 'acknowledge':
       case 'resolve': {
-        const update = action.kind === 'ack' ? acknowledgeUpdate : resolveUpdate;
+        const update = action.kind === 'acknowledge' ? acknowledgeUpdate : resolveUpdate;
         return await handle.executeUpdate(update, { args: [{ by: action.by, ...(action.note ? { note: action.note } : {}) }] });
       }
     }

@@ -6,7 +6,7 @@ import {
 } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { alertFiringSignal, alertResolvedSignal } from '../workflows/lifecycle/definitions';
-import * as attributes from '../workflows/searchAttributes';
+import { initialSearchAttributes } from '../workflows/searchAttributes';
 import type { Alert } from './alertmanager';
 import { routeAlert } from './route';
 
@@ -28,7 +28,7 @@ export async function ingestAlert(client: Client, config: Config, alert: Alert):
   const routed = routeAlert(alert, config);
   const result = (action: IntakeAction): IntakeResult => ({
     fingerprint: alert.fingerprint,
-    alertname: routed.input.alert.alertname,
+    alertname: alert.labels.alertname!,
     workflowId: routed.workflowId,
     action,
   });
@@ -54,14 +54,7 @@ export async function ingestAlert(client: Client, config: Config, alert: Alert):
         // A closed incident may be reopened by a new firing; an open one is never duplicated.
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         staticSummary: routed.summary,
-        typedSearchAttributes: [
-          { key: attributes.RunbookName, value: routed.input.runbook },
-          { key: attributes.AlertName, value: routed.input.alert.alertname },
-          { key: attributes.Severity, value: routed.input.severity },
-          { key: attributes.Service, value: routed.input.service },
-          { key: attributes.IncidentStatus, value: 'investigating' },
-          { key: attributes.EscalationLevel, value: '0' },
-        ],
+        typedSearchAttributes: initialSearchAttributes(routed.input),
       });
       return result('started');
     } catch (err) {

@@ -1,6 +1,6 @@
-import type { Config, Severity } from '../config/schema';
-import type { IncidentInput } from '../workflows/lifecycle/definitions';
-import { workflowTypeByRunbook } from '../workflows/registry';
+import type { Config } from '../config/schema';
+import type { EscalationPolicy, IncidentInput, IncidentTargets, Severity } from '../incidents/model';
+import { catalog, policyOf, type RunbookName } from '../runbooks/catalog';
 import type { Alert } from './alertmanager';
 
 export interface RoutedAlert {
@@ -33,36 +33,58 @@ export function routeAlert(alert: Alert, config: Config): RoutedAlert {
   const label = (alert.labels.severity ?? '').toLowerCase();
   const severity = Object.hasOwn(severityAliases, label) ? severityAliases[label]! : route.defaultSeverity;
   const service = (alert.labels.service ?? alert.labels.job ?? alert.labels.instance ?? 'unknown').slice(0, 200);
-  const rule = config.escalation[severity];
-  const { backend, redis } = config.targets;
   const input: IncidentInput = {
-    runbook: route.runbook,
-    alert: {
-      alertname,
-      fingerprint: alert.fingerprint,
-      labels: alert.labels,
-      annotations: alert.annotations,
-      startsAt: alert.startsAt,
-      generatorURL: alert.generatorURL,
+    ...runbookInput(route.runbook, config),
+    trigger: {
+      kind: 'alert',
+      alert: {
+        alertname,
+        fingerprint: alert.fingerprint,
+        labels: alert.labels,
+        annotations: alert.annotations,
+        startsAt: alert.startsAt,
+        generatorURL: alert.generatorURL,
+      },
     },
-    severity,
     service,
-    escalation: {
-      responseTimeMs: rule.responseTime,
-      escalateTo: rule.escalateTo,
-      notify: rule.notify,
-      ...(severity === 'low' ? { businessHours: config.escalation.businessHours } : {}),
-    },
-    approvers: config.approvers,
-    targets: {
-      ...(backend ? { backend: { container: backend.container, healthUrl: backend.healthUrl, healthyWithinMs: backend.healthyWithin } } : {}),
-      ...(redis ? { redis: { container: redis.container, healthyWithinMs: redis.healthyWithin } } : {}),
-    },
+    escalation: escalationPolicy(severity, config),
   };
   return {
     workflowId: incidentWorkflowId(alertname, alert.fingerprint),
-    workflowType: workflowTypeByRunbook[route.runbook],
+    workflowType: catalog[route.runbook].workflowType,
     input,
     summary: `${alertname} on ${service} (${severity}) — runbook ${route.runbook}`,
   };
+}
+
+/** What every run of a runbook takes from the config, whatever started it: approvers, its targets (only those), its policy. */
+export function runbookInput(runbook: RunbookName, config: Config): Pick<IncidentInput, 'runbook' | 'approvers' | 'targets' | 'policy'> {
+  return {
+    runbook,
+    approvers: config.approvers,
+    targets: targetFacts(runbook, config),
+    policy: policyOf(runbook, config.policies[runbook]),
+  };
+}
+
+/** The escalation matrix row of a severity, copied so a config change never rewrites a running incident. */
+export function escalationPolicy(severity: Severity, config: Config): EscalationPolicy {
+  const rule = config.escalation[severity];
+  return {
+    severity,
+    responseTimeMs: rule.responseTime,
+    escalateTo: rule.escalateTo,
+    notify: rule.notify,
+    ...(severity === 'low' ? { businessHours: config.escalation.businessHours } : {}),
+  };
+}
+
+/** Non-secret facts of the targets the runbook's catalog entry names; URLs and passwords stay in the worker. */
+function targetFacts(runbook: RunbookName, config: Config): IncidentTargets {
+  const facts: IncidentTargets = {};
+  for (const name of catalog[runbook].targets) {
+    const target = config.targets[name];
+    if (target) facts[name] = { container: target.container, healthyWithinMs: target.healthyWithin };
+  }
+  return facts;
 }

@@ -1,31 +1,35 @@
-/** Activity stubs for workflows, grouped by the system they touch, each with explicit timeouts and retries. */
+/**
+ * Activity stubs for workflows, grouped by the system they touch, each with explicit timeouts and retries.
+ * Only activities that heartbeat get a heartbeat timeout (a dead worker is then noticed in seconds).
+ */
 import { proxyActivities } from '@temporalio/workflow';
 import type { AuditActivities } from '../activities/audit';
 import type { DockerActivities } from '../activities/docker';
-import type * as httpActivities from '../activities/http';
+import type { HttpActivities } from '../activities/http';
 import type { NotifyActivities } from '../activities/notify';
 import type { RedisActivities } from '../activities/redis';
+import { permanentActivityErrors } from '../runbooks/errorTypes';
 
-const quickRetry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 5 };
+const quickRetry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 5, nonRetryableErrorTypes: permanentActivityErrors };
 
 export const docker = proxyActivities<DockerActivities>({
   // A restart waits up to 10 s for the process to stop; a rollback stops, creates and starts.
   startToCloseTimeout: '1m',
-  retry: { ...quickRetry, nonRetryableErrorTypes: ['ContainerNotFound', 'ImageNotFound'] },
+  retry: quickRetry,
 });
 
-export const http = proxyActivities<typeof httpActivities>({
-  // waitForHealthy polls for as long as the target's `healthyWithin` allows (bounded by config) and heartbeats.
+const { probeHealth } = proxyActivities<HttpActivities>({ startToCloseTimeout: '10s', retry: quickRetry });
+const { waitForHealthy } = proxyActivities<HttpActivities>({
+  // Polls for as long as the target's `healthyWithin` allows (bounded by config).
   startToCloseTimeout: '5m',
   heartbeatTimeout: '15s',
   retry: quickRetry,
 });
+export const http = { probeHealth, waitForHealthy };
 
-export const redis = proxyActivities<RedisActivities>({
-  startToCloseTimeout: '5m',
-  heartbeatTimeout: '15s',
-  retry: quickRetry,
-});
+const { diagnoseRedis, flushRedisDb, startBackgroundSave } = proxyActivities<RedisActivities>({ startToCloseTimeout: '30s', retry: quickRetry });
+const { waitForRedis } = proxyActivities<RedisActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
+export const redis = { diagnoseRedis, flushRedisDb, startBackgroundSave, waitForRedis };
 
 export const { notify } = proxyActivities<NotifyActivities>({
   startToCloseTimeout: '30s',

@@ -1,3 +1,4 @@
-export { apiDownIncident } from './apiDown';
-export { redisIncident } from './redisDown';
-export { genericIncident } from './genericIncident';
+// One export per runbook of the catalog (src/runbooks/catalog.ts): the export's name is the workflow type.
+export { apiDown } from './apiDown';
+export { redisDown } from './redisDown';
+export { generic } from './generic';

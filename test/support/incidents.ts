@@ -3,7 +3,8 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Config, ConfigInput } from '../../src/config/schema';
 import type { Alert } from '../../src/intake/alertmanager';
 import { ingestAlert, type IntakeResult } from '../../src/intake/ingest';
-import { statusQuery, type IncidentOutcome, type IncidentStatusView } from '../../src/workflows/lifecycle/definitions';
+import { statusQuery } from '../../src/workflows/lifecycle/definitions';
+import { type IncidentOutcome, type IncidentStatusView } from '../../src/incidents/model';
 import { waitFor } from './wait';
 
 /** Every contact of the default escalation matrix, reachable on the given channels. */

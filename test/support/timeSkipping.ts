@@ -1,6 +1,7 @@
-// Generic incidents on the time-skipping test server, for tests of the lifecycle (escalation ladder, signals,
-// Updates). The lifecycle activities `notify` and `recordTimeline` are unit-level fakes: `pages` is what the
-// incidents sent, and nothing is written anywhere.
+// Incidents of any runbook on the time-skipping test server, for fast branch tests of the runbooks and tests of
+// the lifecycle (escalation ladder, signals, Updates, undo). Every activity is a typed stub: `notify` and
+// `recordTimeline` are fakes (`pages` is what the incidents sent, nothing is written anywhere), and a runbook's
+// own activities are whatever the test passes for that incident (an activity without a stub fails for good).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -8,16 +9,32 @@ import { Client, type Connection, type WorkflowHandle } from '@temporalio/client
 import { SearchAttributeType } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { DefaultLogger, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import type Docker from 'dockerode';
+import type { Pool } from 'pg';
+import pino from 'pino';
+import { createActivities } from '../../src/activities';
 import type { Notification, NotifyResult } from '../../src/activities/notify';
 import { parseConfig } from '../../src/config/load';
 import type { ConfigInput } from '../../src/config/schema';
 import { routeAlert } from '../../src/intake/route';
-import type { genericIncident } from '../../src/workflows/genericIncident';
-import { statusQuery, type IncidentOutcome, type IncidentStatusView } from '../../src/workflows/lifecycle/definitions';
+import type { generic } from '../../src/workflows/generic';
+import { statusQuery } from '../../src/workflows/lifecycle/definitions';
+import { type IncidentOutcome, type IncidentStatusView } from '../../src/incidents/model';
 import { incidentSearchAttributes } from '../../src/workflows/searchAttributes';
 
-export type Incident = WorkflowHandle<typeof genericIncident>;
+export type Incident = WorkflowHandle<typeof generic>;
+
+/** Every activity the worker registers, by name, with its real signature. */
+export type Activities = ReturnType<typeof createActivities>;
+/** Stubs for one incident's activities; each is called with the activity's one argument. */
+export type ActivityStubs = Partial<{ [K in keyof Activities]: (arg: Parameters<Activities[K]>[0]) => ReturnType<Activities[K]> }>;
+
+/** The activity names, read off a worker's activity set (creating them connects to nothing). */
+const activityNames = Object.keys(
+  createActivities({ config: parseConfig({}), logger: pino({ level: 'silent' }), pool: {} as Pool, docker: {} as Docker }),
+) as (keyof Activities)[];
 
 /** One page the fake `notify` received. */
 export interface Page {
@@ -35,10 +52,15 @@ export interface TimeSkippingIncidents {
   start(): Promise<void>;
   /** Stops the worker and the test server: call it in `after`. */
   stop(): Promise<void>;
-  /** Starts a generic incident for an alert with these labels (over the suite's defaults), routed with this config. */
-  startIncident(labels?: Record<string, string>, config?: ConfigInput): Promise<Incident>;
+  /**
+   * Starts an incident for an alert with these labels (over the suite's defaults), routed with this config, its
+   * activities answered by `stubs`.
+   */
+  startIncident(labels?: Record<string, string>, config?: ConfigInput, stubs?: ActivityStubs): Promise<Incident>;
   /** Runs `body` on a new incident, and terminates the incident afterwards so it never pages while later tests move the clock. */
-  withIncident(labels: Record<string, string>, config: ConfigInput, body: (handle: Incident) => Promise<void>): Promise<void>;
+  withIncident(labels: Record<string, string>, config: ConfigInput, body: (handle: Incident) => Promise<void>, stubs?: ActivityStubs): Promise<void>;
+  /** How often each activity was called for this incident, by name. */
+  calls(handle: Incident): Record<string, number>;
   /**
    * Waits until the workflow has no workflow task and no activity in flight, so a query shows everything the
    * server's clock has caused so far; fails if a workflow task failed. Returns the history.
@@ -56,6 +78,10 @@ export interface TimeSkippingOptions {
   /** The labels of every alert (an `alertname` among them); `startIncident` adds its own over these. */
   labels: Record<string, string>;
   annotations?: Record<string, string>;
+  /** The runbook every alert of the suite must be routed to (a check on the labels). */
+  runbook?: string;
+  /** Workflows to bundle instead of the harness's bundle (a test's own workflows, e.g. test/workflows). */
+  workflowsPath?: string;
 }
 
 /**
@@ -69,14 +95,33 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
   let worker: Worker | undefined;
   let workerRun: Promise<void> | undefined;
 
+  const stubsByIncident = new Map<string, ActivityStubs>();
+  const callsByIncident = new Map<string, Record<string, number>>();
+
   /** Unit-level fakes of the lifecycle's boundaries: notify records the page, the audit trail goes nowhere. */
-  const activities = {
+  const lifecycleFakes: ActivityStubs = {
     async notify(notification: Notification): Promise<NotifyResult> {
       pages.push({ workflowId: notification.workflowId, contacts: notification.contacts, text: notification.text });
       return { delivered: [], unknownContacts: [] };
     },
     async recordTimeline(): Promise<void> {},
   };
+
+  /** Each activity name dispatches to the stub of the incident that called it. */
+  const activities = Object.fromEntries(
+    activityNames.map((name) => [
+      name,
+      async (arg: unknown) => {
+        const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
+        const calls = callsByIncident.get(workflowId) ?? {};
+        calls[name] = (calls[name] ?? 0) + 1;
+        callsByIncident.set(workflowId, calls);
+        const stub = (stubsByIncident.get(workflowId)?.[name] ?? lifecycleFakes[name]) as ((arg: unknown) => Promise<unknown>) | undefined;
+        if (!stub) throw ApplicationFailure.nonRetryable(`the test gave no stub for ${name}`, 'NoStub');
+        return stub(arg);
+      },
+    ]),
+  );
 
   function timeSkipping(): TestWorkflowEnvironment {
     if (!env) throw new Error('the time-skipping test environment did not start (see the error from `before`)');
@@ -93,7 +138,11 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
     worker = await Worker.create({
       connection: env.nativeConnection,
       taskQueue,
-      ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../../src/workflows') }),
+      ...(options.workflowsPath
+        ? { workflowsPath: options.workflowsPath }
+        : bundlePath
+          ? { workflowBundle: { codePath: bundlePath } }
+          : { workflowsPath: require.resolve('../../src/workflows') }),
       activities,
     });
     workerRun = worker.run();
@@ -105,7 +154,7 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
     await env?.teardown();
   }
 
-  async function startIncident(labels: Record<string, string> = {}, config: ConfigInput = {}): Promise<Incident> {
+  async function startIncident(labels: Record<string, string> = {}, config: ConfigInput = {}, stubs: ActivityStubs = {}): Promise<Incident> {
     const testEnv = timeSkipping();
     const routed = routeAlert(
       {
@@ -118,12 +167,18 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
       },
       parseConfig(config),
     );
-    assert.equal(routed.workflowType, 'genericIncident', 'the alert should take the generic runbook: no remediation, it waits for a human');
-    return testEnv.client.workflow.start<typeof genericIncident>(routed.workflowType, { taskQueue, workflowId: routed.workflowId, args: [routed.input] });
+    if (options.runbook) assert.equal(routed.input.runbook, options.runbook, `the alert should take the ${options.runbook} runbook`);
+    stubsByIncident.set(routed.workflowId, stubs);
+    return testEnv.client.workflow.start<typeof generic>(routed.workflowType, { taskQueue, workflowId: routed.workflowId, args: [routed.input] });
   }
 
-  async function withIncident(labels: Record<string, string>, config: ConfigInput, body: (handle: Incident) => Promise<void>): Promise<void> {
-    const handle = await startIncident(labels, config);
+  async function withIncident(
+    labels: Record<string, string>,
+    config: ConfigInput,
+    body: (handle: Incident) => Promise<void>,
+    stubs: ActivityStubs = {},
+  ): Promise<void> {
+    const handle = await startIncident(labels, config, stubs);
     try {
       await body(handle);
     } finally {
@@ -148,7 +203,7 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
     // A plain client's result(): the time-skipping client's would let the server skip time while it waits.
     const testEnv = timeSkipping();
     const client = new Client({ connection: testEnv.connection, namespace: testEnv.namespace });
-    return client.workflow.getHandle<typeof genericIncident>(handle.workflowId).result();
+    return client.workflow.getHandle<typeof generic>(handle.workflowId).result();
   }
 
   return {
@@ -163,6 +218,7 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
     settle,
     observe,
     outcomeOf,
+    calls: (handle) => ({ ...callsByIncident.get(handle.workflowId) }),
   };
 }
 

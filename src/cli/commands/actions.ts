@@ -1,12 +1,12 @@
 /**
- * `runbooks approve|reject|ack|resolve <id>`: operator decisions, sent as Temporal Updates so the answer
+ * `runbooks approve|reject|acknowledge|resolve <id>`: operator decisions, sent as Temporal Updates so the answer
  * (accepted, or refused and why) comes back at once. Whoever reaches Temporal is trusted as an operator,
  * as with `temporal workflow signal`; the workflow still checks approvers against its config.
  */
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { actOnIncident, type IncidentAction } from '../../incidents/operations';
-import type { IncidentStatusView } from '../../workflows/lifecycle/definitions';
+import type { IncidentStatusView } from '../../incidents/model';
 import { ActorNameSchema, loadCliConfig, NoteSchema, parseInput, withClient, WorkflowIdSchema } from '../context';
 
 const StepSchema = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
@@ -30,12 +30,13 @@ export function registerActionCommands(program: Command): void {
   }
 
   const actorCommands = [
-    { kind: 'ack', description: 'acknowledge an incident: the escalation ladder stops paging the next level', done: 'acknowledged', after: '' },
-    { kind: 'resolve', description: 'resolve an incident by hand: it winds down and closes', done: 'resolved', after: ' (it closes once its running steps finish)' },
+    { kind: 'acknowledge', alias: 'ack', description: 'acknowledge an incident: the escalation ladder stops paging the next level', done: 'acknowledged', after: '' },
+    { kind: 'resolve', alias: undefined, description: 'resolve an incident by hand: it winds down and closes', done: 'resolved', after: ' (it closes once its running steps finish)' },
   ] as const;
-  for (const { kind, description, done, after } of actorCommands) {
-    program
-      .command(kind)
+  for (const { kind, alias, description, done, after } of actorCommands) {
+    const command = program.command(kind);
+    if (alias) command.alias(alias);
+    command
       .description(description)
       .argument('<id>', 'workflow ID of the incident')
       .requiredOption('--by <who>', 'who acts')
@@ -59,8 +60,8 @@ function outcome(view: IncidentStatusView, action: IncidentAction): string {
   const decided = action.kind === 'approve' || action.kind === 'reject' ? action.step : undefined;
   const pending = view.pendingApprovals.map((p) => p.step).filter((step) => step !== decided);
   return [
-    ...(action.kind === 'ack' ? [`  phase ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`] : []),
-    `  escalation level ${view.escalationLevel} (${view.escalatedTo})${view.acknowledgedBy ? `, acknowledged by ${view.acknowledgedBy}` : ''}`,
+    ...(action.kind === 'acknowledge' ? [`  phase ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`] : []),
+    `  escalation ${view.escalatedTo ? `level ${view.escalationLevel} (${view.escalatedTo})` : 'none'}${view.acknowledgedBy ? `, acknowledged by ${view.acknowledgedBy}` : ''}`,
     ...(pending.length ? [`  still waiting for approval: ${pending.join(', ')}`] : []),
   ].join('\n');
 }

@@ -16,7 +16,7 @@ import type { Config } from '../../config/schema';
 import { actOnIncident, getIncident, IncidentOperationError } from '../../incidents/operations';
 import { incidentWorkflowId } from '../../intake/route';
 import { createLazyClient } from '../../temporal/client';
-import type { IncidentStatusView } from '../../workflows/lifecycle/definitions';
+import type { IncidentStatusView } from '../../incidents/model';
 import { loadCliConfig, parseInput, withClient } from '../context';
 import { CliError, firstLine } from '../errors';
 import { quoteArg, timelineLine } from '../format';

@@ -9,7 +9,7 @@ import {
   IncidentStatusFilterSchema,
   listIncidents,
 } from '../../incidents/operations';
-import type { IncidentOutcome, IncidentStatusView } from '../../workflows/lifecycle/definitions';
+import type { IncidentOutcome, IncidentStatusView } from '../../incidents/model';
 import * as attributes from '../../workflows/searchAttributes';
 import { loadCliConfig, parseInput, withClient, WorkflowIdSchema } from '../context';
 import { closedIncidentReport, incidentReport, incidentsTable, type ClosedIncident } from '../format';

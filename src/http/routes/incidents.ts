@@ -49,7 +49,7 @@ const ParamsSchema = z.object({ id: z.string().min(1).max(1000) });
 const DecisionBodySchema = z.strictObject({ step: z.string().min(1).max(100), reason: z.string().max(1000).optional() });
 const NoteBodySchema = z.strictObject({ note: z.string().max(1000).optional() });
 
-const actionKinds = ['approve', 'reject', 'ack', 'resolve'] as const;
+const actionKinds = ['approve', 'reject', 'acknowledge', 'resolve'] as const;
 type ActionKind = (typeof actionKinds)[number];
 
 export function registerIncidentRoutes(app: FastifyInstance, deps: IncidentRouteDeps): void {
@@ -123,7 +123,7 @@ function parseParams(request: FastifyRequest): { id: string } {
 }
 
 function parseAction(kind: ActionKind, by: string, rawBody: unknown): IncidentAction {
-  // A POST without a body (no content-type) is an empty object: `/ack` and `/resolve` need nothing.
+  // A POST without a body (no content-type) is an empty object: `/acknowledge` and `/resolve` need nothing.
   const body = rawBody === undefined ? {} : rawBody;
   if (kind === 'approve' || kind === 'reject') {
     const parsed = DecisionBodySchema.safeParse(body);

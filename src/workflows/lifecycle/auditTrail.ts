@@ -13,7 +13,7 @@ export async function keepAuditTrail(incident: Incident): Promise<void> {
     await condition(() => incident.timelineLength > written || incident.closed);
     const record = incident.auditRecord();
     const events = incident.eventsFrom(written);
-    await recordTimeline.executeWithOptions({ summary: `Audit: ${events.length} event(s)` }, [record, events]);
+    await recordTimeline.executeWithOptions({ summary: `Audit: ${events.length} event(s)` }, [{ incident: record, events }]);
     written += events.length;
     if (record.closedAt !== undefined && written === incident.timelineLength) return;
   }

@@ -1,12 +1,5 @@
 /** Business-day arithmetic for the Low severity clock. Pure and deterministic, so workflows may use it. */
-
-export interface BusinessHours {
-  timeZone: string;
-  /** Local hour the business day starts. */
-  startHour: number;
-  /** ISO weekdays: 1 = Monday … 7 = Sunday. */
-  days: number[];
-}
+import type { BusinessHours } from '../../incidents/model';
 
 /** The first start of a business day strictly after `fromMs`, e.g. Friday 17:00 → Monday 09:00. */
 export function nextBusinessDayStart(fromMs: number, hours: BusinessHours): number {

@@ -1,4 +1,5 @@
 import { condition } from '@temporalio/workflow';
+import { alertOf, type EscalationPolicy } from '../../incidents/model';
 import { nextBusinessDayStart } from './businessDays';
 import type { Incident } from './incident';
 
@@ -8,12 +9,12 @@ import type { Incident } from './incident';
  * again, the acknowledgement is stale and the ladder climbs. Low severity waits for the next business day.
  * Ends when the incident starts closing.
  */
-export async function runEscalationLadder(incident: Incident): Promise<void> {
-  const { escalation, severity, alert, service } = incident.input;
-  const summary = alert.annotations.summary ?? alert.annotations.description ?? '';
+export async function runEscalationLadder(incident: Incident, escalation: EscalationPolicy): Promise<void> {
+  const annotations = alertOf(incident.input.trigger)?.annotations ?? {};
+  const summary = annotations.summary ?? annotations.description ?? '';
   await incident.tell(
-    [incident.escalatedTo, ...escalation.notify],
-    `[${severity.toUpperCase()}] ${alert.alertname} on ${service}${summary ? `: ${summary}` : ''} — ${incident.escalatedTo} is paged (${incident.workflowId})`,
+    [incident.escalatedTo!, ...escalation.notify],
+    `${incident.headline()}${summary ? `: ${summary}` : ''} — ${incident.escalatedTo} is paged (${incident.workflowId})`,
   );
   let clockStartedAt = Date.now();
   let acknowledgementsSeen = incident.acknowledgements;

@@ -1,6 +1,7 @@
 /**
  * The state every incident shares, whatever its runbook: timeline, phase and current step, approvals,
  * acknowledgement, resolution, and how they show in the Temporal UI (search attributes, current details).
+ * Runbooks never see this class: they get a RunbookContext (runbookContext.ts).
  */
 import {
   ActivityFailure,
@@ -11,10 +12,22 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { z } from 'zod';
 import type { IncidentRecord } from '../../activities/audit';
-import * as attributes from '../searchAttributes';
+import {
+  alertOf,
+  describeTrigger,
+  type IncidentInput,
+  type IncidentPhase,
+  type IncidentStatusView,
+  type PendingApproval,
+  type TimelineEvent,
+  type TimelineKind,
+} from '../../incidents/model';
+import type { ApprovalKind } from '../../runbooks/catalog';
 import { notify } from '../activityProxies';
+import * as attributes from '../searchAttributes';
 import {
   acknowledgeSignal,
   acknowledgeUpdate,
@@ -32,13 +45,6 @@ import {
   UpdateRefusal,
   type Actor,
   type ApprovalDecision,
-  type IncidentInput,
-  type IncidentPhase,
-  type IncidentStatusView,
-  type PendingApproval,
-  type StepKind,
-  type TimelineEvent,
-  type TimelineKind,
 } from './definitions';
 
 /** Thrown at a guarded step once the alert resolved or a human resolved the incident: nothing destructive starts after that. */
@@ -46,7 +52,12 @@ export class IncidentClosing extends Error {
   override readonly name = 'IncidentClosing';
 }
 
-const SYSTEM_ACTOR = 'runbooks';
+export const SYSTEM_ACTOR = 'runbooks';
+
+export interface RecordOptions {
+  actor?: string;
+  data?: Record<string, unknown>;
+}
 
 export class Incident {
   readonly workflowId = workflowInfo().workflowId;
@@ -66,6 +77,7 @@ export class Incident {
   resolvedBy?: Actor;
   private windingDown = false;
   private phaseBeforeApproval: IncidentPhase = 'investigating';
+  private stepBeforeApproval = '';
 
   constructor(readonly input: IncidentInput) {
     this.installHandlers();
@@ -85,9 +97,10 @@ export class Incident {
     return this.closedAt !== undefined;
   }
 
-  get escalatedTo(): string {
-    const ladder = this.input.escalation.escalateTo;
-    return ladder[Math.min(this.escalationLevel, ladder.length - 1)]!;
+  /** Whoever the ladder paged last; undefined when no severity applies (no ladder). */
+  get escalatedTo(): string | undefined {
+    const ladder = this.input.escalation?.escalateTo;
+    return ladder?.[Math.min(this.escalationLevel, ladder.length - 1)];
   }
 
   get timelineLength(): number {
@@ -98,7 +111,7 @@ export class Incident {
     return this.timeline.slice(seq);
   }
 
-  record(kind: TimelineKind, message: string, options: { actor?: string; data?: Record<string, unknown> } = {}): void {
+  record(kind: TimelineKind, message: string, options: RecordOptions = {}): void {
     this.timeline.push({
       seq: this.timeline.length,
       at: new Date().toISOString(),
@@ -133,7 +146,7 @@ export class Incident {
    * Asks the configured approvers before a dangerous step and waits; the escalation ladder keeps running
    * meanwhile. True when approved, false when rejected; throws IncidentClosing if the incident winds down first.
    */
-  async approval(kind: StepKind, question: string): Promise<boolean> {
+  async approval(kind: ApprovalKind, question: string): Promise<boolean> {
     this.throwIfClosing();
     const approvers = this.input.approvers[kind] ?? [];
     if (approvers.length === 0) {
@@ -144,8 +157,12 @@ export class Incident {
     this.pending.set(step, { step, kind, question, askedAt: new Date().toISOString(), approvers });
     this.record('approval-requested', `${question} (step "${step}"; approvers: ${approvers.join(', ')})`, { data: { step, kind } });
     this.phaseBeforeApproval = this.phase;
-    this.setPhase('awaiting-approval');
-    await this.tell([this.escalatedTo], `Approval needed on ${this.workflowId}: ${question} — approve step "${step}" (runbooks approve ${this.workflowId} --step ${step} --by NAME)`);
+    this.stepBeforeApproval = this.currentStep;
+    this.setPhase('awaiting-approval', `Approve "${step}": ${question}`);
+    await this.tell(
+      this.escalatedTo ? [this.escalatedTo] : [],
+      `Approval needed on ${this.workflowId}: ${question} — approve step "${step}" (runbooks approve ${this.workflowId} --step ${step})`,
+    );
     await condition(() => this.decisions.has(step) || this.closeRequested);
     if (!this.decisions.has(step)) {
       this.pending.delete(step);
@@ -165,9 +182,10 @@ export class Incident {
   /** Notifies contacts; a failed notification is recorded, never fatal to the response. */
   async tell(contacts: string[], text: string): Promise<void> {
     const unique = [...new Set(contacts)];
+    if (unique.length === 0) return;
     try {
       await notify.executeWithOptions({ summary: `Notify ${unique.join(', ')}` }, [
-        { workflowId: this.workflowId, contacts: unique, severity: this.input.severity, text },
+        { workflowId: this.workflowId, contacts: unique, severity: this.input.escalation?.severity, text },
       ]);
       this.record('notified', text, { data: { contacts: unique } });
     } catch (err) {
@@ -181,15 +199,22 @@ export class Incident {
   /** Climbs one level of the ladder and pages whoever is there now. */
   async escalate(reason: string): Promise<void> {
     this.escalationLevel += 1;
-    this.record('escalated', `${reason}: escalated to ${this.escalatedTo} (level ${this.escalationLevel}).`, {
-      data: { level: this.escalationLevel, contact: this.escalatedTo },
-    });
-    this.showInUi();
-    const { alert, service, severity } = this.input;
-    await this.tell(
-      [this.escalatedTo],
-      `[${severity.toUpperCase()}] ${alert.alertname} on ${service}: ${reason} — escalated to you (level ${this.escalationLevel}, ${this.workflowId})`,
+    const contact = this.escalatedTo;
+    this.record(
+      'escalated',
+      contact ? `${reason}: escalated to ${contact} (level ${this.escalationLevel}).` : `${reason}: handed to a human (no severity applies, so nobody is paged).`,
+      { data: { level: this.escalationLevel, ...(contact ? { contact } : {}) } },
     );
+    this.showInUi();
+    if (contact) await this.tell([contact], `${this.headline()}: ${reason} — escalated to you (level ${this.escalationLevel}, ${this.workflowId})`);
+  }
+
+  /** `[CRITICAL] APIDown on backend` (`prefix` replaces the severity), or the runbook and what started it when no alert did. */
+  headline(prefix?: string): string {
+    const { escalation, service, trigger, runbook } = this.input;
+    const what = alertOf(trigger)?.alertname ?? `${runbook} (${describeTrigger(trigger)})`;
+    const tag = prefix ?? escalation?.severity.toUpperCase();
+    return `${tag ? `[${tag}] ` : ''}${what} on ${service}`;
   }
 
   ackWentStale(): void {
@@ -206,14 +231,16 @@ export class Incident {
 
   auditRecord(): IncidentRecord {
     const { runId } = workflowInfo();
-    const { alert, runbook, severity, service } = this.input;
+    const { runbook, escalation, service, trigger } = this.input;
+    const alert = alertOf(trigger);
     return {
       workflowId: this.workflowId,
       runId,
       runbook,
-      alertname: alert.alertname,
-      fingerprint: alert.fingerprint,
-      severity,
+      trigger: trigger.kind,
+      triggeredBy: triggeredBy(this.input),
+      ...(alert ? { alertname: alert.alertname, fingerprint: alert.fingerprint } : {}),
+      ...(escalation ? { severity: escalation.severity } : {}),
       service,
       phase: this.phase,
       openedAt: this.openedAt,
@@ -222,14 +249,13 @@ export class Incident {
   }
 
   status(): IncidentStatusView {
-    const { alert, runbook, severity, service } = this.input;
+    const { runbook, escalation, service, trigger } = this.input;
     return {
       workflowId: this.workflowId,
       runbook,
-      alertname: alert.alertname,
-      fingerprint: alert.fingerprint,
+      trigger,
       service,
-      severity,
+      ...(escalation ? { severity: escalation.severity } : {}),
       phase: this.phase,
       currentStep: this.currentStep,
       escalationLevel: this.escalationLevel,
@@ -246,28 +272,29 @@ export class Incident {
     if (this.closeRequested) throw new IncidentClosing(this.currentStep);
   }
 
-  private nextStepId(kind: StepKind): string {
+  private nextStepId(kind: ApprovalKind): string {
     const earlier = this.timeline.filter((e) => e.kind === 'approval-requested' && e.data?.kind === kind).length;
     return earlier === 0 ? kind : `${kind}-${earlier + 1}`;
   }
 
   private showInUi(): void {
-    const { alert, runbook, severity, service } = this.input;
-    upsertSearchAttributes([
+    const { runbook, escalation, service, trigger } = this.input;
+    const alert = alertOf(trigger);
+    const pairs: SearchAttributeUpdatePair[] = [
       { key: attributes.RunbookName, value: runbook },
-      { key: attributes.AlertName, value: alert.alertname },
-      { key: attributes.Severity, value: severity },
       { key: attributes.Service, value: service },
       { key: attributes.IncidentStatus, value: this.phase },
       { key: attributes.EscalationLevel, value: String(this.escalationLevel) },
-    ]);
+    ];
+    if (alert) pairs.push({ key: attributes.AlertName, value: alert.alertname });
+    if (escalation) pairs.push({ key: attributes.Severity, value: escalation.severity });
+    upsertSearchAttributes(pairs);
     const waiting = [...this.pending.values()].map((p) => `\`${p.step}\` (${p.approvers.join(', ')})`);
+    const paged = this.escalatedTo
+      ? `Escalated to **${this.escalatedTo}** (level ${this.escalationLevel})${this.acknowledgedBy ? `, acknowledged by ${this.acknowledgedBy}` : ''}`
+      : '';
     setCurrentDetails(
-      [
-        `**${this.phase}** — ${this.currentStep}`,
-        `Escalated to **${this.escalatedTo}** (level ${this.escalationLevel})${this.acknowledgedBy ? `, acknowledged by ${this.acknowledgedBy}` : ''}`,
-        waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '',
-      ]
+      [`**${this.phase}** — ${this.currentStep}`, paged, waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '']
         .filter(Boolean)
         .join('\n\n'),
     );
@@ -336,7 +363,10 @@ export class Incident {
       return this.status();
     }
     if (!pending.approvers.includes(by)) {
-      this.record('approval-refused', `${by} may not ${verb} "${step}": not an approver for ${pending.kind}.`, { actor: by, data: { step } });
+      this.record('approval-refused', `${by} may not ${verb} "${step}": not an approver for ${pending.kind}.`, {
+        actor: by,
+        data: { step, ...(reason ? { reason } : {}) },
+      });
       if (strict) throw ApplicationFailure.nonRetryable(`${by} is not an approver for ${pending.kind}`, UpdateRefusal.notAnApprover);
       return this.status();
     }
@@ -345,9 +375,9 @@ export class Incident {
     this.pending.delete(step);
     this.record(approved ? 'approved' : 'rejected', `${by} ${approved ? 'approved' : 'rejected'} "${step}"${reason ? `: ${reason}` : ''}.`, {
       actor: by,
-      data: { step },
+      data: { step, ...(reason ? { reason } : {}) },
     });
-    this.setPhase(this.phaseBeforeApproval);
+    this.setPhase(this.phaseBeforeApproval, this.stepBeforeApproval);
     return this.status();
   }
 
@@ -355,9 +385,10 @@ export class Incident {
     const parsed = ActorSchema.safeParse(raw);
     if (!parsed.success) this.record('note', `Ignored a malformed acknowledgement: ${describe(parsed.error)}`);
     else if (!this.closed) {
-      this.acknowledgedBy = parsed.data.by;
+      const { by, note } = parsed.data;
+      this.acknowledgedBy = by;
       this.acknowledgements += 1;
-      this.record('acknowledged', `${parsed.data.by} acknowledged the incident.`, { actor: parsed.data.by });
+      this.record('acknowledged', `${by} acknowledged the incident${note ? `: ${note}` : ''}.`, { actor: by, ...(note ? { data: { note } } : {}) });
       this.showInUi();
     }
     return this.status();
@@ -367,12 +398,23 @@ export class Incident {
     const parsed = ActorSchema.safeParse(raw);
     if (!parsed.success) this.record('note', `Ignored a malformed resolve: ${describe(parsed.error)}`);
     else if (!this.closeRequested) {
+      const { by, note } = parsed.data;
       this.resolvedBy = parsed.data;
-      this.record('note', `${parsed.data.by} marked the incident resolved${parsed.data.note ? `: ${parsed.data.note}` : ''}.`, {
-        actor: parsed.data.by,
-      });
+      this.record('note', `${by} marked the incident resolved${note ? `: ${note}` : ''}.`, { actor: by, ...(note ? { data: { note } } : {}) });
     }
     return this.status();
+  }
+}
+
+/** Who or what started the run, as the audit trail keeps it. */
+function triggeredBy({ trigger }: IncidentInput): string {
+  switch (trigger.kind) {
+    case 'alert':
+      return trigger.alert.fingerprint;
+    case 'operator':
+      return trigger.by;
+    case 'schedule':
+      return trigger.scheduleId;
   }
 }
 

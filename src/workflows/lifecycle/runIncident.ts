@@ -1,54 +1,69 @@
 import { ActivityFailure, allHandlersFinished, condition } from '@temporalio/workflow';
+import { alertOf, describeTrigger, type IncidentInput, type IncidentOutcome, type IncidentResolution } from '../../incidents/model';
 import { keepAuditTrail } from './auditTrail';
-import type { IncidentInput, IncidentOutcome, IncidentResolution } from './definitions';
 import { runEscalationLadder } from './escalationLadder';
 import { Incident, IncidentClosing } from './incident';
+import { runbookContext, UndoStack, type RunbookContext, type VerifyContext } from './runbookContext';
 
 /** What a runbook supplies; everything else about an incident is shared. */
 export interface Runbook {
   /** Diagnose and remediate; true once the service is verified healthy. */
-  respond(incident: Incident): Promise<boolean>;
+  respond(rb: RunbookContext): Promise<boolean>;
   /** One more health check when the alert resolves before the runbook finished. */
-  verify(incident: Incident): Promise<boolean>;
+  verify(rb: VerifyContext): Promise<boolean>;
   /** Prevention notes from the runbook, kept as the incident's follow-up items. */
-  prevention: string[];
+  prevention: readonly string[];
 }
 
 export async function runIncident(input: IncidentInput, runbook: Runbook): Promise<IncidentOutcome> {
   const incident = new Incident(input);
-  const { alert, service, severity } = input;
-  incident.record('detected', `${alert.alertname} fired for ${service} (${severity}).`, {
-    actor: 'alertmanager',
-    data: { labels: alert.labels, annotations: alert.annotations, startsAt: alert.startsAt },
-  });
+  recordDetected(incident);
   const auditTrail = keepAuditTrail(incident);
-  const ladder = runEscalationLadder(incident);
+  const ladder = input.escalation ? runEscalationLadder(incident, input.escalation) : Promise.resolve();
+  const undo = new UndoStack(incident);
+  const rb = runbookContext(incident, undo);
 
-  const remediated = await respond(incident, runbook);
+  const remediated = await respond(incident, rb, runbook);
   if (!remediated && !incident.closeRequested) {
     incident.setPhase('needs-human', 'Waiting for a human to resolve');
-    incident.record('note', 'Automatic remediation is exhausted: waiting for a human to resolve (the escalation ladder keeps running).');
+    incident.record('note', `Automatic remediation is exhausted: waiting for a human to resolve${input.escalation ? ' (the escalation ladder keeps running)' : ''}.`);
     await condition(() => incident.closeRequested);
   }
   const resolution: IncidentResolution = remediated ? 'remediated' : incident.resolvedBy ? 'resolved-by-human' : 'alert-resolved';
-  if (resolution === 'alert-resolved') await verifyAfterAlertResolved(incident, runbook);
+  if (resolution === 'alert-resolved') await verifyAfterAlertResolved(incident, rb, runbook);
   for (const note of runbook.prevention) incident.followUp(note);
 
   const resolvedBy = incident.resolvedBy?.by ?? (remediated ? 'runbooks' : 'alertmanager');
   incident.windDown();
+  if (undo.size > 0) await undo.unwind();
   await ladder;
   const message = closingMessage(resolution, resolvedBy);
-  await incident.tell(notifiedContacts(incident), `[RESOLVED] ${alert.alertname} on ${service}: ${message} (${incident.workflowId})`);
+  await incident.tell(notifiedContacts(incident), `${incident.headline('RESOLVED')}: ${message} (${incident.workflowId})`);
   incident.close(message, resolvedBy);
   await auditTrail;
   await condition(allHandlersFinished);
   return { resolution, resolvedBy, escalationLevel: incident.escalationLevel, timeline: incident.eventsFrom(0) };
 }
 
+function recordDetected(incident: Incident): void {
+  const { trigger, service, escalation } = incident.input;
+  const alert = alertOf(trigger);
+  if (alert) {
+    incident.record('detected', `${alert.alertname} fired for ${service} (${escalation?.severity ?? 'no severity'}).`, {
+      actor: 'alertmanager',
+      data: { labels: alert.labels, annotations: alert.annotations, startsAt: alert.startsAt },
+    });
+    return;
+  }
+  const actor = trigger.kind === 'operator' ? trigger.by : 'schedule';
+  const reason = trigger.kind === 'operator' && trigger.reason ? `: ${trigger.reason}` : '';
+  incident.record('detected', `${incident.input.runbook} for ${service}, ${describeTrigger(trigger)}${reason}.`, { actor, data: { trigger } });
+}
+
 /** Runs the runbook; a step that fails for good hands the incident to humans instead of failing the workflow. */
-async function respond(incident: Incident, runbook: Runbook): Promise<boolean> {
+async function respond(incident: Incident, rb: RunbookContext, runbook: Runbook): Promise<boolean> {
   try {
-    return await runbook.respond(incident);
+    return await runbook.respond(rb);
   } catch (err) {
     if (err instanceof IncidentClosing) return false;
     if (err instanceof ActivityFailure) {
@@ -59,9 +74,9 @@ async function respond(incident: Incident, runbook: Runbook): Promise<boolean> {
   }
 }
 
-async function verifyAfterAlertResolved(incident: Incident, runbook: Runbook): Promise<void> {
+async function verifyAfterAlertResolved(incident: Incident, rb: VerifyContext, runbook: Runbook): Promise<void> {
   incident.setPhase('verifying', 'Verify health after the alert resolved');
-  const healthy = await runbook.verify(incident).catch((err: unknown) => {
+  const healthy = await runbook.verify(rb).catch((err: unknown) => {
     if (err instanceof ActivityFailure) return false;
     throw err;
   });
@@ -81,6 +96,7 @@ function closingMessage(resolution: IncidentResolution, by: string): string {
 }
 
 function notifiedContacts(incident: Incident): string[] {
-  const { escalateTo, notify } = incident.input.escalation;
-  return [...escalateTo.slice(0, incident.escalationLevel + 1), ...notify];
+  const escalation = incident.input.escalation;
+  if (!escalation) return [];
+  return [...escalation.escalateTo.slice(0, incident.escalationLevel + 1), ...escalation.notify];
 }

@@ -1,0 +1,148 @@
+/**
+ * What an incident is, as plain types: its input, timeline and status. Shared by the workflows, the activities,
+ * intake, the HTTP API and the CLI, so none of them imports another's code for a type. Pure: safe in workflows.
+ */
+import type { ApprovalKind, RunbookName, TargetName } from '../runbooks/catalog';
+
+/** Severities of the escalation matrix, most urgent first. */
+export const severities = ['critical', 'high', 'medium', 'low'] as const;
+export type Severity = (typeof severities)[number];
+
+export interface AlertFacts {
+  alertname: string;
+  fingerprint: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+  generatorURL: string;
+}
+
+/** What started the run: an alert, an operator (a deployment, a rollback, a backfill), or a Temporal Schedule. */
+export type Trigger =
+  | { kind: 'alert'; alert: AlertFacts }
+  | { kind: 'operator'; by: string; reason?: string }
+  | { kind: 'schedule'; scheduleId: string };
+export type TriggerKind = Trigger['kind'];
+
+export interface BusinessHours {
+  timeZone: string;
+  /** Local hour the business day starts. */
+  startHour: number;
+  /** ISO weekdays: 1 = Monday … 7 = Sunday. */
+  days: number[];
+}
+
+/** The escalation matrix row for this incident's severity, copied at start so a config change never rewrites a running incident. */
+export interface EscalationPolicy {
+  severity: Severity;
+  responseTimeMs: number;
+  escalateTo: string[];
+  notify: string[];
+  /** Set for `low`: the clock runs to the next business day instead. */
+  businessHours?: BusinessHours;
+}
+
+/** Non-secret facts about a target, for the timeline and the UI; the worker resolves how to reach it by name. */
+export interface TargetFacts {
+  container: string;
+  /** How long it may take to answer again after a restart. */
+  healthyWithinMs: number;
+}
+export type IncidentTargets = Partial<Record<TargetName, TargetFacts>>;
+
+export interface IncidentInput {
+  runbook: RunbookName;
+  trigger: Trigger;
+  service: string;
+  /** Absent for runs no severity applies to (an operator's deployment, a checklist): no escalation ladder runs. */
+  escalation?: EscalationPolicy;
+  approvers: Partial<Record<ApprovalKind, string[]>>;
+  /** Only the targets the runbook's catalog entry names. */
+  targets: IncidentTargets;
+  /** The runbook's catalog policy with the config's overrides. */
+  policy: Record<string, number>;
+}
+
+export const incidentPhases = ['investigating', 'remediating', 'awaiting-approval', 'verifying', 'needs-human', 'resolved'] as const;
+export type IncidentPhase = (typeof incidentPhases)[number];
+
+export type TimelineKind =
+  | 'detected'
+  | 'notified'
+  | 'notification-failed'
+  | 'finding'
+  | 'action'
+  | 'undo'
+  | 'approval-requested'
+  | 'approved'
+  | 'rejected'
+  | 'approval-refused'
+  | 'approval-cancelled'
+  | 'escalated'
+  | 'acknowledged'
+  | 'ack-stale'
+  | 'alert-refired'
+  | 'alert-resolved'
+  | 'follow-up'
+  | 'resolved'
+  | 'note';
+
+export interface TimelineEvent {
+  seq: number;
+  at: string;
+  kind: TimelineKind;
+  actor: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export interface PendingApproval {
+  step: string;
+  kind: ApprovalKind;
+  question: string;
+  askedAt: string;
+  approvers: string[];
+}
+
+export interface IncidentStatusView {
+  workflowId: string;
+  runbook: RunbookName;
+  trigger: Trigger;
+  service: string;
+  severity?: Severity;
+  phase: IncidentPhase;
+  currentStep: string;
+  escalationLevel: number;
+  /** Who the ladder has paged last; absent when no severity applies. */
+  escalatedTo?: string;
+  pendingApprovals: PendingApproval[];
+  acknowledgedBy?: string;
+  alertResolved: boolean;
+  followUps: string[];
+  timeline: TimelineEvent[];
+}
+
+export type IncidentResolution = 'remediated' | 'alert-resolved' | 'resolved-by-human';
+export interface IncidentOutcome {
+  resolution: IncidentResolution;
+  resolvedBy: string;
+  escalationLevel: number;
+  timeline: TimelineEvent[];
+}
+
+/** The alert behind an incident, if an alert started it. */
+export function alertOf(trigger: Trigger): AlertFacts | undefined {
+  return trigger.kind === 'alert' ? trigger.alert : undefined;
+}
+
+/** A few words on what started the run, for the timeline and notifications. */
+export function describeTrigger(trigger: Trigger): string {
+  switch (trigger.kind) {
+    case 'alert':
+      return trigger.alert.alertname;
+    case 'operator':
+      return `started by ${trigger.by}`;
+    case 'schedule':
+      return `schedule ${trigger.scheduleId}`;
+  }
+}

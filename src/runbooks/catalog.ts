@@ -1,0 +1,82 @@
+/**
+ * The runbook catalog: what each automated runbook is, as data. Config enums and default routes, intake, the
+ * HTTP API, the CLI, the workflows and README's runbook table all read it; nothing here runs anything.
+ * Adding a runbook = one entry here + `src/workflows/<workflowType>.ts` (exported from src/workflows/index.ts)
+ * + its activities + its tests.
+ */
+import type { Severity } from '../incidents/model';
+
+/** What runbooks act on; connection details live in the worker's config under `targets.<name>`. */
+export const targetNames = ['backend', 'redis'] as const;
+export type TargetName = (typeof targetNames)[number];
+
+export interface RunbookEntry {
+  /** The workflow type, which is also the name of its file in src/workflows/ (the runbook name in camelCase). */
+  workflowType: string;
+  /** The heading it automates in the team's runbook (../shared/seeds/000_97330e1db4c661ec.txt). */
+  section: string;
+  /** One sentence for README's table and `runbooks catalog`. */
+  summary: string;
+  /** Alerts routed to it by default, with the severity used when the alert carries none. */
+  alerts: Readonly<Record<string, Severity>>;
+  /** Kinds of dangerous step it may ask a human to approve; approvers are configured per kind. */
+  approvalKinds: readonly string[];
+  /** The targets it acts on: intake copies these (and only these) into the incident. */
+  targets: readonly TargetName[];
+  /** Tunable thresholds, overridable per deployment under `policies.<runbook>` in the config. */
+  policy: Readonly<Record<string, number>>;
+}
+
+export const catalog = {
+  'api-down': {
+    workflowType: 'apiDown',
+    section: '1. API Service Down',
+    summary:
+      'inspect the backend container (state, exit code, OOM, restarts), last 100 log lines, health probe → `docker restart` → wait for `/health` 200 → if still down, **ask approval** and roll back to the image in the container\'s `runbooks.previous-image` label → verify.',
+    alerts: { APIDown: 'critical' },
+    approvalKinds: ['rollback'],
+    targets: ['backend'],
+    policy: {},
+  },
+  'redis-down': {
+    workflowType: 'redisDown',
+    section: '6. Redis Connection Failures',
+    summary:
+      '`PING`, `INFO memory`, clients → restart the container if Redis does not answer → verify `PING` → `BGSAVE` on persistence errors → `FLUSHDB` **only with approval** when memory is at or above `memoryPressure` (0.9) of `maxmemory` → follow-up to set `maxmemory-policy allkeys-lru`.',
+    alerts: { RedisDown: 'high' },
+    approvalKinds: ['flush-cache'],
+    targets: ['redis'],
+    policy: { memoryPressure: 0.9 },
+  },
+  generic: {
+    workflowType: 'generic',
+    section: 'Escalation Matrix',
+    summary: 'any alert no route names: records, notifies and escalates until a human resolves it or the alert resolves. No alert is dropped.',
+    alerts: {},
+    approvalKinds: [],
+    targets: [],
+    policy: {},
+  },
+} as const satisfies Record<string, RunbookEntry>;
+
+export type RunbookName = keyof typeof catalog;
+export const runbookNames = Object.keys(catalog) as [RunbookName, ...RunbookName[]];
+
+/** The runbook alerts fall back to when no route names them. */
+export const FALLBACK_RUNBOOK: RunbookName = 'generic';
+
+export type ApprovalKind = (typeof catalog)[RunbookName]['approvalKinds'][number];
+export const approvalKinds = [...new Set(runbookNames.flatMap((name) => catalog[name].approvalKinds))] as [ApprovalKind, ...ApprovalKind[]];
+
+export type Policy<N extends RunbookName> = { -readonly [K in keyof (typeof catalog)[N]['policy']]: number };
+
+export function runbookEntry(name: RunbookName): RunbookEntry {
+  return catalog[name];
+}
+
+/** A runbook's policy: the catalog's values under the deployment's overrides (`policies.<runbook>` in the config). */
+export function policyOf<N extends RunbookName>(name: N, overrides: Readonly<Record<string, number | undefined>> = {}): Policy<N> {
+  const policy: Record<string, number> = { ...catalog[name].policy };
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) policy[key] = value;
+  return policy as Policy<N>;
+}

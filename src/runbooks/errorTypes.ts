@@ -1,0 +1,21 @@
+/**
+ * ApplicationFailure types that activities throw and workflows and clients react to, named once. A permanent
+ * failure is thrown non-retryable with one of these, and the activity proxies list them as non-retryable too.
+ */
+export const ActivityErrorType = {
+  /** The configured container does not exist on the Docker engine. */
+  containerNotFound: 'ContainerNotFound',
+  /** The image to roll back to is not on the Docker engine. */
+  imageNotFound: 'ImageNotFound',
+  /** The runbook names a target (`targets.<name>`) the worker's config does not have. */
+  targetNotConfigured: 'TargetNotConfigured',
+  /** At least one channel did not take a notification; retried. */
+  notifyFailed: 'NotifyFailed',
+} as const;
+
+/** Failures no retry can fix. */
+export const permanentActivityErrors: string[] = [
+  ActivityErrorType.containerNotFound,
+  ActivityErrorType.imageNotFound,
+  ActivityErrorType.targetNotConfigured,
+];
