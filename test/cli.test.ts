@@ -136,13 +136,13 @@ describe('runbooks incident commands', () => {
     assert.ok(view.timeline.length >= 1);
   });
 
-  test('ack --by alice acknowledges the incident', async () => {
+  test('ack (short for acknowledge) --by alice --note acknowledges the incident, and the note lands on the timeline', async () => {
     const result = await cli('ack', workflowId, '--by', 'alice', '--note', 'looking into it');
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`^${workflowId}: acknowledged by alice\\n`));
     const shown = await cli('show', workflowId);
     assert.match(shown.stdout, /acknowledged\s+by alice/);
-    assert.match(shown.stdout, /acknowledged\s+alice\s+/);
+    assert.match(shown.stdout, /acknowledged\s+alice\s+alice acknowledged the incident: looking into it\./);
   });
 
   test('approve of a step that is not pending exits 1 with "no pending step"', async () => {

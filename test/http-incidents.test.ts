@@ -15,6 +15,7 @@ import type { IntakeResult } from '../src/intake/ingest';
 import { UpdateRefusal } from '../src/workflows/lifecycle/definitions';
 import { type IncidentOutcome, type IncidentStatusView } from '../src/incidents/model';
 import { testConfig, tokenHash } from './support/config';
+import { readAudit } from './support/audit';
 import { terminateAll } from './support/incidents';
 import { metricValues } from './support/metrics';
 import { eventually } from './support/wait';
@@ -146,18 +147,23 @@ describe('incident endpoints against a real Temporal', () => {
   });
 
   test('acknowledging records the name of the token, not anything in the body', async () => {
-    const response = await act('ack', workflowId, { note: 'looking into it' });
+    const response = await act('acknowledge', workflowId, { note: 'looking into it' });
     assert.equal(response.statusCode, 200, response.body);
     const status = response.json() as IncidentStatusView;
     assert.equal(status.acknowledgedBy, 'alice');
     const ack = status.timeline.find((e) => e.kind === 'acknowledged');
     assert.equal(ack?.actor, 'alice');
+    assert.equal(ack?.message, 'alice acknowledged the incident: looking into it.', 'the note is on the timeline');
+    const audited = await eventually('the acknowledgement in the audit trail', async () =>
+      (await readAudit(config, workflowId)).events.find((e) => e.kind === 'acknowledged'),
+    );
+    assert.equal(audited.message, ack?.message, 'and in the audit trail');
 
-    const impersonation = await act('ack', workflowId, { by: 'mallory' });
+    const impersonation = await act('acknowledge', workflowId, { by: 'mallory' });
     assert.equal(impersonation.statusCode, 400);
     assert.deepEqual(errorOf(impersonation).issues?.map((i) => i.path), ['by']);
 
-    const withoutBody = await act('ack', workflowId, undefined, bearer(tokens.bob));
+    const withoutBody = await act('acknowledge', workflowId, undefined, bearer(tokens.bob));
     assert.equal(withoutBody.statusCode, 200, withoutBody.body);
     assert.equal((withoutBody.json() as IncidentStatusView).acknowledgedBy, 'bob');
   });
@@ -211,7 +217,7 @@ describe('incident endpoints against a real Temporal', () => {
     assert.equal(outcome.resolution, 'resolved-by-human');
     assert.equal(outcome.resolvedBy, 'alice');
 
-    const late = await act('ack', workflowId);
+    const late = await act('acknowledge', workflowId);
     assert.equal(late.statusCode, 409, late.body);
 
     const closed = await get(`/incidents/${workflowId}`);
@@ -231,16 +237,16 @@ describe('incident endpoints against a real Temporal', () => {
     assert.equal(value('runbooks_alerts_received_total{alertname="HttpTestUnrouted",status="firing"}'), 1);
     assert.equal(value('runbooks_incidents_started_total{runbook="generic"}'), 1);
     assert.equal(value('runbooks_alert_signals_total{action="started"}'), 1);
-    assert.equal(value('runbooks_incident_actions_total{action="ack",outcome="ok"}'), 2);
-    assert.equal(value('runbooks_incident_actions_total{action="ack",outcome="invalid"}'), 1);
-    assert.equal(value('runbooks_incident_actions_total{action="ack",outcome="closed"}'), 1);
+    assert.equal(value('runbooks_incident_actions_total{action="acknowledge",outcome="ok"}'), 2);
+    assert.equal(value('runbooks_incident_actions_total{action="acknowledge",outcome="invalid"}'), 1);
+    assert.equal(value('runbooks_incident_actions_total{action="acknowledge",outcome="closed"}'), 1);
     assert.equal(value('runbooks_incident_actions_total{action="approve",outcome="no-such-step"}'), 1);
     assert.equal(value('runbooks_incident_actions_total{action="reject",outcome="no-such-step"}'), 1);
     assert.equal(value('runbooks_incident_actions_total{action="approve",outcome="not-found"}'), 1);
     assert.equal(value('runbooks_incident_actions_total{action="resolve",outcome="unauthorized"}'), 3);
     assert.equal(value('runbooks_incident_actions_total{action="resolve",outcome="forbidden"}'), 1);
     assert.equal(value('runbooks_incident_actions_total{action="resolve",outcome="ok"}'), 1);
-    assert.equal(value('runbooks_http_request_duration_seconds_count{method="POST",route="/incidents/:id/ack",status_code="200"}'), 2);
+    assert.equal(value('runbooks_http_request_duration_seconds_count{method="POST",route="/incidents/:id/acknowledge",status_code="200"}'), 2);
     assert.equal(value('runbooks_http_request_duration_seconds_count{method="GET",route="/incidents/:id",status_code="404"}'), 1);
     assert.ok(!text.includes(workflowId), 'no raw incident ID in any label');
   });
@@ -301,7 +307,7 @@ describe('incident action refusals map to status codes', () => {
     const quiet = pino({ level: 'silent' });
     const app = await buildHttpServer({ config, client: refusingClient(new TypeError('boom')), logger: quiet });
     try {
-      const response = await app.inject({ method: 'POST', url: '/incidents/HttpTest-1/ack', headers: bearer(tokens.bob) });
+      const response = await app.inject({ method: 'POST', url: '/incidents/HttpTest-1/acknowledge', headers: bearer(tokens.bob) });
       assert.equal(response.statusCode, 500);
       assert.deepEqual(response.json(), { error: 'internal error' });
     } finally {
@@ -313,7 +319,7 @@ describe('incident action refusals map to status codes', () => {
     const config = testConfig({ tokens: [] });
     const app = await buildHttpServer({ config, client: refusingClient(UpdateRefusal.notAnApprover), logger: pino({ level: 'silent' }) });
     try {
-      const response = await app.inject({ method: 'POST', url: '/incidents/HttpTest-1/ack', headers: bearer('anything') });
+      const response = await app.inject({ method: 'POST', url: '/incidents/HttpTest-1/acknowledge', headers: bearer('anything') });
       assert.equal(response.statusCode, 401);
     } finally {
       await app.close();

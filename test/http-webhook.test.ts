@@ -158,7 +158,7 @@ describe('POST /alerts against a real Temporal', () => {
       return found.length > 0 ? found : undefined;
     });
     assert.equal(executions.length, 1);
-    assert.equal(executions[0]!.type, 'apiDownIncident');
+    assert.equal(executions[0]!.type, 'apiDown');
     assert.equal(executions[0]!.taskQueue, config.temporal.taskQueue);
     const status = await worker.client.workflow.getHandle(workflowId).query(statusQuery);
     assert.equal(status.runbook, 'api-down');
@@ -463,7 +463,7 @@ describe('the HTTP API when Temporal is unreachable', () => {
       timed(app.inject({ method: 'GET', url: '/readyz' })),
       timed(app.inject({ method: 'GET', url: '/healthz' })),
       timed(app.inject({ method: 'GET', url: '/incidents', headers: auth })),
-      timed(app.inject({ method: 'POST', url: '/incidents/APIDown-0123/ack', headers: auth })),
+      timed(app.inject({ method: 'POST', url: '/incidents/APIDown-0123/acknowledge', headers: auth })),
     ]);
 
     assert.equal(webhook.response.statusCode, 503, webhook.response.body);

@@ -117,7 +117,7 @@ describe('incident signals and updates (time-skipping test server)', { timeout: 
   });
 
   describe('updates', () => {
-    test('approveStep for a step that is not pending is rejected by the validator with NoSuchPendingStep', async () => {
+    test('the approve Update for a step that is not pending is rejected by the validator with NoSuchPendingStep', async () => {
       await withIncident(async (incident) => {
         const before = await observe(incident);
         const failure = await refusal(() => incident.executeUpdate(approveUpdate, { args: [{ step: 'rollback', by: 'alice' }] }));
@@ -136,7 +136,7 @@ describe('incident signals and updates (time-skipping test server)', { timeout: 
       });
     });
 
-    test('approveStep with a malformed decision is rejected with InvalidPayload', async () => {
+    test('the approve Update with a malformed decision is rejected with InvalidPayload', async () => {
       await withIncident(async (incident) => {
         await observe(incident);
         const failure = await refusal(() => incident.executeUpdate(approveUpdate, { args: [{ step: 'rollback' } as never] }));

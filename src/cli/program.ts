@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { version } from '../../package.json';
 import { registerActionCommands } from './commands/actions';
+import { registerCatalogCommand } from './commands/catalog';
 import { registerConfigCommands } from './commands/config';
 import { registerDemoCommand } from './commands/demo';
 import { registerDevCommand } from './commands/dev';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
       ].join('\n'),
     );
   registerConfigCommands(program);
+  registerCatalogCommand(program);
   registerDevCommand(program);
   registerWorkerCommand(program);
   registerServerCommand(program);

@@ -82,6 +82,8 @@ export interface TimeSkippingOptions {
   runbook?: string;
   /** Workflows to bundle instead of the harness's bundle (a test's own workflows, e.g. test/workflows). */
   workflowsPath?: string;
+  /** Start this workflow type instead of the routed runbook's (a test-only workflow from `workflowsPath`). */
+  workflowType?: string;
 }
 
 /**
@@ -169,7 +171,7 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
     );
     if (options.runbook) assert.equal(routed.input.runbook, options.runbook, `the alert should take the ${options.runbook} runbook`);
     stubsByIncident.set(routed.workflowId, stubs);
-    return testEnv.client.workflow.start<typeof generic>(routed.workflowType, { taskQueue, workflowId: routed.workflowId, args: [routed.input] });
+    return testEnv.client.workflow.start<typeof generic>(options.workflowType ?? routed.workflowType, { taskQueue, workflowId: routed.workflowId, args: [routed.input] });
   }
 
   async function withIncident(
