@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { requireEnv } from './env';
@@ -18,5 +18,6 @@ export async function recordHistoryIfAsked(workflowId: string, name: string): Pr
     ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', requireEnv('TEMPORAL_ADDRESS')],
     { maxBuffer: 64 * 1024 * 1024 },
   );
+  mkdirSync(HISTORIES_DIR, { recursive: true });
   writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), stdout);
 }
