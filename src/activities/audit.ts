@@ -18,7 +18,7 @@ export interface IncidentRecord {
   closedAt?: string;
 }
 
-export interface TimelineBatch {
+interface TimelineBatch {
   incident: IncidentRecord;
   events: TimelineEvent[];
 }

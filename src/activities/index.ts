@@ -8,7 +8,7 @@ import { createHttpActivities } from './http';
 import { createNotifyActivities } from './notify';
 import { createRedisActivities } from './redis';
 
-export interface ActivityDeps {
+interface ActivityDeps {
   config: Config;
   logger: Logger;
   pool: Pool;

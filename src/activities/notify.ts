@@ -14,7 +14,7 @@ export interface Notification {
 }
 
 /** What a channel receives: the notification plus, when `http.temporalUiUrl` is set, a link to the incident. */
-export interface DeliveredNotification extends Notification {
+interface DeliveredNotification extends Notification {
   link?: string;
 }
 

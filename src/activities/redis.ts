@@ -19,7 +19,7 @@ export interface RedisDiagnosis {
   keys?: number;
 }
 
-export interface RedisWait {
+interface RedisWait {
   healthy: boolean;
   attempts: number;
   error?: string;

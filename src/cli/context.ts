@@ -11,7 +11,7 @@ export interface GlobalOptions {
   config?: string;
 }
 
-export interface LoadedConfig {
+interface LoadedConfig {
   config: Config;
   /** The file it came from, or undefined for the embedded defaults. */
   file?: string;

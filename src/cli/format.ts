@@ -14,7 +14,7 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 /** 2026-11-27T13:57:01.123Z → 2026-11-27 13:57:01Z */
-export function shortTime(iso: string | undefined): string {
+function shortTime(iso: string | undefined): string {
   if (!iso) return '-';
   return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }

@@ -4,8 +4,6 @@
  * `require` rather than `import()`: bin/runbooks.js registers tsx for CommonJS only.
  */
 /* eslint-disable @typescript-eslint/no-require-imports */
-/** Fastify and the routes: only `server`, `dev` and `demo` serve HTTP. */
-export const loadHttpServer = () => require('../http/server') as typeof import('../http/server');
 export const loadServices = () => require('./services') as typeof import('./services');
 export const loadDevTemporal = () => require('./devTemporal') as typeof import('./devTemporal');
 export const loadSandbox = () => require('./sandbox') as typeof import('./sandbox');

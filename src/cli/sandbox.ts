@@ -15,7 +15,7 @@ import { PREVIOUS_IMAGE_LABEL } from '../activities/docker';
 import { CliError, firstLine } from './errors';
 
 export const DEMO_CONTAINER = 'runbooks-demo-backend';
-export const DEMO_LABEL = 'runbooks.demo';
+const DEMO_LABEL = 'runbooks.demo';
 
 export type Scenario = 'stopped' | 'bad-deploy';
 

@@ -3,10 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema';
-import type { HttpServerOptions } from '../http/server';
+import { buildHttpServer, type HttpServerOptions } from '../http/server';
 import { createIncidentWorker } from '../worker/worker';
 import { CliError, doing } from './errors';
-import { loadHttpServer } from './lazy';
 
 export interface RunningWorker {
   /** Settles when the worker stops; rejects if it fails. */
@@ -35,7 +34,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Runni
   };
 }
 
-export interface RunningHttpServer {
+interface RunningHttpServer {
   app: FastifyInstance;
   /** Base URL clients use, e.g. http://127.0.0.1:3000 (the real port when the config says 0). */
   baseUrl: string;
@@ -44,7 +43,7 @@ export interface RunningHttpServer {
 
 export async function startHttpServer(deps: HttpServerOptions): Promise<RunningHttpServer> {
   const { host, port } = deps.config.http;
-  const app = await doing('building the HTTP server', () => loadHttpServer().buildHttpServer(deps));
+  const app = await doing('building the HTTP server', () => buildHttpServer(deps));
   try {
     await app.listen({ host, port });
   } catch (err) {
@@ -63,7 +62,7 @@ export async function startHttpServer(deps: HttpServerOptions): Promise<RunningH
 }
 
 /** A host to put in a URL: wildcard binds are reached on loopback; IPv6 gets brackets. */
-export function urlHost(host: string): string {
+function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
   return host.includes(':') ? `[${host}]` : host;
 }

@@ -14,7 +14,7 @@ export class ConfigError extends Error {
   }
 }
 
-export interface LoadOptions {
+interface LoadOptions {
   /** `--config`; else RUNBOOKS_CONFIG; else ./runbooks.yaml if present; else embedded defaults. */
   file?: string;
   env?: NodeJS.ProcessEnv;
@@ -41,7 +41,7 @@ export function parseConfig(raw: unknown, source = 'configuration'): Config {
   return result.data;
 }
 
-export function describeIssues(error: z.ZodError): string[] {
+function describeIssues(error: z.ZodError): string[] {
   return error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
 }
 

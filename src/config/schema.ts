@@ -2,15 +2,15 @@ import { z } from 'zod';
 import { severities } from '../incidents/model';
 import { approvalKinds, catalog, FALLBACK_RUNBOOK, runbookNames, type RunbookName, type TargetName } from '../runbooks/catalog';
 
-export const SeveritySchema = z.enum(severities);
+const SeveritySchema = z.enum(severities);
 /** Runbooks come from the catalog (src/runbooks/catalog.ts). */
-export const RunbookNameSchema = z.enum(runbookNames);
+const RunbookNameSchema = z.enum(runbookNames);
 /** Kinds of step that need a human's approval, from the catalog; approvers are configured per kind. */
-export const ApprovalKindSchema = z.enum(approvalKinds);
+const ApprovalKindSchema = z.enum(approvalKinds);
 
 const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
 /** "15m", "1h", "30s" → milliseconds. */
-export const DurationSchema = z
+const DurationSchema = z
   .string()
   .regex(durationPattern, 'a duration such as 30s, 15m, 1h or 2d')
   .transform((text) => {
@@ -176,7 +176,6 @@ export const ConfigSchema = z.strictObject({
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type Channel = z.infer<typeof ChannelSchema>;
-export type TargetConfig = NonNullable<Config['targets'][TargetName]>;
 
 function isKnownTimeZone(timeZone: string): boolean {
   try {

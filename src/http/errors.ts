@@ -11,13 +11,13 @@ export interface Issue {
   message: string;
 }
 
-export interface ErrorBody {
+interface ErrorBody {
   error: string;
   issues?: Issue[];
 }
 
 /** Seconds a client (Alertmanager, an operator's script) should wait before retrying a 503. */
-export const RETRY_AFTER_SECONDS = 10;
+const RETRY_AFTER_SECONDS = 10;
 
 const MAX_ISSUES = 20;
 const MAX_MESSAGE = 300;
@@ -35,7 +35,7 @@ export class HttpError extends Error {
 }
 
 /** Zod issues as `{ path: 'alerts.0.fingerprint', message }`, capped so a huge bad payload cannot produce a huge answer. */
-export function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): Issue[] {
+function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): Issue[] {
   const path = (parts: PropertyKey[]) => [...prefix, ...parts].map(String).join('.') || '(root)';
   return error.issues
     .flatMap((issue) =>
@@ -76,7 +76,7 @@ export class TemporalTimeoutError extends Error {
  *   would fail the same way, so 4xx (Alertmanager retries 5xx forever);
  * - `bug`: anything else, a genuine server-side problem (500).
  */
-export type TemporalFailure = 'unavailable' | 'rejected' | 'bug';
+type TemporalFailure = 'unavailable' | 'rejected' | 'bug';
 
 export function classifyTemporalError(err: unknown): TemporalFailure {
   if (err instanceof TemporalTimeoutError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return 'unavailable';

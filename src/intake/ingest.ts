@@ -10,7 +10,7 @@ import { initialSearchAttributes } from '../workflows/searchAttributes';
 import type { Alert } from './alertmanager';
 import { routeAlert } from './route';
 
-export type IntakeAction = 'started' | 'signalled' | 'ignored';
+type IntakeAction = 'started' | 'signalled' | 'ignored';
 
 export interface IntakeResult {
   fingerprint: string;

@@ -5,7 +5,7 @@ import { catalog, type RunbookName } from '../runbooks/catalog';
 import { initialSearchAttributes } from '../workflows/searchAttributes';
 import { escalationPolicy, runbookInput } from './route';
 
-export interface OperatorRun {
+interface OperatorRun {
   runbook: RunbookName;
   /** Deterministic per target where two runs must not overlap (a deployment, a backfill): Temporal refuses a second open one. */
   workflowId: string;

@@ -3,7 +3,7 @@ import type { EscalationPolicy, IncidentInput, IncidentTargets, Severity } from 
 import { catalog, policyOf, type RunbookName } from '../runbooks/catalog';
 import type { Alert } from './alertmanager';
 
-export interface RoutedAlert {
+interface RoutedAlert {
   workflowId: string;
   workflowType: string;
   input: IncidentInput;

@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
 
-export interface LoggerOptions {
+interface LoggerOptions {
   /** Human-readable lines instead of JSON: for `runbooks dev` in a terminal. */
   pretty?: boolean;
 }

@@ -7,10 +7,9 @@
 import type { Severity } from '../incidents/model';
 
 /** What runbooks act on; connection details live in the worker's config under `targets.<name>`. */
-export const targetNames = ['backend', 'redis'] as const;
-export type TargetName = (typeof targetNames)[number];
+export type TargetName = 'backend' | 'redis';
 
-export interface RunbookEntry {
+interface RunbookEntry {
   /** The workflow type, which is also the name of its file in src/workflows/ (the runbook name in camelCase). */
   workflowType: string;
   /** The heading it automates in the team's runbook (../shared/seeds/000_97330e1db4c661ec.txt). */
@@ -68,11 +67,7 @@ export const FALLBACK_RUNBOOK: RunbookName = 'generic';
 export type ApprovalKind = (typeof catalog)[RunbookName]['approvalKinds'][number];
 export const approvalKinds = [...new Set(runbookNames.flatMap((name) => catalog[name].approvalKinds))] as [ApprovalKind, ...ApprovalKind[]];
 
-export type Policy<N extends RunbookName> = { -readonly [K in keyof (typeof catalog)[N]['policy']]: number };
-
-export function runbookEntry(name: RunbookName): RunbookEntry {
-  return catalog[name];
-}
+type Policy<N extends RunbookName> = { -readonly [K in keyof (typeof catalog)[N]['policy']]: number };
 
 /** A runbook's policy: the catalog's values under the deployment's overrides (`policies.<runbook>` in the config). */
 export function policyOf<N extends RunbookName>(name: N, overrides: Readonly<Record<string, number | undefined>> = {}): Policy<N> {

@@ -20,8 +20,8 @@ const execFileP = promisify(execFile);
 export const BACKEND_HEALTHY_IMAGE = 'runbooks-sandbox-backend:healthy';
 export const BACKEND_BROKEN_IMAGE = 'runbooks-sandbox-backend:broken';
 export const REDIS_IMAGE = 'runbooks-sandbox-redis:1';
-export const SANDBOX_IMAGES = [BACKEND_HEALTHY_IMAGE, BACKEND_BROKEN_IMAGE, REDIS_IMAGE] as const;
-export type SandboxImage = (typeof SANDBOX_IMAGES)[number];
+const SANDBOX_IMAGES = [BACKEND_HEALTHY_IMAGE, BACKEND_BROKEN_IMAGE, REDIS_IMAGE] as const;
+type SandboxImage = (typeof SANDBOX_IMAGES)[number];
 
 /** What a machine lacks to build the images, in one line with the way to get it. */
 export class SandboxImageError extends Error {
@@ -32,7 +32,7 @@ const ENSURE_TOOLS = 'bash scripts/ensure-tools.sh';
 
 /** Where binaries live inside the images. */
 export const BUSYBOX_IN_IMAGE = '/bin/busybox';
-export const REDIS_SERVER_IN_IMAGE = '/usr/bin/redis-server';
+const REDIS_SERVER_IN_IMAGE = '/usr/bin/redis-server';
 /** Document root of the backend images (busybox httpd -h). */
 export const BACKEND_WWW = '/www';
 
@@ -120,7 +120,7 @@ async function importRootfs(docker: Docker, rootfs: string, image: string): Prom
 }
 
 /** Runs `cmd` once in `image` (host network), returns exit code and combined output. */
-export async function runOnce(docker: Docker, image: string, cmd: string[]): Promise<{ exitCode: number; output: string }> {
+async function runOnce(docker: Docker, image: string, cmd: string[]): Promise<{ exitCode: number; output: string }> {
   const container = await docker.createContainer({
     Image: image,
     Cmd: cmd,

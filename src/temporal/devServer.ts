@@ -13,7 +13,7 @@ import { incidentSearchAttributes } from '../workflows/searchAttributes';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 /** Installs the temporal CLI into .tools/bin (`npm start` runs it first). */
-export const ENSURE_TEMPORAL_CLI = 'bash scripts/ensure-tools.sh temporal';
+const ENSURE_TEMPORAL_CLI = 'bash scripts/ensure-tools.sh temporal';
 
 /** Something missing or broken about the dev server; the message says what and how to fix it. */
 export class DevServerError extends Error {
@@ -22,7 +22,7 @@ export class DevServerError extends Error {
 
 // ---- finding executables ------------------------------------------------------------------
 
-export function isExecutable(file: string): boolean {
+function isExecutable(file: string): boolean {
   try {
     if (!fs.statSync(file).isFile()) return false;
     fs.accessSync(file, fs.constants.X_OK);
@@ -93,7 +93,7 @@ export interface TemporalDevServerOptions {
   stopGraceMs?: number;
 }
 
-export interface TemporalDevServer {
+interface TemporalDevServer {
   /** host:port of the gRPC frontend. */
   address: string;
   namespace: string;

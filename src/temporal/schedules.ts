@@ -18,7 +18,7 @@ export interface ManagedSchedule {
   catchupWindow?: string;
 }
 
-export interface ScheduleChanges {
+interface ScheduleChanges {
   created: string[];
   updated: string[];
   deleted: string[];

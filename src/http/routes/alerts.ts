@@ -16,7 +16,7 @@ import { classifyTemporalError, describeTemporalError, invalidInput, sendError, 
 import { alertnameLabel, type HttpMetrics } from '../metrics';
 import { TEMPORAL_CALL_TIMEOUT_MS, withTemporalDeadline } from '../temporal';
 
-export interface AlertRouteDeps {
+interface AlertRouteDeps {
   config: Config;
   client: Client;
   logger: Logger;

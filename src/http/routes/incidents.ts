@@ -21,7 +21,7 @@ import { classifyTemporalError, describeTemporalError, invalidInput, sendError }
 import type { HttpMetrics } from '../metrics';
 import { TEMPORAL_CALL_TIMEOUT_MS, withTemporalDeadline } from '../temporal';
 
-export interface IncidentRouteDeps {
+interface IncidentRouteDeps {
   client: Client;
   /** Lists only this deployment's incidents. */
   taskQueue: string;
@@ -31,7 +31,7 @@ export interface IncidentRouteDeps {
   temporalTimeoutMs?: number;
 }
 
-export const refusalStatus: Record<RefusalReason, number> = {
+const refusalStatus: Record<RefusalReason, number> = {
   'not-found': 404,
   'not-an-approver': 403,
   'no-such-step': 409,

@@ -12,10 +12,12 @@ import type { IncidentStatusView } from '../../incidents/model';
 const who = z.string().trim().min(1).max(100);
 export const ApprovalDecisionSchema = z.strictObject({ step: z.string().min(1).max(100), by: who, reason: z.string().max(1000).optional() });
 export const ActorSchema = z.strictObject({ by: who, note: z.string().max(1000).optional() });
-export const AlertUpdateSchema = z.strictObject({ at: z.string().max(64).optional() });
 export type ApprovalDecision = z.infer<typeof ApprovalDecisionSchema>;
 export type Actor = z.infer<typeof ActorSchema>;
-export type AlertUpdate = z.infer<typeof AlertUpdateSchema>;
+/** The webhook's note of when it saw the alert; the workflow reads nothing from it, so it needs no validation. */
+interface AlertUpdate {
+  at?: string;
+}
 
 /** Signals: fire-and-forget, so the Temporal UI and `temporal workflow signal` can drive an incident. */
 export const approveSignal = defineSignal<[ApprovalDecision]>('approve');

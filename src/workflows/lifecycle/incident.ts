@@ -52,7 +52,7 @@ export class IncidentClosing extends Error {
   override readonly name = 'IncidentClosing';
 }
 
-export const SYSTEM_ACTOR = 'runbooks';
+const SYSTEM_ACTOR = 'runbooks';
 
 export interface RecordOptions {
   actor?: string;

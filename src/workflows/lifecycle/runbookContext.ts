@@ -13,9 +13,9 @@ import type { Incident, RecordOptions } from './incident';
 export type Activity<A, R> = ActivityFunctionWithOptions<(arg: A) => Promise<R>>;
 
 /** What the timeline says about a step's result: a sentence, or a sentence with its data. */
-export type Recorded = string | { message: string; data?: Record<string, unknown> };
+type Recorded = string | { message: string; data?: Record<string, unknown> };
 
-export interface StepOptions<R> {
+interface StepOptions<R> {
   /** The step's name on the timeline and in the UI's current details, e.g. "Diagnose: inspect backend". */
   title: string;
   /** The activity's summary in the UI's event history, e.g. "docker inspect backend". */
@@ -24,7 +24,7 @@ export interface StepOptions<R> {
   record?: (result: R) => Recorded;
 }
 
-export interface UndoOptions {
+interface UndoOptions {
   /** Run it when this much time has passed, if the incident has not wound down first (a durable timer). */
   after?: Duration;
 }
