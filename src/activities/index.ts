@@ -6,6 +6,7 @@ import { createAuditActivities } from './audit';
 import { createDockerActivities } from './docker';
 import { createHttpActivities } from './http';
 import { createNotifyActivities } from './notify';
+import { createPostgresActivities } from './postgres';
 import { createRedisActivities } from './redis';
 
 interface ActivityDeps {
@@ -21,6 +22,7 @@ export function createActivities({ config, logger, pool, docker }: ActivityDeps)
     docker: createDockerActivities(docker, config),
     http: createHttpActivities(config),
     redis: createRedisActivities(config),
+    postgres: createPostgresActivities(config),
     notify: createNotifyActivities(config, logger),
     audit: createAuditActivities(pool, config.audit.schema),
   });

@@ -36,8 +36,18 @@ const RedisTargetSchema = z.strictObject({
   healthyWithin: DurationSchema.prefault('30s'),
 });
 
+const PostgresTargetSchema = z.strictObject({
+  container: name,
+  /** The application database, e.g. postgres://postgres@127.0.0.1:5432/audit_app. May carry a password: stays in the worker. */
+  url: z.url({ protocol: /^postgres(ql)?$/ }),
+  /** How long the server may take to accept connections again after a restart or a restore. */
+  healthyWithin: DurationSchema.prefault('30s'),
+  /** The dump `pg_restore` restores from, inside the container (the runbook's /backups/latest.dump). */
+  backupFile: z.string().regex(/^\/[A-Za-z0-9_./-]{1,255}$/, 'an absolute path of letters, digits, _ . / -').default('/backups/latest.dump'),
+});
+
 /** One schema per target name of the catalog. */
-const targetSchemas = { backend: BackendTargetSchema, redis: RedisTargetSchema } satisfies Record<TargetName, z.ZodType>;
+const targetSchemas = { backend: BackendTargetSchema, redis: RedisTargetSchema, postgres: PostgresTargetSchema } satisfies Record<TargetName, z.ZodType>;
 
 const RouteSchema = z.strictObject({
   runbook: RunbookNameSchema,
@@ -135,6 +145,7 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       backend: targetSchemas.backend.optional(),
       redis: targetSchemas.redis.optional(),
+      postgres: targetSchemas.postgres.optional(),
     })
     .prefault({}),
   routing: z

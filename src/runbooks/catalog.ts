@@ -7,7 +7,7 @@
 import type { Severity } from '../incidents/model';
 
 /** What runbooks act on; connection details live in the worker's config under `targets.<name>`. */
-export type TargetName = 'backend' | 'redis';
+export type TargetName = 'backend' | 'redis' | 'postgres';
 
 interface RunbookEntry {
   /** The workflow type, which is also the name of its file in src/workflows/ (the runbook name in camelCase). */
