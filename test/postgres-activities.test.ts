@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import type Docker from 'dockerode';
 import { Client } from 'pg';
 import { createPostgresActivities, RUNBOOKS_APPLICATION_NAME } from '../src/activities/postgres';
 import { parseConfig } from '../src/config/load';
@@ -27,7 +28,7 @@ async function session(applicationName = 'audit-app'): Promise<Client> {
 
 describe('PostgreSQL activities, against a real server with real sessions', { timeout: 120_000 }, () => {
   const config = parseConfig({ targets: { postgres: { container: 'postgres', url: appUrl } } });
-  const pg = createPostgresActivities(config);
+  const pg = createPostgresActivities(config, {} as Docker);
   const target = 'postgres' as const;
   const clients: Client[] = [];
   const open = async (applicationName?: string) => {
@@ -55,7 +56,7 @@ describe('PostgreSQL activities, against a real server with real sessions', { ti
 
   test('checkDatabase answers SELECT 1, and says why when the server is not there', async () => {
     assert.equal((await pg.checkDatabase({ target })).reachable, true);
-    const closed = createPostgresActivities(parseConfig({ targets: { postgres: { container: 'postgres', url: 'postgres://postgres@127.0.0.1:9/x' } } }));
+    const closed = createPostgresActivities(parseConfig({ targets: { postgres: { container: 'postgres', url: 'postgres://postgres@127.0.0.1:9/x' } } }), {} as Docker);
     const down = await closed.checkDatabase({ target });
     assert.equal(down.reachable, false);
     assert.match(down.error ?? '', /ECONNREFUSED/);

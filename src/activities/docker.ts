@@ -162,3 +162,24 @@ function demultiplex(raw: Buffer): Buffer {
   }
   return Buffer.concat(chunks);
 }
+
+export interface ExecResult {
+  exitCode: number;
+  /** stdout and stderr, the last 16 KiB. */
+  output: string;
+}
+
+/** `docker exec <container> argv…` with an argv array (never a shell string), waiting for it to end. */
+export async function execInContainer(docker: Docker, container: string, argv: string[]): Promise<ExecResult> {
+  const exec = await docker.getContainer(container).exec({ Cmd: argv, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  const text = demultiplex(Buffer.concat(chunks)).toString('utf8');
+  const { ExitCode } = await exec.inspect();
+  return { exitCode: ExitCode ?? -1, output: text.length > LOG_MAX_BYTES ? `…${text.slice(-LOG_MAX_BYTES)}` : text };
+}

@@ -22,7 +22,7 @@ export function createActivities({ config, logger, pool, docker }: ActivityDeps)
     docker: createDockerActivities(docker, config),
     http: createHttpActivities(config),
     redis: createRedisActivities(config),
-    postgres: createPostgresActivities(config),
+    postgres: createPostgresActivities(config, docker),
     notify: createNotifyActivities(config, logger),
     audit: createAuditActivities(pool, config.audit.schema),
   });

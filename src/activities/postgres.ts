@@ -3,9 +3,12 @@
  * the few changes the runbook allows. Every statement is parameterised; identifiers (tables, columns) are checked
  * against the catalogue before use. The URL may carry a password: it stays in the worker.
  */
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type Docker from 'dockerode';
 import { Client } from 'pg';
 import type { Config } from '../config/schema';
+import { ActivityErrorType } from '../runbooks/errorTypes';
+import { execInContainer } from './docker';
 import { targetConfig, type TargetRef } from './targets';
 
 type PostgresRef = TargetRef<'postgres'>;
@@ -53,9 +56,30 @@ export interface TerminatedSessions {
   terminated: Session[];
 }
 
-export function createPostgresActivities(config: Pick<Config, 'targets'>) {
+export interface RestoreResult {
+  backupFile: string;
+  output: string;
+}
+
+export function createPostgresActivities(config: Pick<Config, 'targets'>, docker: Docker) {
   const urlOf = (target: PostgresRef['target']) => targetConfig(config, target).url;
   return {
+    /**
+     * `pg_restore --clean --if-exists` of the target's backup file inside its container (`docker exec`, an argv
+     * array). Idempotent: a second restore of the same dump ends in the same state. A failed restore is permanent.
+     */
+    async restoreFromBackup({ target }: PostgresRef): Promise<RestoreResult> {
+      const { container, url, backupFile } = targetConfig(config, target);
+      const { username, pathname } = new URL(url);
+      const database = decodeURIComponent(pathname.slice(1)) || 'postgres';
+      const argv = ['pg_restore', '--clean', '--if-exists', '--no-owner', '--single-transaction', '-U', decodeURIComponent(username) || 'postgres', '-d', database, backupFile];
+      const { exitCode, output } = await execInContainer(docker, container, argv);
+      if (exitCode !== 0) {
+        throw ApplicationFailure.nonRetryable(`pg_restore of ${backupFile} exited ${exitCode}: ${output.trim().split('\n').slice(-3).join(' ')}`, ActivityErrorType.restoreFailed);
+      }
+      return { backupFile, output };
+    },
+
     /** `SELECT 1` with short timeouts (the runbook's `pg_isready` / `psql -c "SELECT 1"`). Read-only. */
     async checkDatabase({ target }: PostgresRef): Promise<DatabaseCheck> {
       return check(urlOf(target));

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { severities } from '../incidents/model';
-import { approvalKinds, catalog, FALLBACK_RUNBOOK, runbookNames, type RunbookName, type TargetName } from '../runbooks/catalog';
+import { approvalKinds, catalog, FALLBACK_RUNBOOK, runbookNames, type PolicyValue, type RunbookName, type TargetName } from '../runbooks/catalog';
 
 const SeveritySchema = z.enum(severities);
 /** Runbooks come from the catalog (src/runbooks/catalog.ts). */
@@ -100,9 +100,18 @@ const PoliciesSchema = z.strictObject(
   Object.fromEntries(
     runbookNames.map((runbook) => [
       runbook,
-      z.strictObject(Object.fromEntries(Object.keys(catalog[runbook].policy).map((key) => [key, z.number().finite().optional()]))).optional(),
+      z
+        .strictObject(
+          Object.fromEntries(
+            Object.entries(catalog[runbook].policy as Record<string, PolicyValue>).map(([key, value]) => [
+              key,
+              (typeof value === 'boolean' ? z.boolean() : z.number().finite().min(0)).optional(),
+            ]),
+          ),
+        )
+        .optional(),
     ]),
-  ) as Record<RunbookName, z.ZodOptional<z.ZodObject<Record<string, z.ZodOptional<z.ZodNumber>>>>>,
+  ) as Record<RunbookName, z.ZodOptional<z.ZodObject<Record<string, z.ZodOptional<z.ZodNumber | z.ZodBoolean>>>>>,
 );
 
 /** Each alert a catalog entry answers, routed to it with the entry's severity. */

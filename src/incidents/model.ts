@@ -2,7 +2,7 @@
  * What an incident is, as plain types: its input, timeline and status. Shared by the workflows, the activities,
  * intake, the HTTP API and the CLI, so none of them imports another's code for a type. Pure: safe in workflows.
  */
-import type { ApprovalKind, RunbookName, TargetName } from '../runbooks/catalog';
+import type { ApprovalKind, PolicyValue, RunbookName, TargetName } from '../runbooks/catalog';
 
 /** Severities of the escalation matrix, most urgent first. */
 export const severities = ['critical', 'high', 'medium', 'low'] as const;
@@ -60,7 +60,7 @@ export interface IncidentInput {
   /** Only the targets the runbook's catalog entry names. */
   targets: IncidentTargets;
   /** The runbook's catalog policy with the config's overrides. */
-  policy: Record<string, number>;
+  policy: Record<string, PolicyValue>;
 }
 
 export const incidentPhases = ['investigating', 'remediating', 'awaiting-approval', 'verifying', 'needs-human', 'resolved'] as const;

@@ -9,6 +9,8 @@ import type { Severity } from '../incidents/model';
 /** What runbooks act on; connection details live in the worker's config under `targets.<name>`. */
 export type TargetName = 'backend' | 'redis' | 'postgres';
 
+export type PolicyValue = number | boolean;
+
 interface RunbookEntry {
   /** The workflow type, which is also the name of its file in src/workflows/ (the runbook name in camelCase). */
   workflowType: string;
@@ -22,8 +24,8 @@ interface RunbookEntry {
   approvalKinds: readonly string[];
   /** The targets it acts on: intake copies these (and only these) into the incident. */
   targets: readonly TargetName[];
-  /** Tunable thresholds, overridable per deployment under `policies.<runbook>` in the config. */
-  policy: Readonly<Record<string, number>>;
+  /** Tunable thresholds and switches, overridable per deployment under `policies.<runbook>` in the config. */
+  policy: Readonly<Record<string, PolicyValue>>;
 }
 
 export const catalog = {
@@ -36,6 +38,16 @@ export const catalog = {
     approvalKinds: ['rollback'],
     targets: ['backend'],
     policy: {},
+  },
+  'db-connections': {
+    workflowType: 'dbConnections',
+    section: '2. Database Connection Issues',
+    summary:
+      '`SELECT 1`, connections against `max_connections`, sessions idle in a transaction for over `idleInTransactionMinutes` (10), queries active for over `longQuerySeconds` (30), lock waits → **down**: restart the postgres container → verify `SELECT 1` and `/health` → still down: `pg_restore` of the latest backup **only with approval** → verify; **pool exhausted**: terminate the idle-in-transaction sessions (**with approval**, or at once with `autoTerminate`) → restart the backend to reset its pool → verify connections below `connectionsHighRatio` (0.8) and `/health` 200. Never terminates its own sessions.',
+    alerts: { DatabaseDown: 'critical', DatabaseConnectionsHigh: 'high', DatabaseConnectionPoolExhausted: 'high' },
+    approvalKinds: ['restore-database', 'terminate-sessions'],
+    targets: ['postgres', 'backend'],
+    policy: { idleInTransactionMinutes: 10, longQuerySeconds: 30, connectionsHighRatio: 0.8, autoTerminate: false },
   },
   'redis-down': {
     workflowType: 'redisDown',
@@ -67,11 +79,12 @@ export const FALLBACK_RUNBOOK: RunbookName = 'generic';
 export type ApprovalKind = (typeof catalog)[RunbookName]['approvalKinds'][number];
 export const approvalKinds = [...new Set(runbookNames.flatMap((name) => catalog[name].approvalKinds))] as [ApprovalKind, ...ApprovalKind[]];
 
-type Policy<N extends RunbookName> = { -readonly [K in keyof (typeof catalog)[N]['policy']]: number };
+type Widen<T> = T extends number ? number : T extends boolean ? boolean : T;
+type Policy<N extends RunbookName> = { -readonly [K in keyof (typeof catalog)[N]['policy']]: Widen<(typeof catalog)[N]['policy'][K]> };
 
 /** A runbook's policy: the catalog's values under the deployment's overrides (`policies.<runbook>` in the config). */
-export function policyOf<N extends RunbookName>(name: N, overrides: Readonly<Record<string, number | undefined>> = {}): Policy<N> {
-  const policy: Record<string, number> = { ...catalog[name].policy };
+export function policyOf<N extends RunbookName>(name: N, overrides: Readonly<Record<string, PolicyValue | undefined>> = {}): Policy<N> {
+  const policy: Record<string, PolicyValue> = { ...catalog[name].policy };
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) policy[key] = value;
   return policy as Policy<N>;
 }

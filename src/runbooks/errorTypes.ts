@@ -9,6 +9,8 @@ export const ActivityErrorType = {
   imageNotFound: 'ImageNotFound',
   /** The runbook names a target (`targets.<name>`) the worker's config does not have. */
   targetNotConfigured: 'TargetNotConfigured',
+  /** pg_restore exited non-zero: the dump or the database needs a human. */
+  restoreFailed: 'RestoreFailed',
   /** At least one channel did not take a notification; retried. */
   notifyFailed: 'NotifyFailed',
 } as const;
@@ -18,4 +20,5 @@ export const permanentActivityErrors: string[] = [
   ActivityErrorType.containerNotFound,
   ActivityErrorType.imageNotFound,
   ActivityErrorType.targetNotConfigured,
+  ActivityErrorType.restoreFailed,
 ];

@@ -7,6 +7,7 @@ import type { AuditActivities } from '../activities/audit';
 import type { DockerActivities } from '../activities/docker';
 import type { HttpActivities } from '../activities/http';
 import type { NotifyActivities } from '../activities/notify';
+import type { PostgresActivities } from '../activities/postgres';
 import type { RedisActivities } from '../activities/redis';
 import { permanentActivityErrors } from '../runbooks/errorTypes';
 
@@ -30,6 +31,12 @@ export const http = { probeHealth, waitForHealthy };
 const { diagnoseRedis, flushRedisDb, startBackgroundSave } = proxyActivities<RedisActivities>({ startToCloseTimeout: '30s', retry: quickRetry });
 const { waitForRedis } = proxyActivities<RedisActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
 export const redis = { diagnoseRedis, flushRedisDb, startBackgroundSave, waitForRedis };
+
+const { checkDatabase, inspectConnections, terminateIdleSessions } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '30s', retry: quickRetry });
+const { waitForDatabase } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
+// pg_restore of a real dump takes as long as the data: generous, and retried only for transient failures.
+const { restoreFromBackup } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '30m', retry: { ...quickRetry, maximumAttempts: 3 } });
+export const postgres = { checkDatabase, waitForDatabase, inspectConnections, terminateIdleSessions, restoreFromBackup };
 
 export const { notify } = proxyActivities<NotifyActivities>({
   startToCloseTimeout: '30s',

@@ -1,4 +1,5 @@
 // One export per runbook of the catalog (src/runbooks/catalog.ts): the export's name is the workflow type.
 export { apiDown } from './apiDown';
+export { dbConnections } from './dbConnections';
 export { redisDown } from './redisDown';
 export { generic } from './generic';
