@@ -26,6 +26,21 @@ async function session(applicationName = 'audit-app'): Promise<Client> {
   return client;
 }
 
+// One scratch database for the file, on the machine's server.
+before(async () => {
+  const admin = new Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${database}`);
+  await admin.end();
+});
+
+after(async () => {
+  const admin = new Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  await admin.end();
+});
+
 describe('PostgreSQL activities, against a real server with real sessions', { timeout: 120_000 }, () => {
   const config = parseConfig({ targets: { postgres: { container: 'postgres', url: appUrl } } });
   const pg = createPostgresActivities(config, {} as Docker);
@@ -38,20 +53,12 @@ describe('PostgreSQL activities, against a real server with real sessions', { ti
   };
 
   before(async () => {
-    const admin = new Client({ connectionString: serverUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${database}`);
-    await admin.end();
     const setup = await open();
     await setup.query('CREATE TABLE documents (id serial PRIMARY KEY, county text)');
   });
 
   after(async () => {
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-    const admin = new Client({ connectionString: serverUrl });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await admin.end();
   });
 
   test('checkDatabase answers SELECT 1, and says why when the server is not there', async () => {
@@ -122,5 +129,56 @@ describe('PostgreSQL activities, against a real server with real sessions', { ti
     assert.deepEqual((await pg.terminateIdleSessions({ target, olderThanMs: 1_000 })).terminated, [], 'a retry terminates nothing');
     await assert.rejects(victims[0]!.query('SELECT 1'), 'the terminated session is closed');
     await ours.query('ROLLBACK');
+  });
+});
+
+describe('PostgreSQL tuning activities, against a real server', { timeout: 120_000 }, () => {
+  const config = parseConfig({ targets: { postgres: { container: 'postgres', url: appUrl } } });
+  const pg = createPostgresActivities(config, {} as Docker);
+  const target = 'postgres' as const;
+
+  before(async () => {
+    const db = await session();
+    await db.query(`CREATE TABLE IF NOT EXISTS audit_log (id serial PRIMARY KEY, ip text, action text)`);
+    await db.query(`INSERT INTO audit_log (ip, action) SELECT '10.0.0.' || (g % 250), 'read' FROM generate_series(1, 2000) g`);
+    await db.end();
+  });
+
+  test('vacuumAnalyze and createIndex take only names the catalogue has: an injection is refused as unknown, and nothing runs', async () => {
+    assert.deepEqual(await pg.vacuumAnalyze({ target, tables: ['audit_log'] }), { vacuumed: ['audit_log'] });
+    for (const hostile of ['audit_log; DROP TABLE documents', 'audit_log"--', 'pg_catalog.pg_class', '']) {
+      await assert.rejects(pg.vacuumAnalyze({ target, tables: [hostile] }), (err: Error & { type?: string }) => err.type === 'UnknownIdentifier', hostile);
+      await assert.rejects(pg.createIndex({ target, table: hostile, column: 'ip' }), (err: Error & { type?: string }) => err.type === 'UnknownIdentifier', hostile);
+    }
+    await assert.rejects(pg.createIndex({ target, table: 'audit_log', column: 'ip) ; DROP TABLE documents; --' }), /no column/);
+    const db = await session();
+    try {
+      assert.equal((await db.query(`SELECT to_regclass('public.documents') IS NOT NULL AS present`)).rows[0].present, true, 'documents is still there');
+    } finally {
+      await db.end();
+    }
+  });
+
+  test('createIndex builds the index concurrently once; a second call keeps it; an invalid leftover is rebuilt', async () => {
+    assert.deepEqual(await pg.createIndex({ target, table: 'audit_log', column: 'ip' }), { index: 'idx_audit_log_ip', created: true });
+    assert.deepEqual(await pg.createIndex({ target, table: 'audit_log', column: 'ip' }), { index: 'idx_audit_log_ip', created: false });
+    const db = await session();
+    try {
+      // What an interrupted CREATE INDEX CONCURRENTLY leaves behind: an index marked invalid.
+      await db.query(`UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'idx_audit_log_ip'::regclass`);
+      assert.deepEqual(await pg.createIndex({ target, table: 'audit_log', column: 'ip' }), { index: 'idx_audit_log_ip', created: true });
+      assert.equal((await db.query(`SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_audit_log_ip'::regclass`)).rows[0].indisvalid, true);
+    } finally {
+      await db.end();
+    }
+  });
+
+  test('without pg_stat_statements preloaded the slow-query report says so instead of failing', async () => {
+    const db = await session();
+    const preloaded = (await db.query(`SELECT current_setting('shared_preload_libraries') ~ 'pg_stat_statements' AS p`)).rows[0].p as boolean;
+    await db.end();
+    assert.equal((await pg.topQueries({ target })).enabled, preloaded);
+    const tables = await pg.inspectTables({ target, minSeqScans: 1 });
+    assert.ok(Array.isArray(tables.hot));
   });
 });

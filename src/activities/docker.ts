@@ -22,6 +22,14 @@ export interface ContainerFacts {
   previousImage?: string;
 }
 
+export interface ContainerStats {
+  name: string;
+  running: boolean;
+  cpuPercent?: number;
+  memoryBytes?: number;
+  memoryLimitBytes?: number;
+}
+
 export interface RollbackResult {
   image: string;
   replacedImage: string;
@@ -66,6 +74,24 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
       const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail, follow: false });
       const text = (info.Config.Tty ? raw : demultiplex(raw)).toString('utf8');
       return text.length > LOG_MAX_BYTES ? `…${text.slice(-LOG_MAX_BYTES)}` : text;
+    },
+
+    /** `docker stats --no-stream` for the target's container: CPU % since the previous sample, memory. Read-only. */
+    async containerStats({ target }: TargetRef): Promise<ContainerStats> {
+      const name = containerOf(target);
+      const info = await inspectOrNull(docker, name);
+      if (!info?.State.Running) return { name, running: false };
+      const s = await docker.getContainer(name).stats({ stream: false });
+      const cpuDelta = s.cpu_stats.cpu_usage.total_usage - s.precpu_stats.cpu_usage.total_usage;
+      const systemDelta = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0);
+      const cpus = s.cpu_stats.online_cpus ?? s.cpu_stats.cpu_usage.percpu_usage?.length ?? 1;
+      return {
+        name,
+        running: true,
+        cpuPercent: systemDelta > 0 ? Math.round((cpuDelta / systemDelta) * cpus * 1000) / 10 : 0,
+        memoryBytes: s.memory_stats.usage,
+        memoryLimitBytes: s.memory_stats.limit,
+      };
     },
 
     /**

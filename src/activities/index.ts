@@ -5,6 +5,7 @@ import type { Config } from '../config/schema';
 import { createAuditActivities } from './audit';
 import { createDockerActivities } from './docker';
 import { createHttpActivities } from './http';
+import { createMetricsActivities } from './metrics';
 import { createNotifyActivities } from './notify';
 import { createPostgresActivities } from './postgres';
 import { createRedisActivities } from './redis';
@@ -21,6 +22,7 @@ export function createActivities({ config, logger, pool, docker }: ActivityDeps)
   return mergeActivities({
     docker: createDockerActivities(docker, config),
     http: createHttpActivities(config),
+    metrics: createMetricsActivities(config),
     redis: createRedisActivities(config),
     postgres: createPostgresActivities(config, docker),
     notify: createNotifyActivities(config, logger),

@@ -5,7 +5,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import { Client } from 'pg';
+import { Client, escapeIdentifier } from 'pg';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
 import { execInContainer } from './docker';
@@ -54,6 +54,39 @@ export interface ConnectionReport {
 
 export interface TerminatedSessions {
   terminated: Session[];
+}
+
+export interface QueryStats {
+  query: string;
+  calls: number;
+  meanMs: number;
+  maxMs: number;
+}
+
+export interface TopQueries {
+  /** False when pg_stat_statements is not installed in the database: the finding says so. */
+  enabled: boolean;
+  queries: QueryStats[];
+}
+
+export interface HotTable {
+  table: string;
+  seqScans: number;
+  seqRowsRead: number;
+  indexScans: number;
+  liveRows: number;
+}
+
+export interface IndexSuggestion {
+  table: string;
+  column: string;
+  /** The slow query that filters on it. */
+  because: string;
+}
+
+export interface TableReport {
+  hot: HotTable[];
+  suggestions: IndexSuggestion[];
 }
 
 export interface RestoreResult {
@@ -136,6 +169,96 @@ export function createPostgresActivities(config: Pick<Config, 'targets'>, docker
           longQueries,
           lockWaits: waits.rows.map((row) => ({ ...toSession(row), blockedBy: row.blocked_by })),
         };
+      });
+    },
+
+    /** The slowest statements by mean time (the runbook's pg_stat_statements query). Read-only. */
+    async topQueries({ target, limit = 10 }: PostgresRef & { limit?: number }): Promise<TopQueries> {
+      return withDatabase(urlOf(target), async (db) => {
+        if (!(await statementsEnabled(db))) return { enabled: false, queries: [] };
+        const { rows } = await db.query<{ query: string; calls: string; mean: number; max: number }>(
+          `SELECT left(s.query, ${QUERY_TEXT_MAX}) AS query, s.calls, s.mean_exec_time AS mean, s.max_exec_time AS max
+           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+           WHERE d.datname = current_database() AND s.query NOT ILIKE '%pg_stat_statements%'
+           ORDER BY s.mean_exec_time DESC LIMIT $1`,
+          [Math.min(Math.max(1, limit), 50)],
+        );
+        return { enabled: true, queries: rows.map((r) => ({ query: r.query, calls: Number(r.calls), meanMs: round(r.mean), maxMs: round(r.max) })) };
+      });
+    },
+
+    /**
+     * Tables read mostly by sequential scans (pg_stat_user_tables), and for each a column that a slow query of
+     * pg_stat_statements filters on (`WHERE col =`, `AND col =`) and that no index leads with. Read-only.
+     */
+    async inspectTables({ target, minSeqScans = 50 }: PostgresRef & { minSeqScans?: number }): Promise<TableReport> {
+      return withDatabase(urlOf(target), async (db) => {
+        const { rows } = await db.query<{ relname: string; seq_scan: string; seq_tup_read: string; idx_scan: string | null; n_live_tup: string }>(
+          `SELECT relname, seq_scan, seq_tup_read, idx_scan, n_live_tup FROM pg_stat_user_tables
+           WHERE schemaname = 'public' AND seq_scan >= $1 AND seq_scan > coalesce(idx_scan, 0)
+           ORDER BY seq_tup_read DESC LIMIT 5`,
+          [minSeqScans],
+        );
+        const hot = rows.map((r) => ({ table: r.relname, seqScans: Number(r.seq_scan), seqRowsRead: Number(r.seq_tup_read), indexScans: Number(r.idx_scan ?? 0), liveRows: Number(r.n_live_tup) }));
+        const suggestions: IndexSuggestion[] = [];
+        const enabled = hot.length > 0 && (await statementsEnabled(db));
+        for (const table of enabled ? hot : []) {
+          const unindexed = await db.query<{ column_name: string }>(
+            `SELECT c.column_name FROM information_schema.columns c
+             WHERE c.table_schema = 'public' AND c.table_name = $1
+               AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                               WHERE i.indrelid = ('public.' || quote_ident($1))::regclass AND a.attname = c.column_name)`,
+            [table.table],
+          );
+          const slow = await db.query<{ query: string }>(
+            `SELECT s.query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+             WHERE d.datname = current_database() AND s.query ~* ('\\mfrom\\s+(public\\.)?' || $1 || '\\M') ORDER BY s.mean_exec_time DESC LIMIT 5`,
+            [table.table],
+          );
+          for (const { column_name: column } of unindexed.rows) {
+            const filter = new RegExp(`\\b(where|and)\\s+("?${escapeRegExp(column)}"?)\\s*=`, 'i');
+            const because = slow.rows.find((q) => filter.test(q.query));
+            if (because) suggestions.push({ table: table.table, column, because: because.query.slice(0, QUERY_TEXT_MAX) });
+          }
+        }
+        return { hot, suggestions };
+      });
+    },
+
+    /**
+     * `VACUUM ANALYZE` of the named tables, each checked against pg_tables first. Harmless to repeat.
+     * Not retried mid-way: a retry vacuums every table again, which only costs time.
+     */
+    async vacuumAnalyze({ target, tables }: PostgresRef & { tables: string[] }): Promise<{ vacuumed: string[] }> {
+      return withDatabase(urlOf(target), async (db) => {
+        const vacuumed: string[] = [];
+        for (const table of tables) {
+          await db.query(`VACUUM ANALYZE ${await checkedIdentifier(db, 'table', table)}`);
+          vacuumed.push(table);
+        }
+        return { vacuumed };
+      });
+    },
+
+    /**
+     * `CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_<table>_<column>` after checking both names against the
+     * catalogue. Idempotent: an existing valid index is kept; an invalid one left by an interrupted attempt is
+     * dropped and built again.
+     */
+    async createIndex({ target, table, column }: PostgresRef & { table: string; column: string }): Promise<{ index: string; created: boolean }> {
+      return withDatabase(urlOf(target), async (db) => {
+        const quotedTable = await checkedIdentifier(db, 'table', table);
+        const quotedColumn = await checkedIdentifier(db, 'column', column, table);
+        const index = `idx_${table}_${column}`.slice(0, 63);
+        const existing = await db.query<{ valid: boolean }>(
+          `SELECT i.indisvalid AS valid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relname = $1 AND c.relnamespace = 'public'::regnamespace`,
+          [index],
+        );
+        if (existing.rows[0]?.valid) return { index, created: false };
+        if (existing.rows[0]) await db.query(`DROP INDEX CONCURRENTLY IF EXISTS ${escapeIdentifier(index)}`);
+        await db.query('SET statement_timeout = 0');
+        await db.query(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${escapeIdentifier(index)} ON ${quotedTable} (${quotedColumn})`);
+        return { index, created: true };
       });
     },
 
@@ -223,6 +346,35 @@ async function withDatabase<T>(url: string, use: (db: Client) => Promise<T>): Pr
   } finally {
     await db.end().catch(() => undefined);
   }
+}
+
+/** pg_stat_statements answers only when the extension exists in the database and the server preloads it. */
+async function statementsEnabled(db: Client): Promise<boolean> {
+  const { rows } = await db.query<{ enabled: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')
+        AND current_setting('shared_preload_libraries') ~ 'pg_stat_statements' AS enabled`,
+  );
+  return rows[0]?.enabled ?? false;
+}
+
+/** A table or column name, checked against the catalogue before it goes into SQL, and quoted. */
+async function checkedIdentifier(db: Client, kind: 'table' | 'column', name: string, table?: string): Promise<string> {
+  const found =
+    kind === 'table'
+      ? await db.query(`SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = 'public' AND tablename = $1`, [name])
+      : await db.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2`, [table, name]);
+  if (found.rowCount === 0) {
+    throw ApplicationFailure.nonRetryable(`no ${kind} "${name}"${table ? ` in table "${table}"` : ''} in the database`, ActivityErrorType.unknownIdentifier);
+  }
+  return escapeIdentifier(name);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }
 
 function describePgError(err: unknown): string {

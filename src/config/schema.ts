@@ -25,6 +25,8 @@ const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, dig
 const BackendTargetSchema = z.strictObject({
   container: name,
   healthUrl: httpUrl,
+  /** Its Prometheus metrics, with an `http_request_duration_seconds` histogram labelled by `route` (slow-responses runbook). */
+  metricsUrl: httpUrl.optional(),
   /** How long the service may take to answer /health after a restart or rollback. */
   healthyWithin: DurationSchema.prefault('30s'),
 });

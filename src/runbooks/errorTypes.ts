@@ -9,6 +9,8 @@ export const ActivityErrorType = {
   imageNotFound: 'ImageNotFound',
   /** The runbook names a target (`targets.<name>`) the worker's config does not have. */
   targetNotConfigured: 'TargetNotConfigured',
+  /** A table or column a runbook named is not in the database. */
+  unknownIdentifier: 'UnknownIdentifier',
   /** pg_restore exited non-zero: the dump or the database needs a human. */
   restoreFailed: 'RestoreFailed',
   /** At least one channel did not take a notification; retried. */
@@ -21,4 +23,5 @@ export const permanentActivityErrors: string[] = [
   ActivityErrorType.imageNotFound,
   ActivityErrorType.targetNotConfigured,
   ActivityErrorType.restoreFailed,
+  ActivityErrorType.unknownIdentifier,
 ];
