@@ -49,6 +49,16 @@ export const catalog = {
     targets: ['postgres', 'backend'],
     policy: { idleInTransactionMinutes: 10, longQuerySeconds: 30, connectionsHighRatio: 0.8, autoTerminate: false },
   },
+  'slow-responses': {
+    workflowType: 'slowResponses',
+    section: '4. High Response Times',
+    summary:
+      'p95 per route from the backend\'s `/metrics` histogram, the slowest statements of `pg_stat_statements`, tables read by sequential scans, `docker stats`, Redis `PING` → `VACUUM ANALYZE` of the hot tables → `CREATE INDEX CONCURRENTLY` of a suggested index **only with approval** → if still slow, restart the backend **only with approval** → verify p95 under `p95ThresholdMs` (2000) over a window.',
+    alerts: { HighResponseTime: 'high', SlowAPIResponses: 'high', SlowDatabaseQueries: 'medium' },
+    approvalKinds: ['create-index', 'scale-backend'],
+    targets: ['backend', 'postgres', 'redis'],
+    policy: { p95ThresholdMs: 2000, sampleWindowSeconds: 15, recoverWithinSeconds: 120, minSeqScans: 50 },
+  },
   'redis-down': {
     workflowType: 'redisDown',
     section: '6. Redis Connection Failures',

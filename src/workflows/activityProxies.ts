@@ -6,6 +6,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { AuditActivities } from '../activities/audit';
 import type { DockerActivities } from '../activities/docker';
 import type { HttpActivities } from '../activities/http';
+import type { MetricsActivities } from '../activities/metrics';
 import type { NotifyActivities } from '../activities/notify';
 import type { PostgresActivities } from '../activities/postgres';
 import type { RedisActivities } from '../activities/redis';
@@ -32,11 +33,19 @@ const { diagnoseRedis, flushRedisDb, startBackgroundSave } = proxyActivities<Red
 const { waitForRedis } = proxyActivities<RedisActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
 export const redis = { diagnoseRedis, flushRedisDb, startBackgroundSave, waitForRedis };
 
-const { checkDatabase, inspectConnections, terminateIdleSessions } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '30s', retry: quickRetry });
+const { checkDatabase, inspectConnections, terminateIdleSessions, topQueries, inspectTables } = proxyActivities<PostgresActivities>({
+  startToCloseTimeout: '30s',
+  retry: quickRetry,
+});
+// VACUUM and CREATE INDEX CONCURRENTLY take as long as the table is big.
+const { vacuumAnalyze, createIndex } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '30m', retry: { ...quickRetry, maximumAttempts: 3 } });
 const { waitForDatabase } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
 // pg_restore of a real dump takes as long as the data: generous, and retried only for transient failures.
 const { restoreFromBackup } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '30m', retry: { ...quickRetry, maximumAttempts: 3 } });
-export const postgres = { checkDatabase, waitForDatabase, inspectConnections, terminateIdleSessions, restoreFromBackup };
+export const postgres = { checkDatabase, waitForDatabase, inspectConnections, terminateIdleSessions, restoreFromBackup, topQueries, inspectTables, vacuumAnalyze, createIndex };
+
+// Both sample /metrics over a window (policy, seconds to minutes) and heartbeat while they wait.
+export const metrics = proxyActivities<MetricsActivities>({ startToCloseTimeout: '15m', heartbeatTimeout: '15s', retry: quickRetry });
 
 export const { notify } = proxyActivities<NotifyActivities>({
   startToCloseTimeout: '30s',

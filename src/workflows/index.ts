@@ -2,4 +2,5 @@
 export { apiDown } from './apiDown';
 export { dbConnections } from './dbConnections';
 export { redisDown } from './redisDown';
+export { slowResponses } from './slowResponses';
 export { generic } from './generic';
