@@ -89,6 +89,19 @@ export interface TableReport {
   suggestions: IndexSuggestion[];
 }
 
+export interface DatabaseSize {
+  database: string;
+  bytes: number;
+  pretty: string;
+}
+
+export interface BackupResult {
+  /** Inside the container: the dated dump, and the target's backup file (what a restore uses) now a copy of it. */
+  file: string;
+  backupFile: string;
+  bytes: number;
+}
+
 export interface RestoreResult {
   backupFile: string;
   output: string;
@@ -170,6 +183,38 @@ export function createPostgresActivities(config: Pick<Config, 'targets'>, docker
           lockWaits: waits.rows.map((row) => ({ ...toSession(row), blockedBy: row.blocked_by })),
         };
       });
+    },
+
+    /** `pg_size_pretty(pg_database_size(current_database()))`. Read-only. */
+    async databaseSize({ target }: PostgresRef): Promise<DatabaseSize> {
+      return withDatabase(urlOf(target), async (db) => {
+        const { rows } = await db.query<{ database: string; bytes: string; pretty: string }>(
+          'SELECT current_database() AS database, pg_database_size(current_database()) AS bytes, pg_size_pretty(pg_database_size(current_database())) AS pretty',
+        );
+        return { database: rows[0]!.database, bytes: Number(rows[0]!.bytes), pretty: rows[0]!.pretty };
+      });
+    },
+
+    /**
+     * `pg_dump -Fc` inside the target's container to `<dir of backupFile>/backup_<YYYYMMDD-HHMMSS>.dump`, then
+     * copied over the target's backup file (what `restoreFromBackup` restores). Argv arrays only. A retry makes a
+     * new dump (a file name with the time), which is harmless.
+     */
+    async exportBackup({ target }: PostgresRef): Promise<BackupResult> {
+      const { container, url, backupFile } = targetConfig(config, target);
+      const { username, pathname } = new URL(url);
+      const database = decodeURIComponent(pathname.slice(1)) || 'postgres';
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+      const file = `${backupFile.slice(0, backupFile.lastIndexOf('/') + 1)}backup_${stamp}.dump`;
+      const run = async (argv: string[]) => {
+        const result = await execInContainer(docker, container, argv);
+        if (result.exitCode !== 0) throw new Error(`${argv[0]} exited ${result.exitCode}: ${result.output.trim().split('\n').slice(-2).join(' ')}`);
+        return result.output;
+      };
+      await run(['pg_dump', '-Fc', '-U', decodeURIComponent(username) || 'postgres', '-f', file, database]);
+      await run(['cp', file, backupFile]);
+      const bytes = Number((await run(['stat', '-c', '%s', file])).trim());
+      return { file, backupFile, bytes };
     },
 
     /** The slowest statements by mean time (the runbook's pg_stat_statements query). Read-only. */

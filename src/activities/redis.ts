@@ -19,6 +19,15 @@ export interface RedisDiagnosis {
   keys?: number;
 }
 
+export interface RateLimitStatus {
+  /** `rate_limit:*` keys counted by SCAN (never KEYS). */
+  keys: number;
+  /** The busiest clients by their counter, highest first. */
+  top: { key: string; count: number }[];
+  /** True when the scan stopped at its key or time bound before the end. */
+  truncated: boolean;
+}
+
 interface RedisWait {
   healthy: boolean;
   attempts: number;
@@ -75,6 +84,31 @@ export function createRedisActivities(config: Pick<Config, 'targets'>) {
         const keysDropped = await redis.dbsize();
         await redis.flushdb();
         return { keysDropped };
+      });
+    },
+
+    /**
+     * The runbook's `redis-cli --scan --pattern "rate_limit:*"`: SCAN with a bounded COUNT, at most `maxKeys` keys
+     * and `maxMs` of scanning, then the counters of the busiest keys. Read-only.
+     */
+    async rateLimitStatus({ target, maxKeys = 100_000, maxMs = 5_000, top = 10 }: RedisTargetRef & { maxKeys?: number; maxMs?: number; top?: number }): Promise<RateLimitStatus> {
+      return withRedis(urlOf(target), async (redis) => {
+        const deadline = Date.now() + maxMs;
+        const counts: { key: string; count: number }[] = [];
+        let cursor = '0';
+        let keys = 0;
+        do {
+          const [next, batch] = await redis.scan(cursor, 'MATCH', 'rate_limit:*', 'COUNT', 500);
+          cursor = next;
+          const values = batch.length > 0 ? await redis.mget(...batch) : [];
+          batch.forEach((key, i) => {
+            const count = Number(values[i]);
+            if (Number.isFinite(count)) counts.push({ key, count });
+          });
+          keys += batch.length;
+        } while (cursor !== '0' && keys < maxKeys && Date.now() < deadline);
+        counts.sort((a, b) => b.count - a.count);
+        return { keys, top: counts.slice(0, top), truncated: cursor !== '0' };
       });
     },
 

@@ -12,7 +12,7 @@ export interface TargetRef<T extends TargetName = TargetName> {
 export function targetConfig<T extends TargetName>(config: Pick<Config, 'targets'>, target: T): NonNullable<Config['targets'][T]> {
   const found = config.targets[target];
   if (!found) {
-    throw ApplicationFailure.nonRetryable(`no target "${target}" is configured in this worker (targets.${target})`, ActivityErrorType.targetNotConfigured);
+    throw ApplicationFailure.nonRetryable(`no target "${target}" is configured (targets.${target})`, ActivityErrorType.targetNotConfigured);
   }
   return found as NonNullable<Config['targets'][T]>;
 }

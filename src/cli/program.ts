@@ -5,6 +5,7 @@ import { registerActionCommands } from './commands/actions';
 import { registerCatalogCommand } from './commands/catalog';
 import { registerConfigCommands } from './commands/config';
 import { registerDemoCommand } from './commands/demo';
+import { registerDiagCommands } from './commands/diag';
 import { registerDevCommand } from './commands/dev';
 import { registerIncidentCommands } from './commands/incidents';
 import { registerServerCommand } from './commands/server';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerWorkerCommand(program);
   registerServerCommand(program);
   registerDemoCommand(program);
+  registerDiagCommands(program);
   registerIncidentCommands(program);
   registerActionCommands(program);
   // Subcommands inherit exitOverride only when added after it; make sure every level throws instead of exiting.
