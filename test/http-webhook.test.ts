@@ -313,6 +313,22 @@ describe('POST /alerts against a real Temporal', () => {
       await assertNeverStarted(worker.client, `APIDown-${fingerprint}`);
     });
 
+    test('a firing alert whose startsAt is not an RFC 3339 date-time is answered 400 naming alerts.0.startsAt', async () => {
+      for (const startsAt of ['yesterday', '', '2026-13-01T00:00:00Z', '2026-11-27']) {
+        const fingerprint = newFingerprint();
+        const body = await bad(apiDownPayload(fingerprint, { alert: { startsAt } }), { status: 400, path: 'alerts.0.startsAt' });
+        assert.deepEqual(body.issues?.map((i) => i.path), ['alerts.0.startsAt'], `startsAt ${JSON.stringify(startsAt)}`);
+        await assertNeverStarted(worker.client, `APIDown-${fingerprint}`);
+      }
+    });
+
+    test('a resolved alert whose endsAt is not a date-time is answered 400 naming alerts.0.endsAt', async () => {
+      const fingerprint = newFingerprint();
+      const body = await bad(apiDownPayload(fingerprint, { status: 'resolved', alert: { endsAt: 'now' } }), { status: 400, path: 'alerts.0.endsAt' });
+      assert.deepEqual(body.issues?.map((i) => i.path), ['alerts.0.endsAt']);
+      await assertNeverStarted(worker.client, `APIDown-${fingerprint}`);
+    });
+
     test('a payload with an empty alerts array is answered 400 naming alerts', async () => {
       await bad({ ...apiDownPayload(newFingerprint()), alerts: [] }, { status: 400, path: 'alerts' });
     });
