@@ -12,9 +12,8 @@ import type { Config } from '../src/config/schema';
 import { buildHttpServer } from '../src/http/server';
 import type { IntakeResult } from '../src/intake/ingest';
 import { statusQuery } from '../src/workflows/lifecycle/definitions';
-import { type IncidentOutcome } from '../src/incidents/model';
 import { testConfig, tokenHash } from './support/config';
-import { terminateAll } from './support/incidents';
+import { outcomeOf, terminateAll } from './support/incidents';
 import { metricValues } from './support/metrics';
 import { eventually } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
@@ -100,20 +99,6 @@ async function listWorkflows(client: Client, query: string): Promise<WorkflowExe
 
 async function assertNeverStarted(client: Client, workflowId: string): Promise<void> {
   await assert.rejects(client.workflow.getHandle(workflowId).describe(), WorkflowNotFoundError, `${workflowId} must not exist`);
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('POST /alerts against a real Temporal', () => {
@@ -202,7 +187,7 @@ describe('POST /alerts against a real Temporal', () => {
     const resolved = await postAlerts(app, apiDownPayload(fingerprint, { status: 'resolved' }));
     assert.equal(resolved.statusCode, 200, resolved.body);
     assert.equal((resolved.json() as { results: IntakeResult[] }).results[0]!.action, 'signalled');
-    const outcome = await withTimeout(handle.result() as Promise<IncidentOutcome>, 30_000, 'the resolved incident');
+    const outcome = await outcomeOf(worker.client, workflowId, { timeoutMs: 30_000 });
     assert.equal(outcome.resolution, 'alert-resolved');
 
     const again = await postAlerts(app, apiDownPayload(fingerprint, { status: 'resolved' }));
