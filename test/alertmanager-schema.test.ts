@@ -6,17 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AlertmanagerPayloadSchema } from '../src/intake/alertmanager';
+import { capturedBody } from './support/alertmanagerCapture';
 
-/** The alert of the payload Alertmanager 0.25 sent (test/http-webhook.test.ts has the whole capture). */
-const capturedAlert = {
-  status: 'firing',
-  labels: { alertname: 'APIDown', instance: 'backend:8000', service: 'audit-app-backend', severity: 'critical' },
-  annotations: { runbook_url: 'https://example/runbook#api-down', summary: 'Health check returning 503' },
-  startsAt: '2026-11-27T13:24:01.312443012Z',
-  endsAt: '0001-01-01T00:00:00Z',
-  generatorURL: '',
-  fingerprint: 'a1ebaf6b84df2c5a',
-};
+const capturedAlert = capturedBody.alerts[0]!;
 
 function payload(alert: Record<string, unknown>) {
   return { version: '4', status: 'firing', receiver: 'runbooks', alerts: [alert] };
@@ -28,8 +20,8 @@ function issuesOf(input: unknown): { path: string; message: string }[] {
 }
 
 describe('Alertmanager timestamps', () => {
-  test('the captured alert passes: nanosecond startsAt, and Go\'s zero time as the endsAt of an alert with no end', () => {
-    const parsed = AlertmanagerPayloadSchema.parse(payload(capturedAlert));
+  test('the captured payload passes: nanosecond startsAt, and Go\'s zero time as the endsAt of an alert with no end', () => {
+    const parsed = AlertmanagerPayloadSchema.parse(capturedBody);
     assert.equal(parsed.alerts[0]!.startsAt, '2026-11-27T13:24:01.312443012Z');
     assert.equal(parsed.alerts[0]!.endsAt, '0001-01-01T00:00:00Z');
   });

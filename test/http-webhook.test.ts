@@ -12,44 +12,12 @@ import type { Config } from '../src/config/schema';
 import { buildHttpServer } from '../src/http/server';
 import type { IntakeResult } from '../src/intake/ingest';
 import { statusQuery } from '../src/workflows/lifecycle/definitions';
+import { capturedBody, capturedHeaders } from './support/alertmanagerCapture';
 import { testConfig, tokenHash } from './support/config';
 import { outcomeOf, terminateAll } from './support/incidents';
 import { metricValues } from './support/metrics';
 import { eventually } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
-
-/**
- * The payload Alertmanager 0.25 sent for APIDown (../shared/fixtures/alertmanager/api-down-firing.json),
- * copied verbatim so the test does not depend on a file outside the repository. Tests swap in a fingerprint
- * of their own so they never meet another test's incident.
- */
-const capturedHeaders = {
-  'user-agent': 'Alertmanager/0.25.0',
-  authorization: 'Bearer s3cret',
-  'content-type': 'application/json',
-};
-const capturedBody = {
-  receiver: 'runbooks',
-  status: 'firing',
-  alerts: [
-    {
-      status: 'firing',
-      labels: { alertname: 'APIDown', instance: 'backend:8000', service: 'audit-app-backend', severity: 'critical' },
-      annotations: { runbook_url: 'https://example/runbook#api-down', summary: 'Health check returning 503' },
-      startsAt: '2026-11-27T13:24:01.312443012Z',
-      endsAt: '0001-01-01T00:00:00Z',
-      generatorURL: '',
-      fingerprint: 'a1ebaf6b84df2c5a',
-    },
-  ],
-  groupLabels: { alertname: 'APIDown', service: 'audit-app-backend' },
-  commonLabels: { alertname: 'APIDown', instance: 'backend:8000', service: 'audit-app-backend', severity: 'critical' },
-  commonAnnotations: { runbook_url: 'https://example/runbook#api-down', summary: 'Health check returning 503' },
-  externalURL: 'http://vm:19093',
-  version: '4',
-  groupKey: '{}:{alertname="APIDown", service="audit-app-backend"}',
-  truncatedAlerts: 0,
-};
 
 type Payload = typeof capturedBody;
 type AlertPayload = Payload['alerts'][number];
