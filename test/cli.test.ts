@@ -11,11 +11,11 @@ import { stringify as toYaml } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import type { ConfigInput } from '../src/config/schema';
 import type { IncidentSummary } from '../src/incidents/operations';
-import type { IncidentOutcome, IncidentStatusView } from '../src/incidents/model';
+import type { IncidentStatusView } from '../src/incidents/model';
 import { dockerClient } from '../src/activities';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
-import { alert, fire } from './support/incidents';
+import { alert, fire, outcomeOf } from './support/incidents';
 import { waitFor } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
 
@@ -175,7 +175,7 @@ describe('runbooks incident commands', () => {
     const result = await cli('resolve', workflowId, '--by', 'alice', '--note', 'fixed by hand');
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`^${workflowId}: resolved by alice`));
-    const outcome = (await worker.client.workflow.getHandle(workflowId).result()) as IncidentOutcome;
+    const outcome = await outcomeOf(worker.client, workflowId);
     assert.equal(outcome.resolution, 'resolved-by-human');
     assert.equal(outcome.resolvedBy, 'alice');
 

@@ -13,10 +13,10 @@ import type { IncidentSummary } from '../src/incidents/operations';
 import { buildHttpServer } from '../src/http/server';
 import type { IntakeResult } from '../src/intake/ingest';
 import { UpdateRefusal } from '../src/workflows/lifecycle/definitions';
-import { type IncidentOutcome, type IncidentStatusView } from '../src/incidents/model';
+import { type IncidentStatusView } from '../src/incidents/model';
 import { testConfig, tokenHash } from './support/config';
 import { readAudit } from './support/audit';
-import { terminateAll } from './support/incidents';
+import { outcomeOf, terminateAll } from './support/incidents';
 import { metricValues } from './support/metrics';
 import { eventually } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
@@ -213,7 +213,7 @@ describe('incident endpoints against a real Temporal', () => {
   test('resolving answers 200 and the incident completes; later actions are answered 409', async () => {
     const response = await act('resolve', workflowId, { note: 'fixed by hand' });
     assert.equal(response.statusCode, 200, response.body);
-    const outcome = (await worker.client.workflow.getHandle(workflowId).result()) as IncidentOutcome;
+    const outcome = await outcomeOf(worker.client, workflowId);
     assert.equal(outcome.resolution, 'resolved-by-human');
     assert.equal(outcome.resolvedBy, 'alice');
 

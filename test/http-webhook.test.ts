@@ -12,45 +12,12 @@ import type { Config } from '../src/config/schema';
 import { buildHttpServer } from '../src/http/server';
 import type { IntakeResult } from '../src/intake/ingest';
 import { statusQuery } from '../src/workflows/lifecycle/definitions';
-import { type IncidentOutcome } from '../src/incidents/model';
+import { capturedBody, capturedHeaders } from './support/alertmanagerCapture';
 import { testConfig, tokenHash } from './support/config';
-import { terminateAll } from './support/incidents';
+import { outcomeOf, terminateAll } from './support/incidents';
 import { metricValues } from './support/metrics';
 import { eventually } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
-
-/**
- * The payload Alertmanager 0.25 sent for APIDown (../shared/fixtures/alertmanager/api-down-firing.json),
- * copied verbatim so the test does not depend on a file outside the repository. Tests swap in a fingerprint
- * of their own so they never meet another test's incident.
- */
-const capturedHeaders = {
-  'user-agent': 'Alertmanager/0.25.0',
-  authorization: 'Bearer s3cret',
-  'content-type': 'application/json',
-};
-const capturedBody = {
-  receiver: 'runbooks',
-  status: 'firing',
-  alerts: [
-    {
-      status: 'firing',
-      labels: { alertname: 'APIDown', instance: 'backend:8000', service: 'audit-app-backend', severity: 'critical' },
-      annotations: { runbook_url: 'https://example/runbook#api-down', summary: 'Health check returning 503' },
-      startsAt: '2026-11-27T13:24:01.312443012Z',
-      endsAt: '0001-01-01T00:00:00Z',
-      generatorURL: '',
-      fingerprint: 'a1ebaf6b84df2c5a',
-    },
-  ],
-  groupLabels: { alertname: 'APIDown', service: 'audit-app-backend' },
-  commonLabels: { alertname: 'APIDown', instance: 'backend:8000', service: 'audit-app-backend', severity: 'critical' },
-  commonAnnotations: { runbook_url: 'https://example/runbook#api-down', summary: 'Health check returning 503' },
-  externalURL: 'http://vm:19093',
-  version: '4',
-  groupKey: '{}:{alertname="APIDown", service="audit-app-backend"}',
-  truncatedAlerts: 0,
-};
 
 type Payload = typeof capturedBody;
 type AlertPayload = Payload['alerts'][number];
@@ -100,20 +67,6 @@ async function listWorkflows(client: Client, query: string): Promise<WorkflowExe
 
 async function assertNeverStarted(client: Client, workflowId: string): Promise<void> {
   await assert.rejects(client.workflow.getHandle(workflowId).describe(), WorkflowNotFoundError, `${workflowId} must not exist`);
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('POST /alerts against a real Temporal', () => {
@@ -202,7 +155,7 @@ describe('POST /alerts against a real Temporal', () => {
     const resolved = await postAlerts(app, apiDownPayload(fingerprint, { status: 'resolved' }));
     assert.equal(resolved.statusCode, 200, resolved.body);
     assert.equal((resolved.json() as { results: IntakeResult[] }).results[0]!.action, 'signalled');
-    const outcome = await withTimeout(handle.result() as Promise<IncidentOutcome>, 30_000, 'the resolved incident');
+    const outcome = await outcomeOf(worker.client, workflowId, { timeoutMs: 30_000 });
     assert.equal(outcome.resolution, 'alert-resolved');
 
     const again = await postAlerts(app, apiDownPayload(fingerprint, { status: 'resolved' }));
@@ -310,6 +263,22 @@ describe('POST /alerts against a real Temporal', () => {
     test('a token without the alerts scope is answered 403', async () => {
       const fingerprint = newFingerprint();
       await bad(apiDownPayload(fingerprint), { status: 403, headers: { ...capturedHeaders, authorization: 'Bearer alice-token' } });
+      await assertNeverStarted(worker.client, `APIDown-${fingerprint}`);
+    });
+
+    test('a firing alert whose startsAt is not an RFC 3339 date-time is answered 400 naming alerts.0.startsAt', async () => {
+      for (const startsAt of ['yesterday', '', '2026-13-01T00:00:00Z', '2026-11-27']) {
+        const fingerprint = newFingerprint();
+        const body = await bad(apiDownPayload(fingerprint, { alert: { startsAt } }), { status: 400, path: 'alerts.0.startsAt' });
+        assert.deepEqual(body.issues?.map((i) => i.path), ['alerts.0.startsAt'], `startsAt ${JSON.stringify(startsAt)}`);
+        await assertNeverStarted(worker.client, `APIDown-${fingerprint}`);
+      }
+    });
+
+    test('a resolved alert whose endsAt is not a date-time is answered 400 naming alerts.0.endsAt', async () => {
+      const fingerprint = newFingerprint();
+      const body = await bad(apiDownPayload(fingerprint, { status: 'resolved', alert: { endsAt: 'now' } }), { status: 400, path: 'alerts.0.endsAt' });
+      assert.deepEqual(body.issues?.map((i) => i.path), ['alerts.0.endsAt']);
       await assertNeverStarted(worker.client, `APIDown-${fingerprint}`);
     });
 

@@ -8,6 +8,12 @@ const storableText = (max: number) =>
     .string()
     .max(max)
     .refine((text) => !text.includes('\u0000') && text.isWellFormed(), 'text without NUL characters or broken Unicode');
+/**
+ * An RFC 3339 date-time as Go's time.Time marshals it: seconds always, up to nanosecond fractions, `Z` or a
+ * `±hh:mm` offset (e.g. 2026-11-27T18:00:00.123456789+01:00). Alertmanager sends 0001-01-01T00:00:00Z, Go's
+ * zero time, as the `endsAt` of an alert with no end yet: a valid date-time, so accepted.
+ */
+const rfc3339 = storableText(64).pipe(z.iso.datetime({ offset: true, message: 'an RFC 3339 date-time, e.g. 2026-11-27T13:24:01.312Z' }));
 const labelSet = z
   .record(storableText(256).pipe(z.string().min(1)), storableText(MAX_LABEL_VALUE))
   .refine((labels) => Object.keys(labels).length <= 64, 'at most 64 labels');
@@ -19,8 +25,8 @@ export const AlertSchema = z.object({
     path: ['alertname'],
   }),
   annotations: labelSet.default({}),
-  startsAt: storableText(64),
-  endsAt: storableText(64).optional(),
+  startsAt: rfc3339,
+  endsAt: rfc3339.optional(),
   generatorURL: storableText(MAX_LABEL_VALUE).default(''),
   /** Alertmanager's fingerprint: 16 hex digits; it keys the incident. */
   fingerprint: z.string().regex(/^[0-9a-f]{1,64}$/, 'hex digits (Alertmanager fingerprint)'),

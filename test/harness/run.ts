@@ -6,7 +6,6 @@
 // Uses DOCKER_HOST / TEMPORAL_ADDRESS / DATABASE_URL / REDIS_URL when set (and answering);
 // otherwise starts a private dockerd and a Temporal dev server and uses the local
 // PostgreSQL and Redis. Exits with the test runner's exit code.
-import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
@@ -15,15 +14,13 @@ import { Client as PgClient } from 'pg';
 import { DockerEngine, ensureDockerEngine, removeTestContainers } from './dockerd';
 import { ensureSandboxImages, SandboxImageError } from '../../src/sandbox/images';
 import { DevServer, findTemporalCli, findTestServer, startDevServer, waitForTemporal } from './temporal';
+import { startTestRun, type TestRun } from './runner';
 import { ENSURE_TOOLS, InfraError, PROJECT_ROOT, TOOLS_DIR, isAlive, seconds, whichSync } from './util';
 
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 const BUNDLE_PATH = path.join(TOOLS_DIR, 'workflow-bundle.js');
 const WORKFLOWS_ENTRY = '../../src/workflows/index.ts';
-// A hung test must not eat CI's time budget: each test fails after this long
-// (override with RUNBOOKS_TEST_TIMEOUT_MS).
-const TEST_TIMEOUT_MS = Number(process.env.RUNBOOKS_TEST_TIMEOUT_MS) || 300_000;
 
 const LOCK_FILE = path.join(TOOLS_DIR, 'harness.lock');
 
@@ -67,7 +64,7 @@ function releaseLock(): void {
 // ---- what this run started, for teardown ---------------------------------------------
 let engine: DockerEngine | undefined;
 let devServer: DevServer | undefined;
-let testChild: ChildProcess | undefined;
+let testRun: TestRun | undefined;
 let signalled: NodeJS.Signals | undefined;
 let signalledAt = 0;
 let teardownPromise: Promise<void> | undefined;
@@ -102,10 +99,10 @@ function onSignal(signal: NodeJS.Signals): void {
   signalled = signal;
   signalledAt = Date.now();
   console.error(`harness: ${signal} received, stopping tests and tearing down`);
-  if (testChild) {
-    testChild.kill(signal);
-    const child = testChild;
-    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+  if (testRun) {
+    testRun.signal(signal);
+    const run = testRun;
+    setTimeout(() => run.kill(), 10_000).unref();
   }
 }
 process.on('SIGINT', onSignal);
@@ -273,16 +270,8 @@ async function main(): Promise<number> {
     REDIS_URL: redisUrl,
     RUNBOOKS_WORKFLOW_BUNDLE: BUNDLE_PATH,
   };
-  const args = ['--import', 'tsx', '--test', '--test-concurrency=1', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-reporter=spec', ...files];
-  const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: 'inherit' });
-  testChild = child;
-  return await new Promise<number>((resolve) => {
-    child.on('error', (err) => {
-      console.error(`harness: could not start the test runner: ${err.message}`);
-      resolve(1);
-    });
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 9) : 1)));
-  });
+  testRun = startTestRun(files, env);
+  return await testRun.exited;
 }
 
 void main()

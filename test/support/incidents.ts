@@ -54,8 +54,53 @@ export function waitForStatus(
   );
 }
 
-export function outcomeOf(client: Client, workflowId: string): Promise<IncidentOutcome> {
-  return client.workflow.getHandle(workflowId).result() as Promise<IncidentOutcome>;
+/** How long a test waits for an incident to close, unless it says otherwise. */
+export const OUTCOME_TIMEOUT_MS = 60_000;
+/** How long each look at a workflow that did not close in time may take (a query with no worker never answers). */
+const REPORT_CALL_MS = 5_000;
+
+/**
+ * The incident's outcome once it has closed, waiting at most `timeoutMs`. A wait that runs out fails, naming the
+ * workflow and showing where it stands (execution status, phase, step, timeline), instead of hanging the test file.
+ */
+export async function outcomeOf(client: Client, workflowId: string, { timeoutMs = OUTCOME_TIMEOUT_MS }: { timeoutMs?: number } = {}): Promise<IncidentOutcome> {
+  const handle = client.workflow.getHandle(workflowId);
+  const timeUp = new AbortController();
+  const timer = setTimeout(() => timeUp.abort(), timeoutMs);
+  try {
+    // The abort also ends result()'s long poll, so a test that failed here leaves no call pending.
+    return (await client.withAbortSignal(timeUp.signal, () => handle.result())) as IncidentOutcome;
+  } catch (err) {
+    if (!timeUp.signal.aborted) throw err;
+    throw new Error(`${workflowId} did not complete within ${timeoutMs} ms.\n${await whereIncidentStands(client, workflowId)}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The workflow's execution status and, if its worker answers the `status` query, its phase, step and timeline. */
+export async function whereIncidentStands(client: Client, workflowId: string): Promise<string> {
+  const handle = client.workflow.getHandle(workflowId);
+  const firstLine = (err: unknown): string => {
+    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+    return err instanceof Error && err.cause ? `${message}: ${firstLine(err.cause)}` : message;
+  };
+  const lines: string[] = [];
+  try {
+    const execution = await client.withDeadline(Date.now() + REPORT_CALL_MS, () => handle.describe());
+    lines.push(`Execution: ${execution.status.name} (run ${execution.runId}, ${execution.type} on task queue ${execution.taskQueue}, started ${execution.startTime.toISOString()}).`);
+  } catch (err) {
+    lines.push(`Execution: unknown (describe failed: ${firstLine(err)}).`);
+  }
+  try {
+    const status = await client.withDeadline(Date.now() + REPORT_CALL_MS, () => handle.query(statusQuery));
+    const pending = status.pendingApprovals.map((p) => `${p.step} (${p.approvers.join(', ')})`).join(', ') || 'none';
+    lines.push(`Phase ${status.phase}, step "${status.currentStep}", escalation level ${status.escalationLevel}, pending approvals: ${pending}.`);
+    lines.push('Timeline:', ...status.timeline.map((e) => `  #${e.seq} ${e.at} ${e.kind} by ${e.actor}: ${e.message}`));
+  } catch (err) {
+    lines.push(`Status query: no answer (${firstLine(err)}).`);
+  }
+  return lines.join('\n');
 }
 
 /** Terminates those of the workflows that are still running (test cleanup); one that never started is fine. */
