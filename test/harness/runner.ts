@@ -35,6 +35,8 @@ function hasTestForceExit(version = process.versions.node): boolean {
   return major > 20 || (major === 20 && minor >= 14);
 }
 
+const TEST_CONCURRENCY = Number(process.env.RUNBOOKS_TEST_CONCURRENCY) || 2;
+
 export function startTestRun(files: string[], env: NodeJS.ProcessEnv, timeoutMs = TEST_TIMEOUT_MS): TestRun {
   if (!hasTestForceExit()) {
     throw new InfraError(`Node ${process.version} has no --test-force-exit, without which a hung test file hangs the whole run — use Node ≥ 20.14`);
@@ -43,7 +45,9 @@ export function startTestRun(files: string[], env: NodeJS.ProcessEnv, timeoutMs 
     '--import',
     'tsx',
     '--test',
-    '--test-concurrency=1',
+    // Test files run side by side (each has its own task queue, audit schema, containers and ports); more than
+    // two only adds contention on this 2-core machine. RUNBOOKS_TEST_CONCURRENCY=1 runs them one by one.
+    `--test-concurrency=${TEST_CONCURRENCY}`,
     `--test-timeout=${timeoutMs}`,
     '--test-force-exit',
     '--test-reporter=spec',
