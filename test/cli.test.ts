@@ -15,7 +15,7 @@ import type { IncidentOutcome, IncidentStatusView } from '../src/workflows/lifec
 import { dockerClient } from '../src/activities';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
-import { alert, fire } from './support/incidents';
+import { alert, fire, terminateAll } from './support/incidents';
 import { waitFor } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
 
@@ -112,6 +112,23 @@ describe('runbooks incident commands', () => {
     assert.equal(listed.severity, 'medium');
     assert.equal(listed.alertname, 'CliTestAlert');
     assert.equal(listed.executionStatus, 'RUNNING');
+  });
+
+  test("incidents lists the incidents of the demo's task queue too", async () => {
+    const demoConfig = { ...config, temporal: { ...config.temporal, taskQueue: `${config.temporal.taskQueue}-demo` } };
+    const demo = await fire(worker.client, demoConfig, alert('CliTestDemo', { severity: 'warning', service: 'demo' }));
+    try {
+      const listed = await waitFor('the demo incident in `runbooks incidents`', async () => {
+        const result = await cli('incidents', '--json');
+        assert.equal(result.code, 0, result.stderr);
+        return (JSON.parse(result.stdout) as IncidentSummary[]).find((i) => i.workflowId === demo.workflowId);
+      });
+      assert.equal(listed.alertname, 'CliTestDemo');
+      const table = await cli('incidents');
+      assert.match(table.stdout, new RegExp(`^${demo.workflowId}\\s+generic\\s+`, 'm'));
+    } finally {
+      await terminateAll(worker.client, [demo.workflowId]);
+    }
   });
 
   test('incidents prints a table with one row per incident', async () => {

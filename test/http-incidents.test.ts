@@ -14,7 +14,7 @@ import { buildHttpServer } from '../src/http/server';
 import type { IntakeResult } from '../src/intake/ingest';
 import { UpdateRefusal, type IncidentOutcome, type IncidentStatusView } from '../src/workflows/lifecycle/definitions';
 import { testConfig, tokenHash } from './support/config';
-import { terminateAll } from './support/incidents';
+import { alert, fire, terminateAll } from './support/incidents';
 import { metricValues } from './support/metrics';
 import { eventually } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
@@ -110,6 +110,31 @@ describe('incident endpoints against a real Temporal', () => {
       assert.equal(response.statusCode, 200, response.body);
       return (response.json() as { incidents: IncidentSummary[] }).incidents.find((i) => i.workflowId === workflowId);
     });
+  });
+
+  test("the list includes the incidents of the demo's task queue (<taskQueue>-demo), not those of other task queues", async () => {
+    // Started as `runbooks demo` starts them, on its own task queue; no worker needed to be listed.
+    const onQueue = (taskQueue: string) => ({ ...config, temporal: { ...config.temporal, taskQueue } });
+    const demo = await fire(worker.client, onQueue(`${config.temporal.taskQueue}-demo`), alert('HttpTestDemo', { service: 'demo' }));
+    const other = await fire(worker.client, onQueue(`${config.temporal.taskQueue}-other`), alert('HttpTestOther', { service: 'other' }));
+    try {
+      const listed = await eventually('the demo incident in GET /incidents', async () => {
+        const response = await get('/incidents?limit=1000');
+        assert.equal(response.statusCode, 200, response.body);
+        return (response.json() as { incidents: IncidentSummary[] }).incidents.find((i) => i.workflowId === demo.workflowId);
+      });
+      assert.equal(listed.alertname, 'HttpTestDemo');
+      await eventually('the other incident in the visibility store', async () => {
+        for await (const found of worker.client.workflow.list({ query: `WorkflowId = '${other.workflowId}'` })) return found;
+        return undefined;
+      });
+      const all = await get('/incidents?status=all&limit=1000');
+      const ids = (all.json() as { incidents: IncidentSummary[] }).incidents.map((i) => i.workflowId);
+      assert.ok(ids.includes(demo.workflowId));
+      assert.ok(!ids.includes(other.workflowId), 'an incident of another task queue is not listed');
+    } finally {
+      await terminateAll(worker.client, [demo.workflowId, other.workflowId]);
+    }
   });
 
   test('an unknown status filter or limit is answered 400 naming the field', async () => {

@@ -23,7 +23,7 @@ import { TEMPORAL_CALL_TIMEOUT_MS, withTemporalDeadline } from '../temporal';
 
 export interface IncidentRouteDeps {
   client: Client;
-  /** Lists only this deployment's incidents. */
+  /** Lists only this deployment's incidents: this task queue's and its demo's (`<taskQueue>-demo`). */
   taskQueue: string;
   logger: Logger;
   metrics: HttpMetrics;
