@@ -37,9 +37,9 @@ function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-function runCli(args: string[]): Promise<CliResult> {
+function runCli(args: string[], env: NodeJS.ProcessEnv = cliEnv()): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: scratch, env: cliEnv(), timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: scratch, env, timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
@@ -283,6 +283,22 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+describe('runbooks worker', () => {
+  test('without its audit database it exits 1 with one line naming the PostgreSQL URL (password hidden) and how to set it', async () => {
+    const configFile = writeConfig(testConfigInput());
+    const port = await freePort();
+    const url = `postgres://runbooks:s3cret-pw@127.0.0.1:${port}/audit`;
+    const result = await runCli(['--config', configFile, 'worker'], cliEnv({ DATABASE_URL: url, LOG_LEVEL: 'warn' }));
+    assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+    assert.equal(
+      result.stderr,
+      `error: the audit trail's PostgreSQL at postgres://runbooks:***@127.0.0.1:${port}/audit is unreachable (connect ECONNREFUSED 127.0.0.1:${port}); ` +
+        'DATABASE_URL or audit.databaseUrl sets where it is\n',
+    );
+    assert.doesNotMatch(result.stdout, /s3cret-pw/);
+  });
+});
 
 describe('runbooks demo', () => {
   test('--print-config prints a snippet that passes config check', async () => {
