@@ -1,13 +1,13 @@
 // The `runbooks` CLI against real Temporal and PostgreSQL: each command runs as users run it, in a child process.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stringify as toYaml } from 'yaml';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import type { ConfigInput } from '../src/config/schema';
 import type { IncidentSummary } from '../src/incidents/operations';
@@ -283,6 +283,61 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+describe('runbooks token create', () => {
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+  test('prints a fresh token and the lines to paste under tokens:, which config check accepts with that sha256', async () => {
+    const result = await runCli(['token', 'create', 'alertmanager', '--scopes', 'alerts,incidents']);
+    assert.equal(result.code, 0, result.stderr);
+    const token = /^ {2}([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
+    assert.ok(token, result.stdout);
+    const lines = /^( {2}- name: .*\n {4}sha256: .*\n {4}scopes: .*\n)/m.exec(result.stdout)?.[1];
+    assert.ok(lines, result.stdout);
+    const file = path.join(scratch, 'token-create.yaml');
+    writeFileSync(file, `tokens:\n${lines}`);
+    const parsed = parseConfig(parseYaml(`tokens:\n${lines}`));
+    assert.deepEqual(parsed.tokens, [{ name: 'alertmanager', sha256: sha256(token), scopes: ['alerts', 'incidents'] }]);
+    const checked = await runCli(['config', 'check', file]);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(checked.stdout, /tokens\s+1 \(alertmanager: alerts\+incidents\)/);
+
+    const again = await runCli(['token', 'create', 'alertmanager', '--scopes', 'alerts,incidents']);
+    assert.doesNotMatch(again.stdout, new RegExp(token), 'every token is new');
+  });
+
+  test('--json prints name, token, sha256 and scopes; a name YAML would read as another type stays a string', async () => {
+    const result = await runCli(['token', 'create', 'true', '--scopes', ' incidents , alerts,incidents', '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const created = JSON.parse(result.stdout) as { name: string; token: string; sha256: string; scopes: string[] };
+    assert.deepEqual(Object.keys(created), ['name', 'token', 'sha256', 'scopes']);
+    assert.equal(created.name, 'true');
+    assert.match(created.token, /^[0-9a-f]{64}$/);
+    assert.equal(created.sha256, sha256(created.token));
+    assert.deepEqual(created.scopes, ['alerts', 'incidents']);
+
+    const text = await runCli(['token', 'create', 'true', '--scopes', 'alerts']);
+    const lines = /^( {2}- name: .*\n {4}sha256: .*\n {4}scopes: .*\n)/m.exec(text.stdout)![1]!;
+    assert.equal(parseConfig(parseYaml(`tokens:\n${lines}`)).tokens[0]!.name, 'true');
+  });
+
+  test('a bad name or scope exits 2 naming the argument or option, and prints no token', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['bad name', '--scopes', 'alerts'], /^error: <name>: letters, digits, _ \. - \(max 63\)/],
+      [['x'.repeat(64), '--scopes', 'alerts'], /^error: <name>: /],
+      [['-dash', '--scopes', 'alerts'], /error: /],
+      [['ok', '--scopes', 'alerts,admin'], /^error: --scopes: unknown scope "admin" \(scopes: alerts, incidents\)/],
+      [['ok', '--scopes', ','], /^error: --scopes: at least one of alerts, incidents/],
+      [['ok'], /^error: --scopes: required/],
+    ];
+    for (const [args, expected] of cases) {
+      const result = await runCli(['token', 'create', ...args]);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, expected, args.join(' '));
+      assert.equal(result.stdout, '', args.join(' '));
+    }
+  });
+});
 
 describe('runbooks worker', () => {
   test('without its audit database it exits 1 with one line naming the PostgreSQL URL (password hidden) and how to set it', async () => {

@@ -7,6 +7,7 @@ import { registerDemoCommand } from './commands/demo';
 import { registerDevCommand } from './commands/dev';
 import { registerIncidentCommands } from './commands/incidents';
 import { registerServerCommand } from './commands/server';
+import { registerTokenCommands } from './commands/token';
 import { registerWorkerCommand } from './commands/worker';
 import { ExitCode, reportError } from './errors';
 
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerIncidentCommands(program);
   registerActionCommands(program);
+  registerTokenCommands(program);
   // Subcommands inherit exitOverride only when added after it; make sure every level throws instead of exiting.
   const everyCommand = (command: Command): Command[] => [command, ...command.commands.flatMap(everyCommand)];
   for (const command of everyCommand(program)) command.exitOverride();
