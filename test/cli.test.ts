@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { actorOrDefault, osUserName } from '../src/cli/context';
+import { CliError } from '../src/cli/errors';
 import { parseConfig } from '../src/config/load';
 import type { ConfigInput } from '../src/config/schema';
 import type { IncidentSummary } from '../src/incidents/operations';
@@ -162,6 +164,19 @@ describe('runbooks incident commands', () => {
     assert.match(shown.stdout, /acknowledged\s+alice\s+/);
   });
 
+  test('ack without --by acknowledges as the OS user, whom --help names as the default', async () => {
+    const me = osUserName()!;
+    const result = await cli('ack', workflowId);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`^${workflowId}: acknowledged by ${me}\\n`));
+    const help = (await cli('ack', '--help')).stdout.replace(/\s+/g, ' ');
+    assert.match(help, new RegExp(`--by <who> who acts \\(default: your OS user name, "${me}"\\)`));
+    for (const kind of ['approve', 'reject', 'resolve']) {
+      const text = (await cli(kind, '--help')).stdout.replace(/\s+/g, ' ');
+      assert.match(text, new RegExp(`--by <who> .*\\(default: your OS user name, "${me}"\\)`), kind);
+    }
+  });
+
   test('approve of a step that is not pending exits 1 with "no pending step"', async () => {
     const result = await cli('approve', workflowId, '--step', 'nope', '--by', 'alice');
     assert.equal(result.code, 1);
@@ -183,9 +198,6 @@ describe('runbooks incident commands', () => {
     assert.equal(badStatus.code, 2);
     assert.match(badStatus.stderr, /--status: /);
 
-    const missing = await cli('resolve', workflowId);
-    assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /required option '--by <who>' not specified/);
   });
 
   test('resolve --by alice completes the incident', async () => {
@@ -251,15 +263,17 @@ describe('runbooks dev', () => {
       const { results } = (await fired.json()) as { results: Array<{ workflowId: string; action: string }> };
       assert.equal(results[0]!.action, 'started');
       const workflowId = results[0]!.workflowId;
-      assert.match(dev.stdout, /npx runbooks --config \S+ resolve TestAlert-[0-9a-f]+ --by "\$USER"/);
+      assert.match(dev.stdout, /npx runbooks --config \S+ resolve TestAlert-[0-9a-f]+ {3}# --by defaults to your user name\n/);
 
       const shown = await waitFor('the generic runbook to run', async () => {
         const result = await runCli(['--config', configFile, 'show', workflowId]);
         return /No runbook automates TestAlert/.test(result.stdout) ? result : undefined;
       });
       assert.match(shown.stdout, /runbook\s+generic \(TestAlert on demo, medium\)/);
-      const resolved = await runCli(['--config', configFile, 'resolve', workflowId, '--by', 'cli-test']);
+      // As printed: without --by, which defaults to the OS user.
+      const resolved = await runCli(['--config', configFile, 'resolve', workflowId]);
       assert.equal(resolved.code, 0, resolved.stderr);
+      assert.match(resolved.stdout, new RegExp(`^${workflowId}: resolved by ${osUserName()}`));
 
       child.kill('SIGINT');
       const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
@@ -283,6 +297,29 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+describe('the --by default', () => {
+  const noPasswdEntry = () => {
+    throw new Error('uv_os_get_passwd returned ENOENT (no such file or directory)');
+  };
+
+  test('is os.userInfo().username, else $USER', () => {
+    assert.equal(osUserName({ USER: 'carol' }, () => ({ username: 'alice' })), 'alice');
+    assert.equal(osUserName({ USER: 'carol' }, noPasswdEntry), 'carol');
+    assert.equal(osUserName({ USER: 'carol' }, () => ({ username: '' })), 'carol');
+    assert.equal(osUserName({}, noPasswdEntry), undefined);
+    assert.equal(osUserName({ USER: ' ' }, noPasswdEntry), undefined);
+  });
+
+  test('an explicit --by wins; without any name it is a usage error that says to pass --by', () => {
+    assert.equal(actorOrDefault('bob', () => 'alice'), 'bob');
+    assert.equal(actorOrDefault(undefined, () => 'alice'), 'alice');
+    assert.throws(
+      () => actorOrDefault(undefined, () => undefined),
+      (err: unknown) => err instanceof CliError && err.exitCode === 2 && /^--by: not given.*\$USER is unset.*pass --by NAME$/.test(err.message),
+    );
+  });
+});
 
 describe('runbooks token create', () => {
   const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

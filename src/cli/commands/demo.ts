@@ -261,7 +261,7 @@ async function follow(
     }
     if (view.phase === 'needs-human' && !hinted.has('needs-human')) {
       hinted.add('needs-human');
-      say(`  → needs a human; when done: npx runbooks resolve ${workflowId} --by "$USER"`);
+      say(`  → needs a human; when done: npx runbooks resolve ${workflowId}   (--by defaults to your user name)`);
     }
     await sleep(1_000);
   }

@@ -126,7 +126,7 @@ function banner(config: Config, file: string | undefined, explicitFile: string |
     'Then:',
     `  ${cli} incidents`,
     `  ${cli} show ${workflowId}`,
-    `  ${cli} resolve ${workflowId} --by "$USER"`,
+    `  ${cli} resolve ${workflowId}   # --by defaults to your user name`,
     '',
   ].join('\n');
 }
