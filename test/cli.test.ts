@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -232,39 +232,85 @@ describe('runbooks incident commands', () => {
 });
 
 describe('runbooks dev', () => {
-  test('with TEMPORAL_ADDRESS set it uses that server, prints the URLs and a working curl, serves /healthz, and stops on SIGINT', async () => {
-    const input = testConfigInput();
-    const configFile = writeConfig(input);
-    const dev = spawnCli(['--config', configFile, 'dev'], cliEnv({ PORT: '0', LOG_LEVEL: 'warn' }));
+  const tokenFile = path.join(scratch, '.runbooks', 'dev-token');
+  /** The name of the local token: the OS user's, as the banner says. */
+  const me = osUserName()!;
+
+  /** Starts `runbooks dev` and waits for the whole banner (its last line). */
+  async function startDev(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<CliProcess & { base: string; stop(): Promise<void> }> {
+    const dev = spawnCli(['--config', configFile, 'dev'], cliEnv({ PORT: '0', LOG_LEVEL: 'warn', ...env }));
     const { child, exited } = dev;
+    await waitFor('the banner of runbooks dev', async () => (/# --by defaults to your user name\n/.test(dev.stdout) || child.exitCode !== null ? true : undefined), 90_000);
+    assert.equal(child.exitCode, null, `runbooks dev exited early:\n${dev.stdout}\n${dev.stderr}`);
+    const webhook = /Webhook\s+(http:\/\/127\.0\.0\.1:(\d+)\/alerts)\n/.exec(dev.stdout);
+    assert.ok(webhook, `no webhook URL in:\n${dev.stdout}`);
+    assert.notEqual(webhook[2], '0', 'the real port is printed, not 0');
+    return Object.assign(dev, {
+      base: webhook[1]!.replace(/\/alerts$/, ''),
+      async stop() {
+        if (child.exitCode !== null) return;
+        child.kill('SIGINT');
+        const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
+        assert.equal(code, 0, `exit code after SIGINT; stderr:\n${dev.stderr}`);
+      },
+    });
+  }
+
+  test('with TEMPORAL_ADDRESS set it uses that server, prints the URLs, a local token and curls that work with it, serves /healthz, and stops on SIGINT', async () => {
+    const configFile = writeConfig(testConfigInput());
+    rmSync(tokenFile, { force: true });
+    const dev = await startDev(configFile);
+    const { child, base } = dev;
     try {
-      await waitFor('the banner of runbooks dev', async () => (/Webhook\s+\S+/.test(dev.stdout) || child.exitCode !== null ? true : undefined), 90_000);
-      assert.equal(child.exitCode, null, `runbooks dev exited early:\n${dev.stdout}\n${dev.stderr}`);
       assert.match(dev.stdout, new RegExp(`using Temporal at ${process.env.TEMPORAL_ADDRESS!.replace(/\./g, '\\.')} \\(TEMPORAL_ADDRESS\\)`));
       assert.match(dev.stdout, /Temporal UI\s+/);
-      const webhook = /Webhook\s+(http:\/\/127\.0\.0\.1:(\d+)\/alerts)\n/.exec(dev.stdout);
-      assert.ok(webhook, `no webhook URL in:\n${dev.stdout}`);
-      assert.notEqual(webhook[2], '0', 'the real port is printed, not 0');
-      const base = webhook[1]!.replace(/\/alerts$/, '');
+      const webhook = `${base}/alerts`;
 
       const health = await fetch(`${base}/healthz`);
       assert.equal(health.status, 200);
       assert.deepEqual(await health.json(), { ok: true });
 
-      // The printed curl is copy-pasteable: same URL, a valid v4 payload (sent here with a fresh fingerprint).
-      const curl = /curl -sS -X POST (\S+) -H 'content-type: application\/json' -d '(.+)'\n/.exec(dev.stdout);
+      // The config has no tokens: a local one, named after the OS user, kept in .runbooks/dev-token (0600).
+      assert.match(dev.stdout, new RegExp(`Tokens\\s+local token "${me}" \\(scopes alerts, incidents\\), created now in \\.runbooks/dev-token: the config has no tokens\\n`));
+      const token = /^ {2}export RUNBOOKS_TOKEN=([0-9a-f]{64})\n/m.exec(dev.stdout)?.[1];
+      assert.ok(token, `no token in:\n${dev.stdout}`);
+      assert.equal(dev.stdout.split(token).length, 2, 'the token is shown once');
+      assert.equal(readFileSync(tokenFile, 'utf8'), `${token}\n`);
+      assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+      assert.match(dev.stdout, new RegExp(`Approvers\\s+none configured: nobody can approve a rollback or flush-cache step\\. To approve as yourself, add to ${configFile.replace(/[.\\/]/g, '\\$&')}:\\n\\s+approvers: \\{ rollback: \\[${me}\\], flush-cache: \\[${me}\\] \\}`));
+      assert.doesNotMatch(dev.stdout, /no token has the/, 'both scopes have a token: no warning');
+
+      // The printed curl is copy-pasteable: same URL, the token, a valid v4 payload (sent here with a fresh fingerprint).
+      const curl = /curl -sS -X POST (\S+) -H 'content-type: application\/json' -H "authorization: Bearer \$RUNBOOKS_TOKEN" -d '(.+)'\n/.exec(dev.stdout);
       assert.ok(curl, `no curl command in:\n${dev.stdout}`);
-      assert.equal(curl[1], webhook[1]);
+      assert.equal(curl[1], webhook);
       const payload = JSON.parse(curl[2]!) as { alerts: Array<{ labels: Record<string, string>; fingerprint: string }> };
       assert.equal(payload.alerts[0]!.labels.alertname, 'TestAlert');
       payload.alerts[0]!.fingerprint = randomBytes(8).toString('hex');
-      const fired = await fetch(webhook[1]!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+      const post = (url: string, body?: unknown, auth?: string) =>
+        fetch(url, {
+          method: 'POST',
+          headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(auth ? { authorization: `Bearer ${auth}` } : {}) },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+      assert.equal((await post(webhook, payload)).status, 401, 'the webhook needs the token');
+      const fired = await post(webhook, payload, token);
       assert.equal(fired.status, 200, await fired.clone().text());
       const { results } = (await fired.json()) as { results: Array<{ workflowId: string; action: string }> };
       assert.equal(results[0]!.action, 'started');
       const workflowId = results[0]!.workflowId;
-      assert.match(dev.stdout, /npx runbooks --config \S+ resolve TestAlert-[0-9a-f]+ {3}# --by defaults to your user name\n/);
 
+      // The printed ack is accepted with the token, and recorded under its name.
+      const ack = new RegExp(`^ {2}curl -sS -X POST ${base.replace(/[.\\/]/g, '\\$&')}/incidents/TestAlert-ba5eba1100000001/ack -H "authorization: Bearer \\$RUNBOOKS_TOKEN" {3}# acknowledge over HTTP as ${me}$`, 'm');
+      assert.match(dev.stdout, ack);
+      const acked = await waitFor('the ack to be accepted', async () => {
+        const response = await post(`${base}/incidents/${workflowId}/ack`, undefined, token);
+        return response.status === 200 ? ((await response.json()) as IncidentStatusView) : undefined;
+      });
+      assert.equal(acked.acknowledgedBy, me);
+      assert.equal((await post(`${base}/incidents/${workflowId}/ack`)).status, 401, 'not without the token');
+
+      assert.match(dev.stdout, /npx runbooks --config \S+ resolve TestAlert-[0-9a-f]+ {3}# --by defaults to your user name\n/);
       const shown = await waitFor('the generic runbook to run', async () => {
         const result = await runCli(['--config', configFile, 'show', workflowId]);
         return /No runbook automates TestAlert/.test(result.stdout) ? result : undefined;
@@ -273,15 +319,53 @@ describe('runbooks dev', () => {
       // As printed: without --by, which defaults to the OS user.
       const resolved = await runCli(['--config', configFile, 'resolve', workflowId]);
       assert.equal(resolved.code, 0, resolved.stderr);
-      assert.match(resolved.stdout, new RegExp(`^${workflowId}: resolved by ${osUserName()}`));
+      assert.match(resolved.stdout, new RegExp(`^${workflowId}: resolved by ${me}`));
 
-      child.kill('SIGINT');
-      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
-      assert.equal(code, 0, `exit code after SIGINT; stderr:\n${dev.stderr}`);
+      await dev.stop();
       assert.match(dev.stdout, /SIGINT: stopping…\n[\s\S]*stopped\.\n$/);
       await assert.rejects(fetch(`${base}/healthz`), 'the HTTP server is closed');
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  test('the next start reuses the local token; a config with tokens of its own gets none, and the banner says so', async () => {
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    const again = await startDev(writeConfig(testConfigInput()));
+    try {
+      assert.match(again.stdout, /Tokens\s+local token "\S+" \(scopes alerts, incidents\), kept in \.runbooks\/dev-token/);
+      assert.match(again.stdout, new RegExp(`export RUNBOOKS_TOKEN=${token}\n`));
+      await again.stop();
+    } finally {
+      if (again.child.exitCode === null) again.child.kill('SIGKILL');
+    }
+
+    const alertmanager = randomBytes(16).toString('hex');
+    const input = testConfigInput({
+      tokens: [{ name: 'alertmanager', sha256: createHash('sha256').update(alertmanager).digest('hex'), scopes: ['alerts'] }],
+      approvers: { rollback: ['alice', 'bob'] },
+    });
+    const own = await startDev(writeConfig(input));
+    try {
+      assert.match(own.stdout, /Tokens\s+the config's own tokens apply \(no local token is added\): alertmanager \(alerts\)\n/);
+      assert.match(own.stdout, /Approvers\s+rollback: alice, bob; flush-cache: nobody/);
+      assert.match(own.stdout, /export RUNBOOKS_TOKEN=…\n/);
+      assert.doesNotMatch(own.stdout, new RegExp(token), 'the local token is not shown');
+      assert.match(own.stdout, /no token has the "incidents" scope, so the HTTP API refuses incident actions/);
+      // The one start-up line about the scope nobody has (JSON logs: stdout is not a terminal).
+      const warnings = own.stdout.split('\n').filter((line) => line.includes('no token has the \\"incidents\\" scope:'));
+      assert.equal(warnings.length, 1, own.stdout);
+      assert.match(warnings[0]!, /GET \/incidents and GET \/incidents\/:id are open to anyone who can reach them; POST \/incidents\/:id\/\{approve,reject,ack,resolve\} refuse every request \(401\)/);
+      assert.doesNotMatch(own.stdout, /no token has the \\"alerts\\" scope/);
+
+      const webhook = `${own.base}/alerts`;
+      const withLocal = await fetch(webhook, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(withLocal.status, 401, 'the local token is not let in');
+      const withOwn = await fetch(webhook, { method: 'POST', headers: { authorization: `Bearer ${alertmanager}`, 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(withOwn.status, 400, 'the configured token gets past authentication (to a payload check)');
+      await own.stop();
+    } finally {
+      if (own.child.exitCode === null) own.child.kill('SIGKILL');
     }
   });
 });
