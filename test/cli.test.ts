@@ -1,13 +1,15 @@
 // The `runbooks` CLI against real Temporal and PostgreSQL: each command runs as users run it, in a child process.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stringify as toYaml } from 'yaml';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { actorOrDefault, osUserName } from '../src/cli/context';
+import { CliError } from '../src/cli/errors';
 import { parseConfig } from '../src/config/load';
 import type { ConfigInput } from '../src/config/schema';
 import type { IncidentSummary } from '../src/incidents/operations';
@@ -15,7 +17,7 @@ import type { IncidentStatusView } from '../src/incidents/model';
 import { dockerClient } from '../src/activities';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
-import { alert, fire, outcomeOf } from './support/incidents';
+import { alert, fire, outcomeOf, terminateAll } from './support/incidents';
 import { waitFor } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
 
@@ -37,9 +39,9 @@ function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-function runCli(args: string[]): Promise<CliResult> {
+function runCli(args: string[], env: NodeJS.ProcessEnv = cliEnv()): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: scratch, env: cliEnv(), timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: scratch, env, timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
@@ -114,6 +116,23 @@ describe('runbooks incident commands', () => {
     assert.equal(listed.executionStatus, 'RUNNING');
   });
 
+  test("incidents lists the incidents of the demo's task queue too", async () => {
+    const demoConfig = { ...config, temporal: { ...config.temporal, taskQueue: `${config.temporal.taskQueue}-demo` } };
+    const demo = await fire(worker.client, demoConfig, alert('CliTestDemo', { severity: 'warning', service: 'demo' }));
+    try {
+      const listed = await waitFor('the demo incident in `runbooks incidents`', async () => {
+        const result = await cli('incidents', '--json');
+        assert.equal(result.code, 0, result.stderr);
+        return (JSON.parse(result.stdout) as IncidentSummary[]).find((i) => i.workflowId === demo.workflowId);
+      });
+      assert.equal(listed.alertname, 'CliTestDemo');
+      const table = await cli('incidents');
+      assert.match(table.stdout, new RegExp(`^${demo.workflowId}\\s+generic\\s+`, 'm'));
+    } finally {
+      await terminateAll(worker.client, [demo.workflowId]);
+    }
+  });
+
   test('incidents prints a table with one row per incident', async () => {
     const result = await cli('incidents', '--status', 'all');
     assert.equal(result.code, 0, result.stderr);
@@ -145,6 +164,19 @@ describe('runbooks incident commands', () => {
     assert.match(shown.stdout, /acknowledged\s+alice\s+alice acknowledged the incident: looking into it\./);
   });
 
+  test('ack without --by acknowledges as the OS user, whom --help names as the default', async () => {
+    const me = osUserName()!;
+    const result = await cli('ack', workflowId);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`^${workflowId}: acknowledged by ${me}\\n`));
+    const help = (await cli('ack', '--help')).stdout.replace(/\s+/g, ' ');
+    assert.match(help, new RegExp(`--by <who> who acts \\(default: your OS user name, "${me}"\\)`));
+    for (const kind of ['approve', 'reject', 'resolve']) {
+      const text = (await cli(kind, '--help')).stdout.replace(/\s+/g, ' ');
+      assert.match(text, new RegExp(`--by <who> .*\\(default: your OS user name, "${me}"\\)`), kind);
+    }
+  });
+
   test('approve of a step that is not pending exits 1 with "no pending step"', async () => {
     const result = await cli('approve', workflowId, '--step', 'nope', '--by', 'alice');
     assert.equal(result.code, 1);
@@ -166,9 +198,6 @@ describe('runbooks incident commands', () => {
     assert.equal(badStatus.code, 2);
     assert.match(badStatus.stderr, /--status: /);
 
-    const missing = await cli('resolve', workflowId);
-    assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /required option '--by <who>' not specified/);
   });
 
   test('resolve --by alice completes the incident', async () => {
@@ -203,54 +232,140 @@ describe('runbooks incident commands', () => {
 });
 
 describe('runbooks dev', () => {
-  test('with TEMPORAL_ADDRESS set it uses that server, prints the URLs and a working curl, serves /healthz, and stops on SIGINT', async () => {
-    const input = testConfigInput();
-    const configFile = writeConfig(input);
-    const dev = spawnCli(['--config', configFile, 'dev'], cliEnv({ PORT: '0', LOG_LEVEL: 'warn' }));
+  const tokenFile = path.join(scratch, '.runbooks', 'dev-token');
+  /** The name of the local token: the OS user's, as the banner says. */
+  const me = osUserName()!;
+
+  /** Starts `runbooks dev` and waits for the whole banner (its last line). */
+  async function startDev(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<CliProcess & { base: string; stop(): Promise<void> }> {
+    const dev = spawnCli(['--config', configFile, 'dev'], cliEnv({ PORT: '0', LOG_LEVEL: 'warn', ...env }));
     const { child, exited } = dev;
+    await waitFor('the banner of runbooks dev', async () => (/# --by defaults to your user name\n/.test(dev.stdout) || child.exitCode !== null ? true : undefined), 90_000);
+    assert.equal(child.exitCode, null, `runbooks dev exited early:\n${dev.stdout}\n${dev.stderr}`);
+    const webhook = /Webhook\s+(http:\/\/127\.0\.0\.1:(\d+)\/alerts)\n/.exec(dev.stdout);
+    assert.ok(webhook, `no webhook URL in:\n${dev.stdout}`);
+    assert.notEqual(webhook[2], '0', 'the real port is printed, not 0');
+    return Object.assign(dev, {
+      base: webhook[1]!.replace(/\/alerts$/, ''),
+      async stop() {
+        if (child.exitCode !== null) return;
+        child.kill('SIGINT');
+        const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
+        assert.equal(code, 0, `exit code after SIGINT; stderr:\n${dev.stderr}`);
+      },
+    });
+  }
+
+  test('with TEMPORAL_ADDRESS set it uses that server, prints the URLs, a local token and curls that work with it, serves /healthz, and stops on SIGINT', async () => {
+    const configFile = writeConfig(testConfigInput());
+    rmSync(tokenFile, { force: true });
+    const dev = await startDev(configFile);
+    const { child, base } = dev;
     try {
-      await waitFor('the banner of runbooks dev', async () => (/Webhook\s+\S+/.test(dev.stdout) || child.exitCode !== null ? true : undefined), 90_000);
-      assert.equal(child.exitCode, null, `runbooks dev exited early:\n${dev.stdout}\n${dev.stderr}`);
       assert.match(dev.stdout, new RegExp(`using Temporal at ${process.env.TEMPORAL_ADDRESS!.replace(/\./g, '\\.')} \\(TEMPORAL_ADDRESS\\)`));
       assert.match(dev.stdout, /Temporal UI\s+/);
-      const webhook = /Webhook\s+(http:\/\/127\.0\.0\.1:(\d+)\/alerts)\n/.exec(dev.stdout);
-      assert.ok(webhook, `no webhook URL in:\n${dev.stdout}`);
-      assert.notEqual(webhook[2], '0', 'the real port is printed, not 0');
-      const base = webhook[1]!.replace(/\/alerts$/, '');
+      const webhook = `${base}/alerts`;
 
       const health = await fetch(`${base}/healthz`);
       assert.equal(health.status, 200);
       assert.deepEqual(await health.json(), { ok: true });
 
-      // The printed curl is copy-pasteable: same URL, a valid v4 payload (sent here with a fresh fingerprint).
-      const curl = /curl -sS -X POST (\S+) -H 'content-type: application\/json' -d '(.+)'\n/.exec(dev.stdout);
+      // The config has no tokens: a local one, named after the OS user, kept in .runbooks/dev-token (0600).
+      assert.match(dev.stdout, new RegExp(`Tokens\\s+local token "${me}" \\(scopes alerts, incidents\\), created now in \\.runbooks/dev-token: the config has no tokens\\n`));
+      const token = /^ {2}export RUNBOOKS_TOKEN=([0-9a-f]{64})\n/m.exec(dev.stdout)?.[1];
+      assert.ok(token, `no token in:\n${dev.stdout}`);
+      assert.equal(dev.stdout.split(token).length, 2, 'the token is shown once');
+      assert.equal(readFileSync(tokenFile, 'utf8'), `${token}\n`);
+      assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+      assert.match(dev.stdout, new RegExp(`Approvers\\s+none configured: nobody can approve a rollback or flush-cache step\\. To approve as yourself, add to ${configFile.replace(/[.\\/]/g, '\\$&')}:\\n\\s+approvers: \\{ rollback: \\[${me}\\], flush-cache: \\[${me}\\] \\}`));
+      assert.doesNotMatch(dev.stdout, /no token has the/, 'both scopes have a token: no warning');
+
+      // The printed curl is copy-pasteable: same URL, the token, a valid v4 payload (sent here with a fresh fingerprint).
+      const curl = /curl -sS -X POST (\S+) -H 'content-type: application\/json' -H "authorization: Bearer \$RUNBOOKS_TOKEN" -d '(.+)'\n/.exec(dev.stdout);
       assert.ok(curl, `no curl command in:\n${dev.stdout}`);
-      assert.equal(curl[1], webhook[1]);
+      assert.equal(curl[1], webhook);
       const payload = JSON.parse(curl[2]!) as { alerts: Array<{ labels: Record<string, string>; fingerprint: string }> };
       assert.equal(payload.alerts[0]!.labels.alertname, 'TestAlert');
       payload.alerts[0]!.fingerprint = randomBytes(8).toString('hex');
-      const fired = await fetch(webhook[1]!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+      const post = (url: string, body?: unknown, auth?: string) =>
+        fetch(url, {
+          method: 'POST',
+          headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(auth ? { authorization: `Bearer ${auth}` } : {}) },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+      assert.equal((await post(webhook, payload)).status, 401, 'the webhook needs the token');
+      const fired = await post(webhook, payload, token);
       assert.equal(fired.status, 200, await fired.clone().text());
       const { results } = (await fired.json()) as { results: Array<{ workflowId: string; action: string }> };
       assert.equal(results[0]!.action, 'started');
       const workflowId = results[0]!.workflowId;
-      assert.match(dev.stdout, /npx runbooks --config \S+ resolve TestAlert-[0-9a-f]+ --by "\$USER"/);
 
+      // The printed ack is accepted with the token, and recorded under its name.
+      const ack = new RegExp(`^ {2}curl -sS -X POST ${base.replace(/[.\\/]/g, '\\$&')}/incidents/TestAlert-ba5eba1100000001/acknowledge -H "authorization: Bearer \\$RUNBOOKS_TOKEN" {3}# acknowledge over HTTP as ${me}$`, 'm');
+      assert.match(dev.stdout, ack);
+      const acked = await waitFor('the ack to be accepted', async () => {
+        const response = await post(`${base}/incidents/${workflowId}/acknowledge`, undefined, token);
+        return response.status === 200 ? ((await response.json()) as IncidentStatusView) : undefined;
+      });
+      assert.equal(acked.acknowledgedBy, me);
+      assert.equal((await post(`${base}/incidents/${workflowId}/acknowledge`)).status, 401, 'not without the token');
+
+      assert.match(dev.stdout, /npx runbooks --config \S+ resolve TestAlert-[0-9a-f]+ {3}# --by defaults to your user name\n/);
       const shown = await waitFor('the generic runbook to run', async () => {
         const result = await runCli(['--config', configFile, 'show', workflowId]);
         return /No runbook automates TestAlert/.test(result.stdout) ? result : undefined;
       });
       assert.match(shown.stdout, /runbook\s+generic \(TestAlert on demo, medium\)/);
-      const resolved = await runCli(['--config', configFile, 'resolve', workflowId, '--by', 'cli-test']);
+      // As printed: without --by, which defaults to the OS user.
+      const resolved = await runCli(['--config', configFile, 'resolve', workflowId]);
       assert.equal(resolved.code, 0, resolved.stderr);
+      assert.match(resolved.stdout, new RegExp(`^${workflowId}: resolved by ${me}`));
 
-      child.kill('SIGINT');
-      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
-      assert.equal(code, 0, `exit code after SIGINT; stderr:\n${dev.stderr}`);
+      await dev.stop();
       assert.match(dev.stdout, /SIGINT: stopping…\n[\s\S]*stopped\.\n$/);
       await assert.rejects(fetch(`${base}/healthz`), 'the HTTP server is closed');
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  test('the next start reuses the local token; a config with tokens of its own gets none, and the banner says so', async () => {
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    const again = await startDev(writeConfig(testConfigInput()));
+    try {
+      assert.match(again.stdout, /Tokens\s+local token "\S+" \(scopes alerts, incidents\), kept in \.runbooks\/dev-token/);
+      assert.match(again.stdout, new RegExp(`export RUNBOOKS_TOKEN=${token}\n`));
+      await again.stop();
+    } finally {
+      if (again.child.exitCode === null) again.child.kill('SIGKILL');
+    }
+
+    const alertmanager = randomBytes(16).toString('hex');
+    const input = testConfigInput({
+      tokens: [{ name: 'alertmanager', sha256: createHash('sha256').update(alertmanager).digest('hex'), scopes: ['alerts'] }],
+      approvers: { rollback: ['alice', 'bob'] },
+    });
+    const own = await startDev(writeConfig(input));
+    try {
+      assert.match(own.stdout, /Tokens\s+the config's own tokens apply \(no local token is added\): alertmanager \(alerts\)\n/);
+      assert.match(own.stdout, /Approvers\s+rollback: alice, bob; flush-cache: nobody/);
+      assert.match(own.stdout, /export RUNBOOKS_TOKEN=…\n/);
+      assert.doesNotMatch(own.stdout, new RegExp(token), 'the local token is not shown');
+      assert.match(own.stdout, /no token has the "incidents" scope, so the HTTP API refuses incident actions/);
+      // The one start-up line about the scope nobody has (JSON logs: stdout is not a terminal).
+      const warnings = own.stdout.split('\n').filter((line) => line.includes('no token has the \\"incidents\\" scope:'));
+      assert.equal(warnings.length, 1, own.stdout);
+      assert.match(warnings[0]!, /GET \/incidents and GET \/incidents\/:id are open to anyone who can reach them; POST \/incidents\/:id\/\{approve,reject,ack,resolve\} refuse every request \(401\)/);
+      assert.doesNotMatch(own.stdout, /no token has the \\"alerts\\" scope/);
+
+      const webhook = `${own.base}/alerts`;
+      const withLocal = await fetch(webhook, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(withLocal.status, 401, 'the local token is not let in');
+      const withOwn = await fetch(webhook, { method: 'POST', headers: { authorization: `Bearer ${alertmanager}`, 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(withOwn.status, 400, 'the configured token gets past authentication (to a payload check)');
+      await own.stop();
+    } finally {
+      if (own.child.exitCode === null) own.child.kill('SIGKILL');
     }
   });
 });
@@ -266,6 +381,100 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+describe('the --by default', () => {
+  const noPasswdEntry = () => {
+    throw new Error('uv_os_get_passwd returned ENOENT (no such file or directory)');
+  };
+
+  test('is os.userInfo().username, else $USER', () => {
+    assert.equal(osUserName({ USER: 'carol' }, () => ({ username: 'alice' })), 'alice');
+    assert.equal(osUserName({ USER: 'carol' }, noPasswdEntry), 'carol');
+    assert.equal(osUserName({ USER: 'carol' }, () => ({ username: '' })), 'carol');
+    assert.equal(osUserName({}, noPasswdEntry), undefined);
+    assert.equal(osUserName({ USER: ' ' }, noPasswdEntry), undefined);
+  });
+
+  test('an explicit --by wins; without any name it is a usage error that says to pass --by', () => {
+    assert.equal(actorOrDefault('bob', () => 'alice'), 'bob');
+    assert.equal(actorOrDefault(undefined, () => 'alice'), 'alice');
+    assert.throws(
+      () => actorOrDefault(undefined, () => undefined),
+      (err: unknown) => err instanceof CliError && err.exitCode === 2 && /^--by: not given.*\$USER is unset.*pass --by NAME$/.test(err.message),
+    );
+  });
+});
+
+describe('runbooks token create', () => {
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+  test('prints a fresh token and the lines to paste under tokens:, which config check accepts with that sha256', async () => {
+    const result = await runCli(['token', 'create', 'alertmanager', '--scopes', 'alerts,incidents']);
+    assert.equal(result.code, 0, result.stderr);
+    const token = /^ {2}([0-9a-f]{64})$/m.exec(result.stdout)?.[1];
+    assert.ok(token, result.stdout);
+    const lines = /^( {2}- name: .*\n {4}sha256: .*\n {4}scopes: .*\n)/m.exec(result.stdout)?.[1];
+    assert.ok(lines, result.stdout);
+    const file = path.join(scratch, 'token-create.yaml');
+    writeFileSync(file, `tokens:\n${lines}`);
+    const parsed = parseConfig(parseYaml(`tokens:\n${lines}`));
+    assert.deepEqual(parsed.tokens, [{ name: 'alertmanager', sha256: sha256(token), scopes: ['alerts', 'incidents'] }]);
+    const checked = await runCli(['config', 'check', file]);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(checked.stdout, /tokens\s+1 \(alertmanager: alerts\+incidents\)/);
+
+    const again = await runCli(['token', 'create', 'alertmanager', '--scopes', 'alerts,incidents']);
+    assert.doesNotMatch(again.stdout, new RegExp(token), 'every token is new');
+  });
+
+  test('--json prints name, token, sha256 and scopes; a name YAML would read as another type stays a string', async () => {
+    const result = await runCli(['token', 'create', 'true', '--scopes', ' incidents , alerts,incidents', '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const created = JSON.parse(result.stdout) as { name: string; token: string; sha256: string; scopes: string[] };
+    assert.deepEqual(Object.keys(created), ['name', 'token', 'sha256', 'scopes']);
+    assert.equal(created.name, 'true');
+    assert.match(created.token, /^[0-9a-f]{64}$/);
+    assert.equal(created.sha256, sha256(created.token));
+    assert.deepEqual(created.scopes, ['alerts', 'incidents']);
+
+    const text = await runCli(['token', 'create', 'true', '--scopes', 'alerts']);
+    const lines = /^( {2}- name: .*\n {4}sha256: .*\n {4}scopes: .*\n)/m.exec(text.stdout)![1]!;
+    assert.equal(parseConfig(parseYaml(`tokens:\n${lines}`)).tokens[0]!.name, 'true');
+  });
+
+  test('a bad name or scope exits 2 naming the argument or option, and prints no token', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['bad name', '--scopes', 'alerts'], /^error: <name>: letters, digits, _ \. - \(max 63\)/],
+      [['x'.repeat(64), '--scopes', 'alerts'], /^error: <name>: /],
+      [['-dash', '--scopes', 'alerts'], /error: /],
+      [['ok', '--scopes', 'alerts,admin'], /^error: --scopes: unknown scope "admin" \(scopes: alerts, incidents\)/],
+      [['ok', '--scopes', ','], /^error: --scopes: at least one of alerts, incidents/],
+      [['ok'], /^error: --scopes: required/],
+    ];
+    for (const [args, expected] of cases) {
+      const result = await runCli(['token', 'create', ...args]);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, expected, args.join(' '));
+      assert.equal(result.stdout, '', args.join(' '));
+    }
+  });
+});
+
+describe('runbooks worker', () => {
+  test('without its audit database it exits 1 with one line naming the PostgreSQL URL (password hidden) and how to set it', async () => {
+    const configFile = writeConfig(testConfigInput());
+    const port = await freePort();
+    const url = `postgres://runbooks:s3cret-pw@127.0.0.1:${port}/audit`;
+    const result = await runCli(['--config', configFile, 'worker'], cliEnv({ DATABASE_URL: url, LOG_LEVEL: 'warn' }));
+    assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+    assert.equal(
+      result.stderr,
+      `error: the audit trail's PostgreSQL at postgres://runbooks:***@127.0.0.1:${port}/audit is unreachable (connect ECONNREFUSED 127.0.0.1:${port}); ` +
+        'DATABASE_URL or audit.databaseUrl sets where it is\n',
+    );
+    assert.doesNotMatch(result.stdout, /s3cret-pw/);
+  });
+});
 
 describe('runbooks demo', () => {
   test('--print-config prints a snippet that passes config check', async () => {

@@ -16,7 +16,7 @@ import { UpdateRefusal } from '../src/workflows/lifecycle/definitions';
 import { type IncidentStatusView } from '../src/incidents/model';
 import { testConfig, tokenHash } from './support/config';
 import { readAudit } from './support/audit';
-import { outcomeOf, terminateAll } from './support/incidents';
+import { alert, fire, outcomeOf, terminateAll } from './support/incidents';
 import { metricValues } from './support/metrics';
 import { eventually } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
@@ -112,6 +112,31 @@ describe('incident endpoints against a real Temporal', () => {
       assert.equal(response.statusCode, 200, response.body);
       return (response.json() as { incidents: IncidentSummary[] }).incidents.find((i) => i.workflowId === workflowId);
     });
+  });
+
+  test("the list includes the incidents of the demo's task queue (<taskQueue>-demo), not those of other task queues", async () => {
+    // Started as `runbooks demo` starts them, on its own task queue; no worker needed to be listed.
+    const onQueue = (taskQueue: string) => ({ ...config, temporal: { ...config.temporal, taskQueue } });
+    const demo = await fire(worker.client, onQueue(`${config.temporal.taskQueue}-demo`), alert('HttpTestDemo', { service: 'demo' }));
+    const other = await fire(worker.client, onQueue(`${config.temporal.taskQueue}-other`), alert('HttpTestOther', { service: 'other' }));
+    try {
+      const listed = await eventually('the demo incident in GET /incidents', async () => {
+        const response = await get('/incidents?limit=1000');
+        assert.equal(response.statusCode, 200, response.body);
+        return (response.json() as { incidents: IncidentSummary[] }).incidents.find((i) => i.workflowId === demo.workflowId);
+      });
+      assert.equal(listed.alertname, 'HttpTestDemo');
+      await eventually('the other incident in the visibility store', async () => {
+        for await (const found of worker.client.workflow.list({ query: `WorkflowId = '${other.workflowId}'` })) return found;
+        return undefined;
+      });
+      const all = await get('/incidents?status=all&limit=1000');
+      const ids = (all.json() as { incidents: IncidentSummary[] }).incidents.map((i) => i.workflowId);
+      assert.ok(ids.includes(demo.workflowId));
+      assert.ok(!ids.includes(other.workflowId), 'an incident of another task queue is not listed');
+    } finally {
+      await terminateAll(worker.client, [demo.workflowId, other.workflowId]);
+    }
   });
 
   test('an unknown status filter or limit is answered 400 naming the field', async () => {
@@ -324,6 +349,67 @@ describe('incident action refusals map to status codes', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('the start-up warning about scopes no token has', () => {
+  /** The warnings a server logs while it is built, and what the endpoints really do without a token. */
+  async function startUp(tokens: Config['tokens']) {
+    const lines: Array<{ level: number; scope?: string; msg: string }> = [];
+    const capture = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line) as (typeof lines)[number]) });
+    const config = testConfig({ tokens });
+    // Enough of a client for the reads: no incidents, and no incident of that ID.
+    const client = {
+      connection: { withDeadline: (_: unknown, fn: () => unknown) => fn(), withAbortSignal: (_: unknown, fn: () => unknown) => fn() },
+      workflow: {
+        list: async function* () {},
+        getHandle: (id: string) => ({
+          query: async () => {
+            throw new WorkflowNotFoundError('not found', id, undefined);
+          },
+        }),
+      },
+    } as unknown as Client;
+    const app = await buildHttpServer({ config, client, logger: capture });
+    return { app, warnings: lines.filter((l) => l.level === 40) };
+  }
+
+  test('with no tokens: one line per scope, each true for every endpoint', async () => {
+    const { app, warnings } = await startUp([]);
+    try {
+      assert.deepEqual(
+        warnings.map((w) => [w.scope, w.msg]),
+        [
+          ['alerts', 'no token has the "alerts" scope: POST /alerts is open to anyone who can reach it — create one with `runbooks token create NAME --scopes alerts`'],
+          [
+            'incidents',
+            'no token has the "incidents" scope: GET /incidents and GET /incidents/:id are open to anyone who can reach them; ' +
+              'POST /incidents/:id/{approve,reject,ack,resolve} refuse every request (401) — create one with `runbooks token create NAME --scopes incidents`',
+          ],
+        ],
+      );
+      // What the line says is what happens: reads and the webhook let anyone in (the webhook then checks the
+      // payload); actions are refused.
+      const list = await app.inject({ method: 'GET', url: '/incidents' });
+      assert.equal(list.statusCode, 200, list.body);
+      assert.deepEqual(list.json(), { incidents: [] });
+      assert.equal((await app.inject({ method: 'GET', url: '/incidents/HttpTest-1' })).statusCode, 404);
+      assert.equal((await app.inject({ method: 'POST', url: '/alerts', payload: {} })).statusCode, 400);
+      for (const action of ['approve', 'reject', 'ack', 'resolve']) {
+        assert.equal((await app.inject({ method: 'POST', url: `/incidents/HttpTest-1/${action}`, payload: {} })).statusCode, 401, action);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('a scope some token has is not mentioned; with both scopes there is no warning', async () => {
+    const alertsOnly = await startUp([configuredTokens[0]!]);
+    await alertsOnly.app.close();
+    assert.deepEqual(alertsOnly.warnings.map((w) => w.scope), ['incidents']);
+    const both = await startUp(configuredTokens);
+    await both.app.close();
+    assert.deepEqual(both.warnings, []);
   });
 });
 

@@ -340,7 +340,7 @@ describe('POST /alerts against a real Temporal', () => {
     const capture = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
     const openApp = await buildHttpServer({ config: openConfig, client: worker.client, logger: capture });
     try {
-      assert.ok(warnings.some((w) => /no token with scope \\"alerts\\"/.test(w)), warnings.join('\n'));
+      assert.ok(warnings.some((w) => /no token has the \\"alerts\\" scope: POST \/alerts is open to anyone who can reach it/.test(w)), warnings.join('\n'));
       const fingerprint = newFingerprint();
       const headers = withoutAuthorization();
       const response = await postAlerts(openApp, apiDownPayload(fingerprint, { status: 'resolved' }), headers);

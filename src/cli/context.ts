@@ -1,4 +1,5 @@
 /** What every command needs: the configuration, a Temporal client, validated input. */
+import { userInfo } from 'node:os';
 import type { Client, Connection } from '@temporalio/client';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -57,3 +58,24 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, posit
 export const ActorNameSchema = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
 export const WorkflowIdSchema = z.string().trim().min(1, 'must not be empty').max(1000, 'at most 1000 characters');
 export const NoteSchema = z.string().max(1000, 'at most 1000 characters').optional();
+
+/** The OS user running the CLI: `os.userInfo()`, else `$USER`; undefined when neither is known (a uid without a passwd entry, no $USER). */
+export function osUserName(env: NodeJS.ProcessEnv = process.env, osUser: () => { username: string } = userInfo): string | undefined {
+  try {
+    const name = osUser().username.trim();
+    if (name) return name;
+  } catch {
+    // No passwd entry for this uid (e.g. a container run with --user 12345): try the environment.
+  }
+  return env.USER?.trim() || undefined;
+}
+
+/** `--by`, else the OS user name; without either, a usage error that says what to pass. */
+export function actorOrDefault(by: unknown, userName: () => string | undefined = () => osUserName()): unknown {
+  if (by !== undefined) return by;
+  const name = userName();
+  if (name === undefined) {
+    throw new CliError('--by: not given, and there is no OS user name to default to (os.userInfo() knows none and $USER is unset); pass --by NAME', ExitCode.usage);
+  }
+  return name;
+}

@@ -1,5 +1,6 @@
 /** How the CLI turns any failure into one line on stderr and an exit code. */
 import { CommanderError } from 'commander';
+import { AuditDatabaseError } from '../audit/migrate';
 import { ConfigError } from '../config/load';
 import { IncidentOperationError } from '../incidents/operations';
 import { isTemporalUnavailable } from '../temporal/errors';
@@ -18,12 +19,15 @@ export class CliError extends Error {
   }
 }
 
-/** Wraps whatever `run` throws with what we were doing, so "ECONNREFUSED" says which connection. */
+/**
+ * Wraps whatever `run` throws with what we were doing, so "ECONNREFUSED" says which connection. Errors that
+ * already say it (an unreachable audit database names itself and its URL) pass through unchanged.
+ */
 export async function doing<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    if (err instanceof CliError || err instanceof ConfigError || err instanceof IncidentOperationError) throw err;
+    if (err instanceof CliError || err instanceof ConfigError || err instanceof IncidentOperationError || err instanceof AuditDatabaseError) throw err;
     throw new CliError(`${what}: ${firstLine(err)}`);
   }
 }

@@ -9,6 +9,7 @@ import { registerDiagCommands } from './commands/diag';
 import { registerDevCommand } from './commands/dev';
 import { registerIncidentCommands } from './commands/incidents';
 import { registerServerCommand } from './commands/server';
+import { registerTokenCommands } from './commands/token';
 import { registerWorkerCommand } from './commands/worker';
 import { ExitCode, reportError } from './errors';
 
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerDiagCommands(program);
   registerIncidentCommands(program);
   registerActionCommands(program);
+  registerTokenCommands(program);
   // Subcommands inherit exitOverride only when added after it; make sure every level throws instead of exiting.
   const everyCommand = (command: Command): Command[] => [command, ...command.commands.flatMap(everyCommand)];
   for (const command of everyCommand(program)) command.exitOverride();

@@ -11,8 +11,10 @@ import { sendError } from './errors';
 export type Scope = 'alerts' | 'incidents';
 
 export interface AuthOptions {
-  /** When no configured token has the scope, let everyone in (a warning is logged once at start). */
+  /** When no configured token has the scope, let everyone in; otherwise such endpoints refuse every request (401). */
   openWhenUnconfigured: boolean;
+  /** The endpoints the hook guards, as `METHOD /path`, for the start-up warning about unconfigured scopes. */
+  endpoints: string[];
 }
 
 export interface Authenticator {
@@ -21,6 +23,11 @@ export interface Authenticator {
   /** The token name that authenticated this request, if any: the identity recorded on incident actions. */
   identityOf(request: FastifyRequest): string | undefined;
   isConfigured(scope: Scope): boolean;
+  /**
+   * Logs one warning per scope no token has, saying what that means for each endpoint that requires it (open to
+   * anyone, or refusing everyone). Called once, after every route is registered.
+   */
+  warnAboutUnconfiguredScopes(): void;
 }
 
 interface KnownToken {
@@ -43,7 +50,8 @@ export function createAuthenticator(
     scopes: new Set(t.scopes),
   }));
   const identities = new WeakMap<FastifyRequest, string>();
-  const warned = new Set<string>();
+  /** scope → endpoint → open when unconfigured? */
+  const guarded = new Map<Scope, Map<string, boolean>>();
 
   const isConfigured = (scope: Scope) => tokens.some((t) => t.scopes.has(scope));
 
@@ -60,17 +68,15 @@ export function createAuthenticator(
   return {
     isConfigured,
     identityOf: (request) => identities.get(request),
-    require(scope, { openWhenUnconfigured }) {
-      const warning = `${scope}:${openWhenUnconfigured}`;
-      if (!isConfigured(scope) && !warned.has(warning)) {
-        warned.add(warning);
-        logger.warn(
-          { scope },
-          openWhenUnconfigured
-            ? `no token with scope "${scope}" is configured: endpoints that accept it are open to anyone who can reach them`
-            : `no token with scope "${scope}" is configured: endpoints that require it refuse every request`,
-        );
+    warnAboutUnconfiguredScopes() {
+      for (const [scope, endpoints] of guarded) {
+        if (!isConfigured(scope)) logger.warn({ scope }, unconfiguredScopeWarning(scope, endpoints));
       }
+    },
+    require(scope, { openWhenUnconfigured, endpoints }) {
+      const known = guarded.get(scope) ?? new Map<string, boolean>();
+      guarded.set(scope, known);
+      for (const endpoint of endpoints) known.set(endpoint, openWhenUnconfigured);
       return async (request: FastifyRequest, reply: FastifyReply) => {
         if (openWhenUnconfigured && !isConfigured(scope)) return;
         const presented = bearerToken(request.headers.authorization);
@@ -90,6 +96,32 @@ export function createAuthenticator(
       };
     },
   };
+}
+
+/**
+ * One line for a scope no token has, true for every endpoint: e.g. `GET /incidents and GET /incidents/:id are open
+ * to anyone who can reach them; POST /incidents/:id/{approve,reject,ack,resolve} refuse every request (401)`.
+ */
+export function unconfiguredScopeWarning(scope: Scope, endpoints: ReadonlyMap<string, boolean>): string {
+  const open = [...endpoints].filter(([, isOpen]) => isOpen).map(([endpoint]) => endpoint);
+  const closed = [...endpoints].filter(([, isOpen]) => !isOpen).map(([endpoint]) => endpoint);
+  const parts = [
+    ...(open.length ? [`${listEndpoints(open)} ${open.length === 1 ? 'is open to anyone who can reach it' : 'are open to anyone who can reach them'}`] : []),
+    ...(closed.length ? [`${listEndpoints(closed)} ${closed.length === 1 ? 'refuses' : 'refuse'} every request (401)`] : []),
+  ];
+  return `no token has the "${scope}" scope: ${parts.join('; ')} — create one with \`runbooks token create NAME --scopes ${scope}\``;
+}
+
+/** `POST /a/:id/x`, `POST /a/:id/y` → `POST /a/:id/{x,y}`; the groups joined with commas and a final "and". */
+function listEndpoints(endpoints: string[]): string {
+  const groups = new Map<string, string[]>();
+  for (const endpoint of endpoints) {
+    const cut = endpoint.lastIndexOf('/');
+    const [head, tail] = [endpoint.slice(0, cut + 1), endpoint.slice(cut + 1)];
+    groups.set(head, [...(groups.get(head) ?? []), tail]);
+  }
+  const named = [...groups].map(([head, tails]) => (tails.length === 1 ? `${head}${tails[0]}` : `${head}{${tails.join(',')}}`));
+  return named.length === 1 ? named[0]! : `${named.slice(0, -1).join(', ')} and ${named.at(-1)}`;
 }
 
 function bearerToken(header: string | undefined): string | undefined {

@@ -80,6 +80,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   registerMetricsRoute(app, metrics);
   registerAlertRoutes(app, { config, client, logger, metrics, auth, temporalTimeoutMs });
   registerIncidentRoutes(app, { client, taskQueue: config.temporal.taskQueue, logger, metrics, auth, temporalTimeoutMs });
+  auth.warnAboutUnconfiguredScopes();
 
   await app.ready();
   return app;

@@ -43,10 +43,19 @@ export class IncidentOperationError extends Error {
   }
 }
 
-/** Incidents of this deployment (its task queue) with the given status. Values are from fixed lists or config. */
+/** The task queue of `runbooks demo`'s own worker: the deployment's task queue plus `-demo`. */
+export function demoTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-demo`;
+}
+
+/**
+ * Incidents of this deployment (its task queue, and its demo's) with the given status. Values are from fixed
+ * lists or config (the task queue is validated to letters, digits, _ . : -).
+ */
 export function visibilityQuery(status: IncidentStatusFilter, taskQueue: string): string {
   const runbooks = runbookNames.map((n) => `'${n}'`).join(', ');
-  const incidents = `${attributes.RunbookName.name} IN (${runbooks}) AND TaskQueue = '${taskQueue}'`;
+  const taskQueues = [taskQueue, demoTaskQueue(taskQueue)].map((q) => `'${q}'`).join(', ');
+  const incidents = `${attributes.RunbookName.name} IN (${runbooks}) AND TaskQueue IN (${taskQueues})`;
   switch (status) {
     case 'all':
       return incidents;

@@ -1,29 +1,32 @@
 /**
  * `runbooks approve|reject|acknowledge|resolve <id>`: operator decisions, sent as Temporal Updates so the answer
  * (accepted, or refused and why) comes back at once. Whoever reaches Temporal is trusted as an operator,
- * as with `temporal workflow signal`; the workflow still checks approvers against its config.
+ * as with `temporal workflow signal`; the workflow still checks approvers against its config. `--by` defaults to
+ * the OS user name (os.userInfo(), else $USER).
  */
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { actOnIncident, type IncidentAction } from '../../incidents/operations';
 import type { IncidentStatusView } from '../../incidents/model';
-import { ActorNameSchema, loadCliConfig, NoteSchema, parseInput, withClient, WorkflowIdSchema } from '../context';
+import { actorOrDefault, ActorNameSchema, loadCliConfig, NoteSchema, osUserName, parseInput, withClient, WorkflowIdSchema } from '../context';
 
 const StepSchema = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
 const DecisionInputSchema = z.object({ id: WorkflowIdSchema, step: StepSchema, by: ActorNameSchema, reason: NoteSchema });
 const ActorInputSchema = z.object({ id: WorkflowIdSchema, by: ActorNameSchema, note: NoteSchema });
 
 export function registerActionCommands(program: Command): void {
+  const me = osUserName();
+  const byDefault = `default: your OS user name${me ? `, "${me}"` : ' (os.userInfo(), else $USER)'}`;
   for (const kind of ['approve', 'reject'] as const) {
     program
       .command(kind)
       .description(`${kind} a step that waits for approval (the workflow checks --by against the configured approvers)`)
       .argument('<id>', 'workflow ID of the incident')
       .requiredOption('--step <step>', 'the pending step, as `runbooks show` lists it')
-      .requiredOption('--by <who>', 'who decides (an approver name from the config)')
+      .option('--by <who>', `who decides, an approver name from the config (${byDefault})`)
       .option('--reason <text>', 'why, for the timeline and the audit trail')
       .action(async (id: string, options: Record<string, unknown>, command: Command) => {
-        const input = parseInput(DecisionInputSchema, { ...options, id }, ['id']);
+        const input = parseInput(DecisionInputSchema, { ...options, by: actorOrDefault(options.by), id }, ['id']);
         const action: IncidentAction = { kind, step: input.step, by: input.by, ...(input.reason ? { reason: input.reason } : {}) };
         await act(command, input.id, action, `${kind === 'approve' ? 'approved' : 'rejected'} step ${input.step}`, kind === 'approve' ? ' (the runbook goes on)' : ' (the runbook skips it)');
       });
@@ -39,10 +42,10 @@ export function registerActionCommands(program: Command): void {
     command
       .description(description)
       .argument('<id>', 'workflow ID of the incident')
-      .requiredOption('--by <who>', 'who acts')
+      .option('--by <who>', `who acts (${byDefault})`)
       .option('--note <text>', 'a note for the timeline')
       .action(async (id: string, options: Record<string, unknown>, command: Command) => {
-        const input = parseInput(ActorInputSchema, { ...options, id }, ['id']);
+        const input = parseInput(ActorInputSchema, { ...options, by: actorOrDefault(options.by), id }, ['id']);
         await act(command, input.id, { kind, by: input.by, ...(input.note ? { note: input.note } : {}) }, done, after);
       });
   }

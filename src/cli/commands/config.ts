@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { configFilePath, loadConfig } from '../../config/load';
 import type { Config } from '../../config/schema';
+import { redactUrl } from '../../logging/redact';
 import type { GlobalOptions } from '../context';
 
 export function registerConfigCommands(program: Command): void {
@@ -36,15 +37,4 @@ export function summarize(config: Config): string {
     ['tokens', `${config.tokens.length}${config.tokens.length ? ` (${config.tokens.map((t) => `${t.name}: ${t.scopes.join('+')}`).join(', ')})` : ''}`],
   ];
   return rows.map(([key, value]) => `  ${key.padEnd(10)} ${value}`).join('\n');
-}
-
-/** Passwords never reach the terminal. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
 }

@@ -1,9 +1,10 @@
 /**
  * `runbooks demo`: the API-down runbook end to end against a throwaway backend container.
  *
- * By default the demo is self-contained: it runs its own worker (task queue `<taskQueue>-demo`) and HTTP
- * server (a free port) in-process, with the loaded config plus the sandbox as `targets.backend`, `demo` as a
- * rollback approver and a one-time webhook token. It only needs Temporal (e.g. `npx runbooks dev` in another
+ * By default the demo is self-contained: it runs its own worker (task queue `<taskQueue>-demo`, which
+ * `runbooks incidents` and `GET /incidents` list too) and HTTP server (a free port) in-process, with the
+ * loaded config plus the sandbox as `targets.backend`, `demo` as a rollback approver and a one-time webhook
+ * token. It only needs Temporal (e.g. `npx runbooks dev` in another
  * terminal), PostgreSQL and Docker. With `--webhook URL` it instead posts to a running `runbooks dev`/`server`,
  * whose config must contain the snippet `runbooks demo --print-config` prints.
  */
@@ -13,7 +14,7 @@ import { Option, type Command } from 'commander';
 import pino from 'pino';
 import { z } from 'zod';
 import type { Config } from '../../config/schema';
-import { actOnIncident, getIncident, IncidentOperationError } from '../../incidents/operations';
+import { actOnIncident, demoTaskQueue, getIncident, IncidentOperationError } from '../../incidents/operations';
 import { incidentWorkflowId } from '../../intake/route';
 import { createLazyClient } from '../../temporal/client';
 import type { IncidentStatusView } from '../../incidents/model';
@@ -166,7 +167,7 @@ function inProcessConfig(config: Config, container: string, healthUrl: string, t
   const rollback = [...new Set([...(config.approvers.rollback ?? []), DEMO_APPROVER])];
   return {
     ...config,
-    temporal: { ...config.temporal, taskQueue: `${config.temporal.taskQueue}-demo` },
+    temporal: { ...config.temporal, taskQueue: demoTaskQueue(config.temporal.taskQueue) },
     http: { ...config.http, host: '127.0.0.1', port: 0 },
     routing: { ...config.routing, alerts: { ...config.routing.alerts, [ALERTNAME]: { runbook: 'api-down', defaultSeverity: 'critical' } } },
     targets: { ...config.targets, backend: { container, healthUrl, healthyWithin: 10_000 } },
@@ -260,7 +261,7 @@ async function follow(
     }
     if (view.phase === 'needs-human' && !hinted.has('needs-human')) {
       hinted.add('needs-human');
-      say(`  → needs a human; when done: npx runbooks resolve ${workflowId} --by "$USER"`);
+      say(`  → needs a human; when done: npx runbooks resolve ${workflowId}   (--by defaults to your user name)`);
     }
     await sleep(1_000);
   }

@@ -1,21 +1,39 @@
 /**
  * `runbooks dev` (what `npm start` runs): a Temporal dev server (unless TEMPORAL_ADDRESS is set), the worker
  * and the HTTP server in one process, and how to fire a first alert. Ctrl-C stops all of it, in order.
+ *
+ * When the configuration has no tokens, a local one (named after the OS user, scopes alerts and incidents) is
+ * made once, kept in .runbooks/dev-token, and added to the in-memory configuration: the HTTP API's incident
+ * actions then work out of the box, as whoever runs `npm start`.
  */
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../../config/schema';
+import { approvalKinds } from '../../runbooks/catalog';
 import { incidentWorkflowId } from '../../intake/route';
 import { createLogger } from '../../logging/logger';
 import { createLazyClient } from '../../temporal/client';
-import { loadCliConfig, type GlobalOptions } from '../context';
+import { loadCliConfig, osUserName, type GlobalOptions } from '../context';
 import { CliError, firstLine } from '../errors';
 import { quoteArg } from '../format';
 import { loadDevTemporal, loadServices } from '../lazy';
 import type { DevTemporal } from '../devTemporal';
+import { generateToken, TokenNameSchema, tokenScopes, tokenSha256 } from './token';
 
 /** Fixed, so the printed commands stay the same from one start to the next. */
 const TEST_ALERT = 'TestAlert';
 const TEST_FINGERPRINT = 'ba5eba1100000001';
+/** Where the local token is kept, beside the dev server's state (relative to where `runbooks dev` runs). */
+const DEV_TOKEN_FILE = path.join('.runbooks', 'dev-token');
+
+/** The token `runbooks dev` adds when the configuration has none. */
+interface LocalToken {
+  name: string;
+  token: string;
+  file: string;
+  created: boolean;
+}
 
 export function registerDevCommand(program: Command): void {
   program
@@ -41,6 +59,10 @@ export function registerDevCommand(program: Command): void {
 
       try {
         let config = loaded.config;
+        const local = config.tokens.length === 0 ? localToken(DEV_TOKEN_FILE) : undefined;
+        if (local) {
+          config = { ...config, tokens: [{ name: local.name, sha256: tokenSha256(local.token), scopes: [...tokenScopes] }] };
+        }
         if (process.env.TEMPORAL_ADDRESS) {
           const { address, namespace } = config.temporal;
           say(`using Temporal at ${address} (TEMPORAL_ADDRESS)`);
@@ -69,7 +91,7 @@ export function registerDevCommand(program: Command): void {
         const server = await startHttpServer({ config, client, logger });
         stops.push({ what: 'the HTTP server', stop: server.stop });
 
-        say(banner(config, loaded.file, command.optsWithGlobals<GlobalOptions>().config, server.baseUrl, temporal));
+        say(banner({ config, file: loaded.file, explicitFile: command.optsWithGlobals<GlobalOptions>().config, baseUrl: server.baseUrl, temporal, local }));
         await Promise.race([stopSignal.signal, worker.done]);
       } finally {
         const problems: string[] = [];
@@ -83,7 +105,55 @@ export function registerDevCommand(program: Command): void {
     });
 }
 
-function banner(config: Config, file: string | undefined, explicitFile: string | undefined, baseUrl: string, temporal: DevTemporal | undefined): string {
+/**
+ * The local token: read from `file`, else made now (32 random bytes, hex) and written there with mode 0600. Its
+ * name is the OS user's when that is a valid token name, else "local".
+ */
+function localToken(file: string): LocalToken {
+  const userName = osUserName();
+  const name = userName !== undefined && TokenNameSchema.safeParse(userName).success ? userName : 'local';
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`cannot read the local token in ${file}: ${firstLine(err)}`);
+    }
+    if (text !== undefined) {
+      const token = text.trim();
+      if (!/^[A-Za-z0-9_-]{32,512}$/.test(token)) {
+        throw new CliError(`${file} does not hold a token (32 to 512 letters, digits, _ or -): delete it, and runbooks dev makes a new one`);
+      }
+      // It is a secret: keep it to its owner, even if someone loosened the file's mode.
+      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+      return { name, token, file, created: false };
+    }
+    const token = generateToken();
+    try {
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+      return { name, token, file, created: true };
+    } catch (err) {
+      // Another `runbooks dev` made it first: read theirs.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw new CliError(`cannot write the local token to ${file}: ${firstLine(err)}`);
+    }
+  }
+  throw new CliError(`cannot read or create the local token in ${file}`);
+}
+
+interface BannerInput {
+  config: Config;
+  /** The configuration file, or undefined for the embedded defaults. */
+  file: string | undefined;
+  /** `--config`, which the printed commands must repeat. */
+  explicitFile: string | undefined;
+  baseUrl: string;
+  temporal: DevTemporal | undefined;
+  local: LocalToken | undefined;
+}
+
+function banner({ config, file, explicitFile, baseUrl, temporal, local }: BannerInput): string {
   // Other commands find RUNBOOKS_CONFIG and ./runbooks.yaml by themselves; only --config must be repeated.
   const cli = `npx runbooks${explicitFile ? ` --config ${quoteArg(explicitFile)}` : ''}`;
   const webhook = `${baseUrl}/alerts`;
@@ -102,14 +172,24 @@ function banner(config: Config, file: string | undefined, explicitFile: string |
       },
     ],
   };
-  const needsToken = config.tokens.some((t) => t.scopes.includes('alerts'));
+  const alertsNeedToken = config.tokens.some((t) => t.scopes.includes('alerts'));
+  const actionsTakeToken = config.tokens.some((t) => t.scopes.includes('incidents'));
+  const bearer = `-H "authorization: Bearer $RUNBOOKS_TOKEN"`;
   const curl = [
     `curl -sS -X POST ${webhook}`,
     `-H 'content-type: application/json'`,
-    ...(needsToken ? [`-H "authorization: Bearer $RUNBOOKS_TOKEN"`] : []),
+    ...(alertsNeedToken ? [bearer] : []),
     `-d '${JSON.stringify(payload)}'`,
   ].join(' ');
+  const ackCurl = `curl -sS -X POST ${baseUrl}/incidents/${workflowId}/acknowledge ${bearer}`;
   const uiUrl = temporal?.uiUrl ?? config.http.temporalUiUrl;
+  const scopesOf = (t: Config['tokens'][number]) => t.scopes.join(', ');
+  const tokens = local
+    ? `local token "${local.name}" (scopes ${scopesOf(config.tokens[0]!)}), ${local.created ? 'created now in' : 'kept in'} ${local.file}: the config has no tokens`
+    : `the config's own tokens apply (no local token is added): ${config.tokens.map((t) => `${t.name} (${scopesOf(t)})`).join(', ')}`;
+  const me = local?.name ?? 'NAME';
+  const approvers = approvalKinds.map((kind) => `${kind}: ${config.approvers[kind]?.join(', ') ?? 'nobody'}`).join('; ');
+  const noApprovers = approvalKinds.every((kind) => !config.approvers[kind]?.length);
   return [
     '',
     'runbooks dev is running — Ctrl-C stops everything it started.',
@@ -119,14 +199,26 @@ function banner(config: Config, file: string | undefined, explicitFile: string |
     `  Webhook       ${webhook}`,
     `  Health        ${baseUrl}/healthz`,
     `  Config        ${file ?? 'embedded defaults (no runbooks.yaml; see runbooks.example.yaml)'}`,
+    `  Tokens        ${tokens}`,
+    noApprovers
+      ? `  Approvers     none configured: nobody can approve a ${approvalKinds.join(' or ')} step. To approve as yourself, add to ${file ?? 'runbooks.yaml'}:\n` +
+        `                  approvers: { ${approvalKinds.map((kind) => `${kind}: [${me}]`).join(', ')} }   (token names for the HTTP API, --by for the CLI)`
+      : `  Approvers     ${approvers} (token names for the HTTP API, --by for the CLI)`,
     '',
+    ...(local
+      ? [`Your local token; the HTTP API records what you do with it as "${local.name}":`, `  export RUNBOOKS_TOKEN=${local.token}`, '']
+      : alertsNeedToken || actionsTakeToken
+        ? ['Use a token of your config (runbooks token create makes one):', '  export RUNBOOKS_TOKEN=…', '']
+        : []),
     `Fire a test alert (${TEST_ALERT} has no route, so it runs the generic runbook: notify and escalate):`,
-    ...(needsToken ? ['  export RUNBOOKS_TOKEN=…   # a token with the "alerts" scope from your config'] : []),
     `  ${curl}`,
     'Then:',
     `  ${cli} incidents`,
     `  ${cli} show ${workflowId}`,
-    `  ${cli} resolve ${workflowId} --by "$USER"`,
+    ...(actionsTakeToken
+      ? [`  ${ackCurl}   # acknowledge over HTTP${local ? ` as ${local.name}` : ' (a token with the "incidents" scope)'}`]
+      : ['  (no token has the "incidents" scope, so the HTTP API refuses incident actions; the CLI acts as an operator)']),
+    `  ${cli} resolve ${workflowId}   # --by defaults to your user name`,
     '',
   ].join('\n');
 }

@@ -25,7 +25,7 @@ const ShowInputSchema = z.object({ id: WorkflowIdSchema, json: z.boolean().defau
 export function registerIncidentCommands(program: Command): void {
   program
     .command('incidents')
-    .description("list incidents of this config's task queue (most recent first)")
+    .description("list incidents of this config's task queue and of its demo's, <queue>-demo (most recent first)")
     .addOption(new Option('--status <status>', `which incidents: ${incidentStatusFilters.join(', ')}`).default('open'))
     .option('--limit <n>', 'list at most this many', '200')
     .option('--json', 'print JSON instead of a table')

@@ -37,7 +37,7 @@ export function registerAlertRoutes(app: FastifyInstance, deps: AlertRouteDeps):
   const { config, client, logger, metrics, auth } = deps;
   const timeoutMs = deps.temporalTimeoutMs ?? TEMPORAL_CALL_TIMEOUT_MS;
 
-  app.post('/alerts', { onRequest: auth.require('alerts', { openWhenUnconfigured: true }) }, async (request, reply) => {
+  app.post('/alerts', { onRequest: auth.require('alerts', { openWhenUnconfigured: true, endpoints: ['POST /alerts'] }) }, async (request, reply) => {
     const parsed = AlertmanagerPayloadSchema.safeParse(request.body);
     if (!parsed.success) {
       const bad = invalidInput('Alertmanager payload', parsed.error);

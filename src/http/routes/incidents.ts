@@ -23,7 +23,7 @@ import { TEMPORAL_CALL_TIMEOUT_MS, withTemporalDeadline } from '../temporal';
 
 interface IncidentRouteDeps {
   client: Client;
-  /** Lists only this deployment's incidents. */
+  /** Lists only this deployment's incidents: this task queue's and its demo's (`<taskQueue>-demo`). */
   taskQueue: string;
   logger: Logger;
   metrics: HttpMetrics;
@@ -55,7 +55,10 @@ type ActionKind = (typeof actionKinds)[number];
 export function registerIncidentRoutes(app: FastifyInstance, deps: IncidentRouteDeps): void {
   const { client, taskQueue, logger, metrics, auth } = deps;
   const timeoutMs = deps.temporalTimeoutMs ?? TEMPORAL_CALL_TIMEOUT_MS;
-  const readAccess = auth.require('incidents', { openWhenUnconfigured: true });
+  // Without any incidents token, reading stays open (as on a fresh `npm start`) but nobody can act: actions are
+  // recorded under the token's name, and there is none.
+  const readAccess = auth.require('incidents', { openWhenUnconfigured: true, endpoints: ['GET /incidents', 'GET /incidents/:id'] });
+  const actionAccess = auth.require('incidents', { openWhenUnconfigured: false, endpoints: actionKinds.map((kind) => `POST /incidents/:id/${kind}`) });
   const temporal = <T>(fn: () => Promise<T>) => withTemporalDeadline(client, timeoutMs, fn);
 
   app.get('/incidents', { onRequest: readAccess }, async (request, reply) => {
@@ -81,7 +84,7 @@ export function registerIncidentRoutes(app: FastifyInstance, deps: IncidentRoute
   for (const kind of actionKinds) {
     app.post(
       `/incidents/:id/${kind}`,
-      { onRequest: auth.require('incidents', { openWhenUnconfigured: false }), config: { incidentAction: kind } },
+      { onRequest: actionAccess, config: { incidentAction: kind } },
       async (request, reply) => {
         const { id } = parseParams(request);
         const by = auth.identityOf(request);
