@@ -147,3 +147,15 @@ describe('the audit trail activity (recordTimeline) against a real Postgres', ()
     await assertStoredOnce(second.runId, events(0, 1));
   });
 });
+
+describe('the audit schema migration', () => {
+  test('workers that start together take turns at the migration lock instead of failing', async () => {
+    const configs = [testConfig(), testConfig(), testConfig()];
+    try {
+      await Promise.all(configs.map((c) => migrateAuditSchema(c.audit.databaseUrl, c.audit.schema)));
+      await Promise.all(configs.map((c) => migrateAuditSchema(c.audit.databaseUrl, c.audit.schema)));
+    } finally {
+      await Promise.all(configs.map((c) => dropAuditSchema(c)));
+    }
+  });
+});

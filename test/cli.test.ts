@@ -15,6 +15,7 @@ import type { ConfigInput } from '../src/config/schema';
 import type { IncidentSummary } from '../src/incidents/operations';
 import type { IncidentStatusView } from '../src/incidents/model';
 import { dockerClient } from '../src/activities';
+import { approvalKinds } from '../src/runbooks/catalog';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
 import { alert, fire, outcomeOf, terminateAll } from './support/incidents';
@@ -277,7 +278,8 @@ describe('runbooks dev', () => {
       assert.equal(dev.stdout.split(token).length, 2, 'the token is shown once');
       assert.equal(readFileSync(tokenFile, 'utf8'), `${token}\n`);
       assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
-      assert.match(dev.stdout, new RegExp(`Approvers\\s+none configured: nobody can approve a rollback or flush-cache step\\. To approve as yourself, add to ${configFile.replace(/[.\\/]/g, '\\$&')}:\\n\\s+approvers: \\{ rollback: \\[${me}\\], flush-cache: \\[${me}\\] \\}`));
+      const everyKind = approvalKinds.map((kind) => `${kind}: \\[${me}\\]`).join(', ');
+      assert.match(dev.stdout, new RegExp(`Approvers\\s+none configured: nobody can approve a dangerous step \\(runbooks catalog lists the kinds\\)\\. To approve as yourself, add to ${configFile.replace(/[.\\/]/g, '\\$&')}:\\n\\s+approvers: \\{ ${everyKind} \\}`));
       assert.doesNotMatch(dev.stdout, /no token has the/, 'both scopes have a token: no warning');
 
       // The printed curl is copy-pasteable: same URL, the token, a valid v4 payload (sent here with a fresh fingerprint).
@@ -348,14 +350,14 @@ describe('runbooks dev', () => {
     const own = await startDev(writeConfig(input));
     try {
       assert.match(own.stdout, /Tokens\s+the config's own tokens apply \(no local token is added\): alertmanager \(alerts\)\n/);
-      assert.match(own.stdout, /Approvers\s+rollback: alice, bob; flush-cache: nobody/);
+      assert.match(own.stdout, /Approvers\s+rollback: alice, bob; other kinds: nobody/);
       assert.match(own.stdout, /export RUNBOOKS_TOKEN=…\n/);
       assert.doesNotMatch(own.stdout, new RegExp(token), 'the local token is not shown');
       assert.match(own.stdout, /no token has the "incidents" scope, so the HTTP API refuses incident actions/);
       // The one start-up line about the scope nobody has (JSON logs: stdout is not a terminal).
       const warnings = own.stdout.split('\n').filter((line) => line.includes('no token has the \\"incidents\\" scope:'));
       assert.equal(warnings.length, 1, own.stdout);
-      assert.match(warnings[0]!, /GET \/incidents and GET \/incidents\/:id are open to anyone who can reach them; POST \/incidents\/:id\/\{approve,reject,ack,resolve\} refuse every request \(401\)/);
+      assert.match(warnings[0]!, /GET \/incidents and GET \/incidents\/:id are open to anyone who can reach them; POST \/incidents\/:id\/\{approve,reject,acknowledge,resolve\} refuse every request \(401\)/);
       assert.doesNotMatch(own.stdout, /no token has the \\"alerts\\" scope/);
 
       const webhook = `${own.base}/alerts`;

@@ -384,7 +384,7 @@ describe('the start-up warning about scopes no token has', () => {
           [
             'incidents',
             'no token has the "incidents" scope: GET /incidents and GET /incidents/:id are open to anyone who can reach them; ' +
-              'POST /incidents/:id/{approve,reject,ack,resolve} refuse every request (401) — create one with `runbooks token create NAME --scopes incidents`',
+              'POST /incidents/:id/{approve,reject,acknowledge,resolve} refuse every request (401) — create one with `runbooks token create NAME --scopes incidents`',
           ],
         ],
       );
@@ -395,7 +395,7 @@ describe('the start-up warning about scopes no token has', () => {
       assert.deepEqual(list.json(), { incidents: [] });
       assert.equal((await app.inject({ method: 'GET', url: '/incidents/HttpTest-1' })).statusCode, 404);
       assert.equal((await app.inject({ method: 'POST', url: '/alerts', payload: {} })).statusCode, 400);
-      for (const action of ['approve', 'reject', 'ack', 'resolve']) {
+      for (const action of ['approve', 'reject', 'acknowledge', 'resolve']) {
         assert.equal((await app.inject({ method: 'POST', url: `/incidents/HttpTest-1/${action}`, payload: {} })).statusCode, 401, action);
       }
     } finally {

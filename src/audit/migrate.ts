@@ -37,6 +37,8 @@ export async function migrateAuditSchema(databaseUrl: string, schema: string, lo
       migrationsTable: 'pgmigrations',
       log: (message: string) => logger?.debug(message),
       singleTransaction: true,
+      // Workers starting together (a rollout, a scaled deployment, tests side by side) take turns instead of failing.
+      advisoryLockMode: 'wait',
     });
   } catch (err) {
     throw asAuditDatabaseError(err, databaseUrl) ?? err;

@@ -188,8 +188,9 @@ function banner({ config, file, explicitFile, baseUrl, temporal, local }: Banner
     ? `local token "${local.name}" (scopes ${scopesOf(config.tokens[0]!)}), ${local.created ? 'created now in' : 'kept in'} ${local.file}: the config has no tokens`
     : `the config's own tokens apply (no local token is added): ${config.tokens.map((t) => `${t.name} (${scopesOf(t)})`).join(', ')}`;
   const me = local?.name ?? 'NAME';
-  const approvers = approvalKinds.map((kind) => `${kind}: ${config.approvers[kind]?.join(', ') ?? 'nobody'}`).join('; ');
-  const noApprovers = approvalKinds.every((kind) => !config.approvers[kind]?.length);
+  const configured = approvalKinds.filter((kind) => config.approvers[kind]?.length);
+  const approvers = `${configured.map((kind) => `${kind}: ${config.approvers[kind]!.join(', ')}`).join('; ')}${configured.length < approvalKinds.length ? '; other kinds: nobody' : ''}`;
+  const noApprovers = configured.length === 0;
   return [
     '',
     'runbooks dev is running — Ctrl-C stops everything it started.',
@@ -201,7 +202,7 @@ function banner({ config, file, explicitFile, baseUrl, temporal, local }: Banner
     `  Config        ${file ?? 'embedded defaults (no runbooks.yaml; see runbooks.example.yaml)'}`,
     `  Tokens        ${tokens}`,
     noApprovers
-      ? `  Approvers     none configured: nobody can approve a ${approvalKinds.join(' or ')} step. To approve as yourself, add to ${file ?? 'runbooks.yaml'}:\n` +
+      ? `  Approvers     none configured: nobody can approve a dangerous step (runbooks catalog lists the kinds). To approve as yourself, add to ${file ?? 'runbooks.yaml'}:\n` +
         `                  approvers: { ${approvalKinds.map((kind) => `${kind}: [${me}]`).join(', ')} }   (token names for the HTTP API, --by for the CLI)`
       : `  Approvers     ${approvers} (token names for the HTTP API, --by for the CLI)`,
     '',
