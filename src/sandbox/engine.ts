@@ -258,3 +258,34 @@ export async function configuredEngine(host: string | undefined, timeoutMs = 5_0
   if (!(await dockerAnswers(docker, timeoutMs))) return undefined;
   return { docker, dockerHost: host ?? `unix://${DEFAULT_DOCKER_SOCKET}`, origin: host ? 'env' : 'default', stop: async () => {} };
 }
+
+export interface SandboxEngineOptions {
+  /** DOCKER_HOST / docker.host, if any. */
+  host: string | undefined;
+  /** Where the private engine keeps its files (`runbooks sandbox`: .runbooks/docker). */
+  dir: string;
+  /** Start a private engine when none answers (`sandbox up`); otherwise only reuse a running one. */
+  start: boolean;
+  /** One-line notes (a DOCKER_HOST that does not answer, an engine started). */
+  log?: (line: string) => void;
+}
+
+export const SANDBOX_CONTAINERD_NAMESPACE = 'runbooks-sandbox';
+
+/**
+ * The engine the sandbox runs on: DOCKER_HOST (or the default socket) when it answers; else the private engine
+ * in `dir` if one runs; else, with `start`, a new private engine there (detached: it outlives this process).
+ */
+export async function sandboxEngine(options: SandboxEngineOptions): Promise<DockerEngine> {
+  const configured = await configuredEngine(options.host);
+  if (configured) return configured;
+  const where = options.host ?? `the default socket (${DEFAULT_DOCKER_SOCKET})`;
+  const privateOptions: PrivateEngineOptions = { dir: options.dir, containerdNamespace: SANDBOX_CONTAINERD_NAMESPACE, detach: true };
+  const reused = await reusePrivateEngine(privateOptions);
+  if (reused) return reused;
+  if (!options.start) {
+    throw new DockerEngineError(`no Docker engine answers at ${where}, and no private engine runs in ${options.dir} — \`runbooks sandbox up\` starts one`);
+  }
+  options.log?.(`no Docker engine answers at ${where}: starting a private dockerd in ${options.dir}`);
+  return startPrivateEngine(privateOptions);
+}
