@@ -152,6 +152,17 @@ export async function reusePrivateEngine(options: PrivateEngineOptions): Promise
   );
 }
 
+/** The dockerd a private engine would run, or a one-line error: not installed (naming the package), or not root. */
+export function privateEngineDockerd(): string {
+  const dockerd = findDockerd();
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new DockerEngineError(
+      'no Docker engine answers, and starting a private one (dockerd) needs root — start Docker (and set DOCKER_HOST), or run this as root',
+    );
+  }
+  return dockerd;
+}
+
 /** Where dockerd is, or a one-line error naming the package. */
 function findDockerd(): string {
   const dockerd = whichSync('dockerd') ?? ['/usr/sbin/dockerd', '/usr/bin/dockerd'].find((p) => fs.existsSync(p));
@@ -168,12 +179,7 @@ function findDockerd(): string {
  * running after this process exits; otherwise `stop()` stops it (SIGTERM, then SIGKILL to its process group).
  */
 export async function startPrivateEngine(options: PrivateEngineOptions): Promise<DockerEngine> {
-  const dockerd = findDockerd();
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new DockerEngineError(
-      'no Docker engine answers, and starting a private one (dockerd) needs root — start Docker (and set DOCKER_HOST), or run this as root',
-    );
-  }
+  const dockerd = privateEngineDockerd();
   const files = privateEngineFiles(options);
   const dockerHost = `unix://${files.socketPath}`;
   fs.mkdirSync(files.dataRoot, { recursive: true });
@@ -255,7 +261,18 @@ export async function stopPrivateEngine(
 export async function configuredEngine(host: string | undefined, timeoutMs = 5_000): Promise<DockerEngine | undefined> {
   if (!host && !fs.existsSync(DEFAULT_DOCKER_SOCKET)) return undefined;
   const docker = host ? dockerClient(host) : new Docker({ socketPath: DEFAULT_DOCKER_SOCKET });
-  if (!(await dockerAnswers(docker, timeoutMs))) return undefined;
+  if (!(await dockerAnswers(docker, timeoutMs))) {
+    // An engine that runs but will not talk to us is not one to replace by a private engine.
+    const refused = await docker.ping().then(
+      () => undefined,
+      (err: NodeJS.ErrnoException) => (err.code === 'EACCES' ? err : undefined),
+    );
+    if (refused) {
+      const socket = host ? new URL(host).pathname : DEFAULT_DOCKER_SOCKET;
+      throw new DockerEngineError(`permission denied on ${socket} — add your user to the docker group (usermod -aG docker $USER, then log in again), or run as root`);
+    }
+    return undefined;
+  }
   return { docker, dockerHost: host ?? `unix://${DEFAULT_DOCKER_SOCKET}`, origin: host ? 'env' : 'default', stop: async () => {} };
 }
 
@@ -286,6 +303,7 @@ export async function sandboxEngine(options: SandboxEngineOptions): Promise<Dock
   if (!options.start) {
     throw new DockerEngineError(`no Docker engine answers at ${where}, and no private engine runs in ${options.dir} — \`runbooks sandbox up\` starts one`);
   }
+  privateEngineDockerd();
   options.log?.(`no Docker engine answers at ${where}: starting a private dockerd in ${options.dir}`);
   return startPrivateEngine(privateOptions);
 }
