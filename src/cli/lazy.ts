@@ -7,3 +7,4 @@
 export const loadServices = () => require('./services') as typeof import('./services');
 export const loadDevTemporal = () => require('./devTemporal') as typeof import('./devTemporal');
 export const loadSandbox = () => require('./sandbox') as typeof import('./sandbox');
+export const loadSandboxCommands = () => require('../sandbox/commands') as typeof import('../sandbox/commands');

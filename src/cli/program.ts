@@ -8,6 +8,7 @@ import { registerDemoCommand } from './commands/demo';
 import { registerDiagCommands } from './commands/diag';
 import { registerDevCommand } from './commands/dev';
 import { registerIncidentCommands } from './commands/incidents';
+import { registerSandboxCommands } from './commands/sandbox';
 import { registerServerCommand } from './commands/server';
 import { registerTokenCommands } from './commands/token';
 import { registerWorkerCommand } from './commands/worker';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerServerCommand(program);
   registerDemoCommand(program);
   registerDiagCommands(program);
+  registerSandboxCommands(program);
   registerIncidentCommands(program);
   registerActionCommands(program);
   registerTokenCommands(program);

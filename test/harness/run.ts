@@ -12,6 +12,7 @@ import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { DockerEngine, ensureDockerEngine, removeTestContainers } from './dockerd';
+import { ensureAuditAppImages } from '../../src/sandbox/auditApp/images';
 import { ensureSandboxImages, SandboxImageError } from '../../src/sandbox/images';
 import { DevServer, findTemporalCli, findTestServer, startDevServer, waitForTemporal } from './temporal';
 import { startTestRun, type TestRun } from './runner';
@@ -143,7 +144,13 @@ async function dockerPhase(): Promise<void> {
 
   const t1 = Date.now();
   const stale = await removeTestContainers(engine.docker);
-  const built = await ensureSandboxImages(engine.docker).catch((err: unknown) => {
+  const docker = engine.docker;
+  // The busybox backends and Redis, then the audit-app's PostgreSQL and backend (test/sandbox.test.ts), once per run.
+  const built = await (async () => {
+    const sandbox = await ensureSandboxImages(docker);
+    const auditApp = await ensureAuditAppImages(docker);
+    return [...sandbox.filter((image) => !auditApp.some((b) => b.image === image)), ...auditApp.map((b) => `${b.image} (${b.seconds.toFixed(1)} s, ${b.megabytes} MB)`)];
+  })().catch((err: unknown) => {
     throw err instanceof SandboxImageError ? new InfraError(err.message) : err;
   });
   const what = built.length ? `built ${built.join(', ')}` : 'all present';
@@ -249,6 +256,7 @@ async function main(): Promise<number> {
     TEMPORAL_TEST_SERVER_PATH: findTestServer(),
     ALERTMANAGER_BIN: findBin('ALERTMANAGER_BIN', ['prometheus-alertmanager', 'alertmanager'], 'prometheus-alertmanager'),
     AMTOOL_BIN: findBin('AMTOOL_BIN', ['amtool'], 'prometheus-alertmanager'),
+    PROMTOOL_BIN: findBin('PROMTOOL_BIN', ['promtool'], 'prometheus'),
   };
 
   // Independent phases run side by side; every one is awaited before failing, so

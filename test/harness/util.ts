@@ -9,7 +9,7 @@ export const LOG_DIR = path.join(TOOLS_DIR, 'logs');
 export const ENSURE_TOOLS = 'bash scripts/ensure-tools.sh';
 
 // Process helpers the product's dev server module already has; the harness uses the same ones.
-export { logTail, stopChild, whichSync } from '../../src/temporal/devServer';
+export { whichSync } from '../../src/temporal/devServer';
 
 /** An infrastructure problem; its message is one line: what is missing — how to get it. */
 export class InfraError extends Error {

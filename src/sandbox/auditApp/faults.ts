@@ -1,0 +1,168 @@
+/**
+ * Breaking the audit-app for real, the ways the runbook's incidents happen. Each fault returns once it is
+ * observable (a container exited, a session shows in pg_stat_activity…), with one sentence saying what it did.
+ *
+ *   backend-stopped      docker stop <prefix>backend                            (§1 API Service Down)
+ *   backend-crash        the backend exits non-zero (exit code 1 by default)   (§1)
+ *   slow-route           a route answers N ms slower (/api/v1/documents, 1500)  (§4 High Response Times)
+ *   leak-connections     the backend's pool connections checked out idle in transaction and never returned:
+ *                        the pool is exhausted, requests wait and fail, /health 503  (§2 pool exhausted)
+ *   db-stopped           docker stop <prefix>postgres: /health 503              (§2 database down)
+ *   redis-stopped        docker stop <prefix>redis: rate limiting falls back to in-memory  (§6)
+ *   idle-in-transaction  N sessions (3) of the backend idle in transaction      (§2 "Kill long-running queries")
+ *   slow-query           a real `SELECT pg_sleep(N)` (600 s) running in audit_app (§2 slow queries, §4)
+ */
+import type Docker from 'dockerode';
+import { Client as PgClient } from 'pg';
+import { AdminRoutes, ApiRoutes, BACKEND_APPLICATION_NAME, SLOW_QUERY_APPLICATION_NAME, type AuditAppFault, type BackendFaultState } from './contract';
+import type { AuditApp } from './stack';
+
+
+export interface FaultOptions {
+  /** slow-route: the route (default /api/v1/documents; "*" for every /api route). */
+  route?: string;
+  /** slow-route: added milliseconds (default 1500). */
+  ms?: number;
+  /** leak-connections: how many pool connections (default: the whole pool). */
+  count?: number;
+  /** idle-in-transaction: how many sessions (default 3). */
+  sessions?: number;
+  /** slow-query: how long pg_sleep runs (default 600 s). */
+  seconds?: number;
+  /** backend-crash: the exit code (default 1). */
+  exitCode?: number;
+}
+
+export interface FaultResult {
+  fault: AuditAppFault;
+  /** One sentence: what was done and how it shows. */
+  description: string;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** POSTs a fault knob on the backend's admin port; returns the backend's fault state after it. */
+export async function postFaultKnob(app: AuditApp, route: string, body: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<BackendFaultState> {
+  let response: Response;
+  try {
+    response = await fetch(`${app.urls.admin}${route}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    const why = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
+    throw new Error(`the backend's admin port ${app.urls.admin} does not answer (${why}) — is ${app.containers.backend} running?`, { cause: err });
+  }
+  const answer = (await response.json().catch(() => ({}))) as BackendFaultState & { error?: string };
+  if (!response.ok) throw new Error(`${route} answered HTTP ${response.status}: ${answer.error ?? 'no reason given'}`);
+  return answer;
+}
+
+/** The backend's fault state (GET /faults on the admin port). */
+export async function backendFaults(app: AuditApp): Promise<BackendFaultState> {
+  const response = await fetch(`${app.urls.admin}${AdminRoutes.faults}`, { signal: AbortSignal.timeout(5_000) });
+  return (await response.json()) as BackendFaultState;
+}
+
+/** Clears every fault knob of the backend (not stopped containers or running queries). */
+export function resetBackendFaults(app: AuditApp): Promise<BackendFaultState> {
+  return postFaultKnob(app, AdminRoutes.reset);
+}
+
+async function stopContainer(docker: Docker, name: string): Promise<void> {
+  const container = docker.getContainer(name);
+  await container.stop({ t: 10 }).catch((err: { statusCode?: number }) => {
+    if (err.statusCode !== 304) throw err; // 304: already stopped
+  });
+}
+
+async function waitForExit(docker: Docker, name: string, withinMs: number): Promise<number> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const info = await docker.getContainer(name).inspect();
+    if (!info.State.Running) return info.State.ExitCode;
+    if (Date.now() > deadline) throw new Error(`${name} is still running ${withinMs / 1000} s after the crash knob`);
+    await sleep(100);
+  }
+}
+
+/** Rows of pg_stat_activity in audit_app matching `where`, over a short-lived connection. */
+export async function activityCount(app: AuditApp, where: string, params: unknown[] = []): Promise<number> {
+  const client = new PgClient({ connectionString: app.urls.database, connectionTimeoutMillis: 5_000, application_name: 'runbooks-sandbox' });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND ${where}`, params);
+    return rows[0]?.n ?? 0;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Starts a real `SELECT pg_sleep(seconds)` inside the postgres container (docker exec, detached), and waits until it runs. */
+async function startSlowQuery(docker: Docker, app: AuditApp, seconds: number): Promise<void> {
+  const exec = await docker.getContainer(app.containers.postgres).exec({
+    Cmd: ['psql', '-X', '-q', '-d', 'audit_app', '-c', `SELECT pg_sleep(${seconds}) /* audit-app: slow report */`],
+    Env: [`PGAPPNAME=${SLOW_QUERY_APPLICATION_NAME}`],
+    AttachStdout: false,
+    AttachStderr: false,
+  });
+  // Detached: the answer is an empty stream that must still be read and closed, or its socket stays open.
+  const answer = (await exec.start({ Detach: true })) as NodeJS.ReadableStream & { destroy?: () => void };
+  await new Promise<void>((resolve) => {
+    answer.on('end', resolve).on('close', resolve).on('error', () => resolve());
+    answer.resume();
+  });
+  answer.destroy?.();
+  const deadline = Date.now() + 10_000;
+  while ((await activityCount(app, "state = 'active' AND application_name = $1", [SLOW_QUERY_APPLICATION_NAME])) === 0) {
+    if (Date.now() > deadline) throw new Error('the slow query did not show up in pg_stat_activity within 10 s');
+    await sleep(100);
+  }
+}
+
+/** Breaks the app the way `fault` says; resolves once the fault is observable. */
+export async function breakAuditApp(docker: Docker, app: AuditApp, fault: AuditAppFault, options: FaultOptions = {}): Promise<FaultResult> {
+  const done = (description: string): FaultResult => ({ fault, description });
+  switch (fault) {
+    case 'backend-stopped':
+      await stopContainer(docker, app.containers.backend);
+      return done(`stopped ${app.containers.backend}: ${app.urls.health} does not answer`);
+    case 'backend-crash': {
+      await postFaultKnob(app, AdminRoutes.crash, { exitCode: options.exitCode ?? 1 });
+      const exitCode = await waitForExit(docker, app.containers.backend, 10_000);
+      return done(`${app.containers.backend} crashed: it exited with code ${exitCode}`);
+    }
+    case 'slow-route': {
+      const route = options.route ?? ApiRoutes.documents;
+      const ms = options.ms ?? 1_500;
+      await postFaultKnob(app, AdminRoutes.slow, { route, ms });
+      return done(`${route} answers ${ms} ms slower (see http_request_duration_seconds at ${app.urls.metrics})`);
+    }
+    case 'leak-connections': {
+      const state = await postFaultKnob(app, AdminRoutes.leakConnections, options.count === undefined ? {} : { count: options.count });
+      return done(
+        `${app.containers.backend} leaked ${state.leakedConnections} of its ${state.pool.max} pool connection(s), idle in transaction: requests wait for the pool and fail, /health answers 503`,
+      );
+    }
+    case 'db-stopped':
+      await stopContainer(docker, app.containers.postgres);
+      return done(`stopped ${app.containers.postgres}: ${app.urls.health} answers 503`);
+    case 'redis-stopped':
+      await stopContainer(docker, app.containers.redis);
+      return done(`stopped ${app.containers.redis}: the backend rate-limits in memory`);
+    case 'idle-in-transaction': {
+      const sessions = options.sessions ?? 3;
+      const state = await postFaultKnob(app, AdminRoutes.idleInTransaction, { sessions });
+      const idle = await activityCount(app, "state = 'idle in transaction' AND application_name = $1", [BACKEND_APPLICATION_NAME]);
+      return done(`${state.idleInTransactionSessions} session(s) of ${app.containers.backend} are idle in transaction (${idle} in pg_stat_activity)`);
+    }
+    case 'slow-query': {
+      const seconds = options.seconds ?? 600;
+      await startSlowQuery(docker, app, seconds);
+      return done(`SELECT pg_sleep(${seconds}) runs in ${app.containers.postgres} (application_name ${SLOW_QUERY_APPLICATION_NAME}, state active in pg_stat_activity)`);
+    }
+  }
+}

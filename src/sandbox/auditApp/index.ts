@@ -1,0 +1,39 @@
+/**
+ * The audit-app sandbox: a real PostgreSQL 15, a Node backend and Redis in containers built without a registry,
+ * for people (`runbooks sandbox up|status|down|break`), the demo, the tests and the runbooks that act on it.
+ *
+ *   await ensureAuditAppImages(docker)                         build what is missing (idempotent)
+ *   const app = await startAuditApp(docker, { prefix, ports })  up, PostgreSQL answering, /health 200
+ *   auditAppTargets(app, dockerHost) / auditAppTargetsYaml(…)    the runbooks config that points at it
+ *   await breakAuditApp(docker, app, 'db-stopped')              one of AUDIT_APP_FAULTS, observable on return
+ *   await auditAppStatus(docker, app); await removeAuditApp(docker, app.prefix)
+ */
+export * from './contract';
+export { activityCount, backendFaults, breakAuditApp, postFaultKnob, resetBackendFaults } from './faults';
+export type { FaultOptions, FaultResult } from './faults';
+export {
+  BACKEND_REPOSITORY,
+  BACKUP_DIR,
+  DEFAULT_BACKEND_VERSION,
+  POSTGRES_DATA_DIR,
+  POSTGRES_IMAGE,
+  REDIS_IMAGE,
+  backendImage,
+  ensureAuditAppImages,
+} from './images';
+export type { AuditAppImageOptions, BackendImageSpec, BuiltImage } from './images';
+export {
+  AUDIT_APP_ROLES,
+  AuditAppLabels,
+  auditAppStatus,
+  auditAppTargets,
+  auditAppTargetsYaml,
+  containerLogTail,
+  databaseAnswers,
+  describeAuditApp,
+  findAuditApp,
+  httpGet,
+  removeAuditApp,
+  startAuditApp,
+} from './stack';
+export type { AuditApp, AuditAppOptions, AuditAppPorts, AuditAppRole, AuditAppStatus, ContainerState, StartedAuditApp } from './stack';
