@@ -299,7 +299,8 @@ describe('the audit-app sandbox, for real', () => {
 
     // What `up` prints is a valid runbooks config.
     const config = parseConfig(auditAppTargets(app, requireEnv('DOCKER_HOST')));
-    assert.deepEqual(config.targets.postgres, { container: app.containers.postgres, url: app.urls.database, port: app.ports.postgres, healthyWithin: 30_000 });
+    assert.deepEqual(config.targets.postgres, { container: app.containers.postgres, url: app.urls.database, healthyWithin: 30_000, backupFile: '/backups/latest.dump' });
+    assert.equal(config.targets.backend?.metricsUrl, app.urls.metrics);
     assert.equal(config.docker.host, requireEnv('DOCKER_HOST'));
 
     // A container a rollback kept goes too.

@@ -42,8 +42,6 @@ const PostgresTargetSchema = z.strictObject({
   container: name,
   /** The application database, e.g. postgres://postgres@127.0.0.1:5432/audit_app. May carry a password: stays in the worker. */
   url: z.url({ protocol: /^postgres(ql)?$/ }),
-  /** The port PostgreSQL listens on, for tools that want it alone (it is in the URL too; `runbooks sandbox up` prints both). */
-  port: z.number().int().min(1).max(65535).optional(),
   /** How long the server may take to accept connections again after a restart or a restore. */
   healthyWithin: DurationSchema.prefault('30s'),
   /** The dump `pg_restore` restores from, inside the container (the runbook's /backups/latest.dump). */
