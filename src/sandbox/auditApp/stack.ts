@@ -113,7 +113,7 @@ export function auditAppTargets(app: AuditApp, dockerHost?: string) {
   return {
     ...(dockerHost ? { docker: { host: dockerHost } } : {}),
     targets: {
-      backend: { container: app.containers.backend, healthUrl: app.urls.health },
+      backend: { container: app.containers.backend, healthUrl: app.urls.health, metricsUrl: app.urls.metrics },
       redis: { container: app.containers.redis, url: app.urls.redis },
       postgres: { container: app.containers.postgres, url: app.urls.database, port: app.ports.postgres },
     },
