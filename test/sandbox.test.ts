@@ -24,6 +24,7 @@ import {
   type AuditApp,
 } from '../src/sandbox/auditApp';
 import { parseConfig } from '../src/config/load';
+import { histogramSeries, latencyByRoute } from '../src/metrics/histogram';
 import { TEST_LABEL } from './harness/dockerd';
 import { freePorts } from './harness/util';
 import { requireEnv } from './support/env';
@@ -77,7 +78,8 @@ describe('the audit-app sandbox, for real', () => {
   let pg: PgClient;
   const prefix = `sbx-${randomBytes(3).toString('hex')}-`;
 
-  const metrics = async () => samples((await request(app.urls.metrics)).body.text as string);
+  const metricsText = async () => (await request(app.urls.metrics)).body.text as string;
+  const metrics = async () => samples(await metricsText());
   const psql = (sql: string) => exec(docker, app.containers.postgres, ['psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', 'audit_app', '-c', sql]);
   const activity = async (where: string) =>
     (await pg.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'audit_app' AND ${where}`)).rows[0]!.n;
@@ -214,18 +216,24 @@ describe('the audit-app sandbox, for real', () => {
 
   test('slow-route: the route answers later, and the histogram shows it', async () => {
     const route = { method: 'GET', route: '/api/v1/documents', status: '200' };
-    const before = await metrics();
+    const beforeText = await metricsText();
+    const before = samples(beforeText);
     const result = await breakAuditApp(docker, app, 'slow-route', { route: '/api/v1/documents', ms: 600 });
     assert.match(result.description, /600 ms slower/);
     const slow = await request(`${app.urls.api}/api/v1/documents`);
     assert.equal(slow.status, 200);
     assert.ok(slow.ms >= 600, `took ${slow.ms} ms`);
-    const afterwards = await metrics();
+    const afterText = await metricsText();
+    const afterwards = samples(afterText);
     const grew = (name: string, labels: Record<string, string>) => (sampleValue(afterwards, name, labels) ?? 0) - (sampleValue(before, name, labels) ?? 0);
     assert.equal(grew('http_request_duration_seconds_count', route), 1);
     assert.ok(grew('http_request_duration_seconds_sum', route) >= 0.6);
     assert.equal(grew('http_request_duration_seconds_bucket', { ...route, le: '0.5' }), 0, 'not in the fast buckets');
     assert.equal(grew('http_request_duration_seconds_bucket', { ...route, le: '+Inf' }), 1);
+    // What the slow-responses runbook reads (targets.backend.metricsUrl): p95 per route between two scrapes.
+    const [beforeSeries, afterSeries] = await Promise.all([histogramSeries(beforeText, 'http_request_duration_seconds'), histogramSeries(afterText, 'http_request_duration_seconds')]);
+    const documents = latencyByRoute(beforeSeries, afterSeries).find((r) => r.route === '/api/v1/documents');
+    assert.ok(documents?.p95 !== undefined && documents.p95 >= 0.5, JSON.stringify(documents));
     await resetBackendFaults(app);
   });
 
@@ -299,9 +307,9 @@ describe('the audit-app sandbox, for real', () => {
 
     // What `up` prints is a valid runbooks config.
     const config = parseConfig(auditAppTargets(app, requireEnv('DOCKER_HOST')));
-    assert.deepEqual(config.targets.postgres, { container: app.containers.postgres, url: app.urls.database, healthyWithin: 30_000, backupFile: '/backups/latest.dump' });
-    assert.equal(config.targets.backend?.metricsUrl, app.urls.metrics);
+    assert.deepEqual(config.targets.postgres, { container: app.containers.postgres, url: app.urls.database, healthyWithin: 30_000, backupFile: `${BACKUP_DIR}/latest.dump` });
     assert.equal(config.docker.host, requireEnv('DOCKER_HOST'));
+    assert.equal(config.targets.backend?.metricsUrl, app.urls.metrics);
 
     // A container a rollback kept goes too.
     await docker.createContainer({ name: `${prefix}backend-replaced-0123456789ab`, Image: REDIS_IMAGE, Cmd: ['true'], Labels: { [TEST_LABEL]: 'true' } });
