@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { catalogMarkdown } from '../src/cli/commands/catalog';
-import { parseConfig } from '../src/config/load';
+import { loadConfig, parseConfig } from '../src/config/load';
 import { approvalKinds, catalog, runbookNames } from '../src/runbooks/catalog';
 import * as workflows from '../src/workflows';
 
@@ -50,6 +50,14 @@ describe('the runbook catalog', () => {
     assert.throws(() => parseConfig({ approvers: { 'launch-missiles': ['x'] } }), /approvers.*launch-missiles/);
     assert.throws(() => parseConfig({ routing: { alerts: { X: { runbook: 'nope' } } } }), /routing\.alerts\.X\.runbook/);
     assert.throws(() => parseConfig({ policies: { 'redis-down': { memoryPresure: 0.5 } } }), /policies\.redis-down.*memoryPresure/);
+  });
+
+  test("runbooks.example.yaml routes every alert of the catalog to its runbook and names approvers for every approval kind", () => {
+    const example = loadConfig({ file: path.join(ROOT, 'runbooks.example.yaml'), env: {} });
+    for (const name of runbookNames) {
+      for (const alertname of Object.keys(catalog[name].alerts)) assert.equal(example.routing.alerts[alertname]?.runbook, name, alertname);
+    }
+    for (const kind of approvalKinds) assert.ok(example.approvers[kind]?.length, `approvers.${kind}`);
   });
 
   test('the shared plumbing names no runbook: config, intake, HTTP, incidents, worker, Temporal, activities, lifecycle and steps', () => {
