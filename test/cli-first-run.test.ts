@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -12,6 +11,7 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { actorOrDefault, osUserName } from '../src/cli/context';
 import { CliError } from '../src/cli/errors';
 import { parseConfig } from '../src/config/load';
+import { freePort } from './harness/util';
 import { testConfigInput } from './support/config';
 
 const BIN = path.resolve(__dirname, '..', 'bin', 'runbooks.js');
@@ -30,18 +30,6 @@ function runCli(args: string[], env: NodeJS.ProcessEnv = cliEnv()): Promise<{ co
   return new Promise((resolve) => {
     execFile(process.execPath, [BIN, ...args], { cwd: scratch, env, timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
     });
   });
 }

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,6 +14,7 @@ import type { IncidentSummary } from '../src/incidents/operations';
 import type { IncidentStatusView } from '../src/incidents/model';
 import { dockerClient } from '../src/activities';
 import { approvalKinds } from '../src/runbooks/catalog';
+import { freePort } from './harness/util';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
 import { alert, fire, outcomeOf, terminateAll } from './support/incidents';
@@ -369,18 +369,6 @@ describe('runbooks dev', () => {
     }
   });
 });
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('runbooks demo', () => {
   test('--print-config prints a snippet that passes config check', async () => {

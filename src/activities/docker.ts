@@ -177,8 +177,11 @@ async function requireImage(docker: Docker, image: string): Promise<void> {
   }
 }
 
-/** Docker multiplexes stdout/stderr of non-TTY containers in frames: 8-byte header (stream, 0, 0, 0, size). */
-function demultiplex(raw: Buffer): Buffer {
+/**
+ * Docker multiplexes stdout/stderr of non-TTY containers in frames: 8-byte header (stream, 0, 0, 0, size).
+ * Output that is not framed that way (a TTY container) comes back as it is.
+ */
+export function demultiplex(raw: Buffer): Buffer {
   const chunks: Buffer[] = [];
   let offset = 0;
   while (offset + 8 <= raw.length) {
@@ -186,7 +189,7 @@ function demultiplex(raw: Buffer): Buffer {
     chunks.push(raw.subarray(offset + 8, offset + 8 + size));
     offset += 8 + size;
   }
-  return Buffer.concat(chunks);
+  return offset === raw.length ? Buffer.concat(chunks) : raw;
 }
 
 export interface ExecResult {

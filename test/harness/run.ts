@@ -17,6 +17,7 @@ import { ensureSandboxImages, SandboxImageError } from '../../src/sandbox/images
 import { DevServer, findTemporalCli, findTestServer, startDevServer, waitForTemporal } from './temporal';
 import { startTestRun, type TestRun } from './runner';
 import { ENSURE_TOOLS, InfraError, PROJECT_ROOT, TOOLS_DIR, isAlive, seconds, whichSync } from './util';
+import { redactUrl } from '../../src/logging/redact';
 
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -206,7 +207,7 @@ async function servicesPhase(databaseUrl: string, redisUrl: string): Promise<voi
     await pg.query('select 1');
   } catch (err) {
     throw new InfraError(
-      `PostgreSQL at ${redact(databaseUrl)} does not answer (${(err as Error).message}) — run ${ENSURE_TOOLS}, or set DATABASE_URL`,
+      `PostgreSQL at ${redactUrl(databaseUrl)} does not answer (${(err as Error).message}) — run ${ENSURE_TOOLS}, or set DATABASE_URL`,
     );
   } finally {
     await pg.end().catch(() => {});
@@ -217,21 +218,11 @@ async function servicesPhase(databaseUrl: string, redisUrl: string): Promise<voi
     await redis.connect();
     await redis.ping();
   } catch (err) {
-    throw new InfraError(`Redis at ${redact(redisUrl)} does not answer (${(err as Error).message}) — run ${ENSURE_TOOLS}, or set REDIS_URL`);
+    throw new InfraError(`Redis at ${redactUrl(redisUrl)} does not answer (${(err as Error).message}) — run ${ENSURE_TOOLS}, or set REDIS_URL`);
   } finally {
     redis.disconnect();
   }
   say(`postgres and redis answer in ${seconds(t0)}`);
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
 }
 
 function findBin(envVar: string, names: string[], pkg: string): string {

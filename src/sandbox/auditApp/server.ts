@@ -37,6 +37,7 @@ import {
   RedisKeys,
   type BackendFaultState,
 } from './contract';
+import { redactUrl } from '../../logging/redact';
 
 // ---- configuration ------------------------------------------------------------------------------------------
 
@@ -584,16 +585,6 @@ function listen(server: http.Server, port: number, what: string): Promise<void> 
   });
 }
 
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
-
 let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
@@ -614,7 +605,7 @@ void (async () => {
   log(
     'INFO',
     `audit-app backend ${settings.version} listening on ${HOST}:${settings.port} (admin ${HOST}:${settings.adminPort}); ` +
-      `database ${redact(settings.databaseUrl)} (pool ${settings.poolSize}); redis ${redact(settings.redisUrl)}; ` +
+      `database ${redactUrl(settings.databaseUrl)} (pool ${settings.poolSize}); redis ${redactUrl(settings.redisUrl)}; ` +
       `rate limit ${settings.rateLimit} per ${settings.windowSeconds} s unless ${RedisKeys.rateLimitConfig} says otherwise`,
   );
 })();

@@ -10,7 +10,7 @@ import type Docker from 'dockerode';
 import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { stringify as toYaml } from 'yaml';
-import { PREVIOUS_IMAGE_LABEL } from '../../activities/docker';
+import { demultiplex, PREVIOUS_IMAGE_LABEL } from '../../activities/docker';
 import { BackendEnv, DATABASE_NAME, DEFAULT_POOL_SIZE, DEFAULT_PORTS, DEFAULT_PREFIX, DEFAULT_RATE_LIMIT } from './contract';
 import { backendImage, DEFAULT_BACKEND_VERSION, POSTGRES_IMAGE, REDIS_IMAGE } from './images';
 
@@ -241,18 +241,6 @@ export async function containerLogTail(docker: Docker, name: string, lines = 5):
   } catch (err) {
     return `(no logs: ${firstLine(err)})`;
   }
-}
-
-/** Docker's log stream without a TTY: 8-byte frame headers before each chunk. */
-function demultiplex(raw: Buffer): Buffer {
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  while (offset + 8 <= raw.length) {
-    const size = raw.readUInt32BE(offset + 4);
-    chunks.push(raw.subarray(offset + 8, offset + 8 + size));
-    offset += 8 + size;
-  }
-  return offset === raw.length ? Buffer.concat(chunks) : raw;
 }
 
 /** Polls `probe` until it returns true; fails early, with the container's log, when the container stops. */
