@@ -16,6 +16,7 @@ import { dockerClient } from '../src/activities';
 import { approvalKinds } from '../src/runbooks/catalog';
 import { freePort } from './harness/util';
 import { testConfigInput } from './support/config';
+import { recordHistoryIfAsked } from './support/histories';
 import { requireEnv } from './support/env';
 import { alert, fire, outcomeOf, terminateAll } from './support/incidents';
 import { waitFor } from './support/wait';
@@ -206,6 +207,7 @@ describe('runbooks incident commands', () => {
     const outcome = await outcomeOf(worker.client, workflowId);
     assert.equal(outcome.resolution, 'resolved-by-human');
     assert.equal(outcome.resolvedBy, 'alice');
+    await recordHistoryIfAsked(workflowId, 'generic-resolved-by-human');
 
     const again = await cli('resolve', workflowId, '--by', 'alice');
     assert.equal(again.code, 1);
