@@ -1,5 +1,5 @@
-import { Context } from '@temporalio/activity';
 import type { Config } from '../config/schema';
+import { pollUntil } from './poll';
 import { targetConfig, type TargetRef } from './targets';
 
 export interface HealthProbe {
@@ -18,7 +18,6 @@ export interface HealthWait extends HealthProbe {
 type HealthTarget = TargetRef<'backend'>;
 
 const PROBE_TIMEOUT_MS = 3_000;
-const PROBE_INTERVAL_MS = 500;
 
 /** Health checks of the configured URL of a target (never a URL taken from alert data or history). */
 export function createHttpActivities(config: Pick<Config, 'targets'>) {
@@ -32,13 +31,7 @@ export function createHttpActivities(config: Pick<Config, 'targets'>) {
     /** Polls until /health answers 200 or `withinMs` passes; heartbeats so a dead worker is noticed quickly. Read-only. */
     async waitForHealthy({ target, withinMs }: HealthTarget & { withinMs: number }): Promise<HealthWait> {
       const url = healthUrlOf(target);
-      const deadline = Date.now() + withinMs;
-      for (let attempts = 1; ; attempts++) {
-        Context.current().heartbeat(attempts);
-        const result = await probe(url);
-        if (result.healthy || Date.now() + PROBE_INTERVAL_MS > deadline) return { ...result, attempts };
-        await Context.current().sleep(PROBE_INTERVAL_MS);
-      }
+      return pollUntil(withinMs, () => probe(url), (r) => r.healthy);
     },
   };
 }

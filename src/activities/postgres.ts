@@ -3,12 +3,13 @@
  * the few changes the runbook allows. Every statement is parameterised; identifiers (tables, columns) are checked
  * against the catalogue before use. The URL may carry a password: it stays in the worker.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { Client, escapeIdentifier } from 'pg';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
 import { execInContainer } from './docker';
+import { pollUntil } from './poll';
 import { targetConfig, type TargetRef } from './targets';
 
 type PostgresRef = TargetRef<'postgres'>;
@@ -134,13 +135,7 @@ export function createPostgresActivities(config: Pick<Config, 'targets'>, docker
     /** Polls `SELECT 1` until it answers or `withinMs` passes; heartbeats. Read-only. */
     async waitForDatabase({ target, withinMs }: PostgresRef & { withinMs: number }): Promise<DatabaseCheck & { attempts: number }> {
       const url = urlOf(target);
-      const deadline = Date.now() + withinMs;
-      for (let attempts = 1; ; attempts++) {
-        Context.current().heartbeat(attempts);
-        const result = await check(url);
-        if (result.reachable || Date.now() + 500 > deadline) return { ...result, attempts };
-        await Context.current().sleep(500);
-      }
+      return pollUntil(withinMs, () => check(url), (r) => r.reachable);
     },
 
     /**

@@ -1,6 +1,6 @@
-import { Context } from '@temporalio/activity';
 import Redis from 'ioredis';
 import type { Config } from '../config/schema';
+import { pollUntil } from './poll';
 import { targetConfig, type TargetRef } from './targets';
 
 type RedisTargetRef = TargetRef<'redis'>;
@@ -64,18 +64,12 @@ export function createRedisActivities(config: Pick<Config, 'targets'>) {
     /** Polls PING until PONG or `withinMs` passes. Read-only. */
     async waitForRedis({ target, withinMs }: RedisTargetRef & { withinMs: number }): Promise<RedisWait> {
       const url = urlOf(target);
-      const deadline = Date.now() + withinMs;
-      let error: string | undefined;
-      for (let attempts = 1; ; attempts++) {
-        Context.current().heartbeat(attempts);
-        try {
-          if ((await withRedis(url, (redis) => redis.ping())) === 'PONG') return { healthy: true, attempts };
-        } catch (err) {
-          error = (err as Error).message;
-        }
-        if (Date.now() + 500 > deadline) return { healthy: false, attempts, error };
-        await Context.current().sleep(500);
-      }
+      const ping = () =>
+        withRedis(url, (redis) => redis.ping()).then(
+          (reply): { healthy: boolean; error?: string } => ({ healthy: reply === 'PONG' }),
+          (err: Error) => ({ healthy: false, error: err.message }),
+        );
+      return pollUntil(withinMs, ping, (r) => r.healthy);
     },
 
     /** `FLUSHDB`: idempotent (a second flush finds nothing). Returns how many keys were dropped. */
