@@ -17,7 +17,7 @@ export const BackendEnv = {
   poolSize: 'DB_POOL_SIZE',
   /** How long a request waits for a pool connection before failing (default 2000 ms). */
   poolTimeoutMs: 'DB_POOL_TIMEOUT_MS',
-  /** How long /health waits for `SELECT 1` (default 1000 ms). */
+  /** How long /health waits for its read of `documents` (`SELECT 1 FROM documents LIMIT 1`; default 1000 ms). */
   healthTimeoutMs: 'HEALTH_TIMEOUT_MS',
   /** Requests per window per client when Redis holds no limit (default 120). */
   rateLimit: 'RATE_LIMIT_DEFAULT',

@@ -3,7 +3,9 @@
  * `runbooks-audit-app-backend` image (bundled with contract.ts; pg, ioredis and prom-client come from node_modules).
  * Environment: contract.ts BackendEnv. Everything listens on 127.0.0.1.
  *
- *   GET  /health                         200 when `SELECT 1` answers within HEALTH_TIMEOUT_MS, else 503; with the version
+ *   GET  /health                         200 when `SELECT 1 FROM documents LIMIT 1` answers within HEALTH_TIMEOUT_MS, else
+ *                                        503 with the error (the database down, the pool exhausted, the table lost);
+ *                                        with the version
  *   GET  /metrics                        Prometheus text: http_request_duration_seconds{method,route,status}, 429 and
  *                                        403 counters, pool gauges, audit_app_info{version}, process metrics
  *   GET  /api/v1/documents?county=&year= rows of `documents`
@@ -408,13 +410,16 @@ function optionalInt(value: string | null, name: string): number | null {
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL, ip: string) => Promise<number>;
 
+const HEALTH_QUERY = 'SELECT 1 FROM documents LIMIT 1';
+
 async function health(_req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
   const redisState = redis.status === 'ready' ? 'ok' : 'unavailable';
   if (faults.healthStatus !== null) {
     return send(res, faults.healthStatus, { status: 'faulty', version: settings.version, fault: `health answers ${faults.healthStatus}` });
   }
   try {
-    await withTimeout(pool.query('SELECT 1'), settings.healthTimeoutMs, 'SELECT 1');
+    // A read of the data, not just `SELECT 1`: a database that answers but lost its table is not healthy.
+    await withTimeout(pool.query(HEALTH_QUERY), settings.healthTimeoutMs, HEALTH_QUERY);
     return send(res, 200, { status: 'ok', version: settings.version, database: 'ok', redis: redisState });
   } catch (err) {
     return send(res, 503, { status: 'unavailable', version: settings.version, database: firstLine(err), redis: redisState });

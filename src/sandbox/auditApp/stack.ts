@@ -71,7 +71,7 @@ export interface AuditApp {
   ports: AuditAppPorts;
   images: Record<AuditAppRole, string>;
   urls: {
-    /** GET: 200 when the backend's database answers. */
+    /** GET: 200 when the backend reads its `documents` table (SELECT 1 FROM documents LIMIT 1); 503 with the error otherwise. */
     health: string;
     metrics: string;
     /** Base of the API, e.g. http://127.0.0.1:18180 */
