@@ -283,6 +283,7 @@ describe('the audit-app sandbox, for real', () => {
     const health = await request(app.urls.health);
     assert.equal(health.status, 503);
     assert.match(String(health.body.database), /ECONNREFUSED/);
+    await assert.rejects(breakAuditApp(docker, app, 'db-corrupted'), new RegExp(`${app.containers.postgres} is not running: start it first`));
 
     const crash = await breakAuditApp(docker, app, 'backend-crash');
     assert.match(crash.description, /exited with code 1/);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { severities } from '../incidents/model';
 import { approvalKinds, catalog, FALLBACK_RUNBOOK, runbookNames, type PolicyValue, type RunbookName, type TargetName } from '../runbooks/catalog';
+import { LATEST_BACKUP_FILE } from '../sandbox/auditApp/contract';
 
 const SeveritySchema = z.enum(severities);
 /** Runbooks come from the catalog (src/runbooks/catalog.ts). */
@@ -45,7 +46,7 @@ const PostgresTargetSchema = z.strictObject({
   /** How long the server may take to accept connections again after a restart or a restore. */
   healthyWithin: DurationSchema.prefault('30s'),
   /** The dump `pg_restore` restores from, inside the container (the runbook's /backups/latest.dump). */
-  backupFile: z.string().regex(/^\/[A-Za-z0-9_./-]{1,255}$/, 'an absolute path of letters, digits, _ . / -').default('/backups/latest.dump'),
+  backupFile: z.string().regex(/^\/[A-Za-z0-9_./-]{1,255}$/, 'an absolute path of letters, digits, _ . / -').default(LATEST_BACKUP_FILE),
 });
 
 /** One schema per target name of the catalog. */

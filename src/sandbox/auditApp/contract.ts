@@ -1,8 +1,8 @@
 /**
  * What the audit-app's backend (server.ts, which runs in its container) and the code that drives it from outside
- * (stack.ts, faults.ts, the CLI, the tests, later runbooks) agree on: environment variables, Redis keys, admin
- * routes, fault names, defaults. No imports: server.ts is bundled with this file alone, and the CLI reads it
- * without loading Docker or pg.
+ * (stack.ts, faults.ts, the CLI, the tests, later runbooks; the config's default backup file) agree on: environment
+ * variables, Redis keys, admin routes, fault names, defaults. No imports: server.ts is bundled with this file alone,
+ * and the CLI and the config read it without loading Docker or pg.
  */
 
 /** Environment of the backend container. */
@@ -35,6 +35,13 @@ export const DEFAULT_POOL_SIZE = 5;
 export const DEFAULT_RATE_LIMIT = 120;
 export const DEFAULT_RATE_LIMIT_WINDOW_SECONDS = 60;
 export const DATABASE_NAME = 'audit_app';
+/** Inside the postgres container: where `pg_dump -Fc -f /backups/…` writes and `pg_restore` reads. */
+export const BACKUP_DIR = '/backups';
+/**
+ * The dump the runbook restores from unless `targets.postgres.backupFile` says otherwise (the config's default), and
+ * the good backup the `db-corrupted` fault takes before it drops the table.
+ */
+export const LATEST_BACKUP_FILE = `${BACKUP_DIR}/latest.dump`;
 /** `application_name` of the backend's database sessions (pool and fault sessions alike). */
 export const BACKEND_APPLICATION_NAME = 'audit-app-backend';
 /** `application_name` of the slow-query fault's session. */
@@ -102,6 +109,7 @@ export const AUDIT_APP_FAULTS = [
   'redis-stopped',
   'idle-in-transaction',
   'slow-query',
+  'db-corrupted',
 ] as const;
 export type AuditAppFault = (typeof AUDIT_APP_FAULTS)[number];
 

@@ -11,10 +11,24 @@
  *   redis-stopped        docker stop <prefix>redis: rate limiting falls back to in-memory  (§6)
  *   idle-in-transaction  N sessions (3) of the backend idle in transaction      (§2 "Kill long-running queries")
  *   slow-query           a real `SELECT pg_sleep(N)` (600 s) running in audit_app (§2 slow queries, §4)
+ *   db-corrupted         a good backup first (`pg_dump -Fc` to /backups/latest.dump, the file a restore reads by
+ *                        default), then `DROP TABLE documents` and docker stop <prefix>postgres: restarted, the
+ *                        database answers SELECT 1 but /health stays 503 until the dump is restored
+ *                        (§2 "restore from backup if data corrupted")
  */
 import type Docker from 'dockerode';
 import { Client as PgClient } from 'pg';
-import { AdminRoutes, ApiRoutes, BACKEND_APPLICATION_NAME, SLOW_QUERY_APPLICATION_NAME, type AuditAppFault, type BackendFaultState } from './contract';
+import { execInContainer } from '../../activities/docker';
+import {
+  AdminRoutes,
+  ApiRoutes,
+  BACKEND_APPLICATION_NAME,
+  DATABASE_NAME,
+  LATEST_BACKUP_FILE,
+  SLOW_QUERY_APPLICATION_NAME,
+  type AuditAppFault,
+  type BackendFaultState,
+} from './contract';
 import type { AuditApp } from './stack';
 
 
@@ -123,6 +137,30 @@ async function startSlowQuery(docker: Docker, app: AuditApp, seconds: number): P
   }
 }
 
+/** `docker exec` of `argv` in the postgres container; its output, or an error with the last lines of it. */
+async function inPostgres(docker: Docker, app: AuditApp, argv: string[]): Promise<string> {
+  const { exitCode, output } = await execInContainer(docker, app.containers.postgres, argv).catch((err: Error & { statusCode?: number }) => {
+    if (err.statusCode === 409) throw new Error(`${app.containers.postgres} is not running: start it first`, { cause: err });
+    throw err;
+  });
+  if (exitCode !== 0) throw new Error(`${argv[0]} in ${app.containers.postgres} exited ${exitCode}: ${output.trim().split('\n').slice(-2).join(' ')}`);
+  return output;
+}
+
+/**
+ * A good backup, then the data lost, then the database down. A `documents` already gone is refused: dumping it
+ * would overwrite the good backup with the broken database.
+ */
+async function corruptDatabase(docker: Docker, app: AuditApp): Promise<void> {
+  const psql = ['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', DATABASE_NAME];
+  const present = (await inPostgres(docker, app, [...psql, '-c', "SELECT to_regclass('public.documents') IS NOT NULL"])).trim();
+  if (present !== 't') throw new Error(`documents is already gone from ${DATABASE_NAME}: restore ${LATEST_BACKUP_FILE} first (it is left as it is)`);
+  await inPostgres(docker, app, ['pg_dump', '-Fc', '-U', 'postgres', '-f', LATEST_BACKUP_FILE, DATABASE_NAME]);
+  // A session holding a lock on the table (leak-connections) makes the DROP fail after 10 s instead of hanging.
+  await inPostgres(docker, app, [...psql, '-c', "SET lock_timeout = '10s'", '-c', 'DROP TABLE documents']);
+  await stopContainer(docker, app.containers.postgres);
+}
+
 /** Breaks the app the way `fault` says; resolves once the fault is observable. */
 export async function breakAuditApp(docker: Docker, app: AuditApp, fault: AuditAppFault, options: FaultOptions = {}): Promise<FaultResult> {
   const done = (description: string): FaultResult => ({ fault, description });
@@ -164,5 +202,10 @@ export async function breakAuditApp(docker: Docker, app: AuditApp, fault: AuditA
       await startSlowQuery(docker, app, seconds);
       return done(`SELECT pg_sleep(${seconds}) runs in ${app.containers.postgres} (application_name ${SLOW_QUERY_APPLICATION_NAME}, state active in pg_stat_activity)`);
     }
+    case 'db-corrupted':
+      await corruptDatabase(docker, app);
+      return done(
+        `backed up ${DATABASE_NAME} to ${LATEST_BACKUP_FILE}, dropped the documents table and stopped ${app.containers.postgres}: restarted, it answers SELECT 1 but ${app.urls.health} stays 503 until the backup is restored`,
+      );
   }
 }

@@ -34,6 +34,7 @@ import {
   verifyImage,
   type ImageUser,
 } from '../rootfs';
+import { BACKUP_DIR } from './contract';
 import { dependencyClosure } from './nodeModules';
 
 const execFileP = promisify(execFile);
@@ -66,8 +67,6 @@ const PG_SERVER_BINARIES = ['postgres', 'initdb', 'pg_ctl'];
 const PG_CLIENT_BINARIES = ['pg_isready', 'psql', 'pg_dump', 'pg_restore'];
 const POSTGRES_FILES = path.join(__dirname, 'postgres');
 export const POSTGRES_USER: ImageUser = { name: 'postgres', uid: 999, home: '/var/lib/postgresql' };
-/** Inside the container: where `pg_dump -Fc -f /backups/…` writes and `pg_restore` reads. */
-export const BACKUP_DIR = '/backups';
 export const POSTGRES_DATA_DIR = '/var/lib/postgresql/data';
 const POSTGRES_ENTRYPOINT = '/usr/local/bin/audit-app-postgres';
 

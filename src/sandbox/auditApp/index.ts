@@ -13,7 +13,6 @@ export { activityCount, backendFaults, breakAuditApp, postFaultKnob, resetBacken
 export type { FaultOptions, FaultResult } from './faults';
 export {
   BACKEND_REPOSITORY,
-  BACKUP_DIR,
   DEFAULT_BACKEND_VERSION,
   POSTGRES_DATA_DIR,
   POSTGRES_IMAGE,
