@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type Docker from 'dockerode';
 import { dockerClient } from '../src/activities';
 import { actOnIncident } from '../src/incidents/operations';
-import { auditAppTargets, breakAuditApp, removeAuditApp, startAuditApp, type AuditApp } from '../src/sandbox/auditApp';
+import { auditAppTargets, breakAuditApp, removeAuditApp, startAuditApp, startTraffic, type AuditApp, type Traffic } from '../src/sandbox/auditApp';
 import { TEST_LABEL } from './harness/dockerd';
 import { freePorts } from './harness/util';
 import { dropAuditSchema } from './support/audit';
@@ -22,28 +22,8 @@ describe('High Response Times runbook, against the sandbox audit-app', { timeout
   let app: AuditApp;
   let worker: RunningWorker;
   let config: ReturnType<typeof testConfig>;
-  let traffic: { stop(): Promise<number> } | undefined;
+  let traffic: Traffic | undefined;
   const prefix = `slow-${randomBytes(3).toString('hex')}-`;
-
-  /** Steady requests to the documents route, a few at a time, until stopped (bounded by the test's own length). */
-  function startTraffic(): { stop(): Promise<number> } {
-    let running = true;
-    let sent = 0;
-    const loop = async () => {
-      while (running) {
-        await fetch(`${app.urls.api}/api/v1/documents?county=Nairobi`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.body?.cancel(), () => undefined);
-        sent += 1;
-      }
-    };
-    const loops = [loop(), loop(), loop()];
-    return {
-      async stop() {
-        running = false;
-        await Promise.all(loops);
-        return sent;
-      },
-    };
-  }
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
@@ -67,7 +47,7 @@ describe('High Response Times runbook, against the sandbox audit-app', { timeout
 
   test('a slow route raises p95; the runbook reports it, restarts the backend once approved, and verifies p95 back under the threshold', async () => {
     await breakAuditApp(docker, app, 'slow-route', { route: '/api/v1/documents', ms: 1_500 });
-    traffic = startTraffic();
+    traffic = startTraffic(app);
 
     const intake = await fire(worker.client, config, alert('HighResponseTime', { service: 'audit-app', severity: 'high' }));
     const waiting = await waitForStatus(worker.client, intake.workflowId, 'the scale-backend approval', (s) => s.pendingApprovals.length > 0, 90_000);

@@ -6,6 +6,7 @@
  *   const app = await startAuditApp(docker, { prefix, ports })  up, PostgreSQL answering, /health 200
  *   auditAppTargets(app, dockerHost) / auditAppTargetsYaml(…)    the runbooks config that points at it
  *   await breakAuditApp(docker, app, 'db-stopped')              one of AUDIT_APP_FAULTS, observable on return
+ *   const traffic = startTraffic(app); …; await traffic.stop()   steady GETs to the API (for /metrics), until stopped
  *   await auditAppStatus(docker, app); await removeAuditApp(docker, app.prefix)
  */
 export * from './contract';
@@ -36,3 +37,5 @@ export {
   startAuditApp,
 } from './stack';
 export type { AuditApp, AuditAppOptions, AuditAppPorts, AuditAppRole, AuditAppStatus, ContainerState, StartedAuditApp } from './stack';
+export { DEFAULT_TRAFFIC_PATH, startTraffic } from './traffic';
+export type { Traffic, TrafficOptions } from './traffic';
