@@ -6,7 +6,6 @@ import { after, before, describe, test } from 'node:test';
 import type Docker from 'dockerode';
 import { Client as PgClient } from 'pg';
 import { dockerClient } from '../src/activities';
-import { createPostgresActivities } from '../src/activities/postgres';
 import { actOnIncident } from '../src/incidents/operations';
 import { auditAppTargets, breakAuditApp, removeAuditApp, startAuditApp, type AuditApp } from '../src/sandbox/auditApp';
 import { TEST_LABEL } from './harness/dockerd';
@@ -16,7 +15,6 @@ import { testConfig } from './support/config';
 import { recordHistoryIfAsked } from './support/histories';
 import { alert, fire, outcomeOf, waitForStatus } from './support/incidents';
 import { requireEnv } from './support/env';
-import { eventually } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
 
 describe('Database Connection Issues runbook, against the sandbox audit-app', { timeout: 280_000 }, () => {
@@ -27,6 +25,26 @@ describe('Database Connection Issues runbook, against the sandbox audit-app', { 
   const prefix = `dbc-${randomBytes(3).toString('hex')}-`;
 
   const health = () => fetch(app.urls.health, { signal: AbortSignal.timeout(3_000) }).then((r) => r.status, () => 0);
+  const healthAnswer = async () => {
+    const response = await fetch(app.urls.health, { signal: AbortSignal.timeout(3_000) });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+  /** Rows of documents, or undefined when the table is gone. */
+  async function documentCount(): Promise<number | undefined> {
+    const pg = new PgClient({ connectionString: app.urls.database });
+    await pg.connect();
+    try {
+      return await pg.query<{ n: number }>('SELECT count(*)::int AS n FROM documents').then(
+        (r) => r.rows[0]!.n,
+        (err: { code?: string }) => {
+          if (err.code === '42P01') return undefined; // undefined_table
+          throw err;
+        },
+      );
+    } finally {
+      await pg.end();
+    }
+  }
   async function sessions(where: string): Promise<number> {
     const pg = new PgClient({ connectionString: app.urls.database });
     await pg.connect();
@@ -94,22 +112,60 @@ describe('Database Connection Issues runbook, against the sandbox audit-app', { 
     await recordHistoryIfAsked(intake.workflowId, 'db-connections-idle-sessions');
   });
 
-  test('the restore activity restores a real pg_dump of the sandbox after a table was lost', async () => {
-    const pg = createPostgresActivities(config, docker);
-    const backup = await pg.exportBackup({ target: 'postgres' });
-    assert.ok(backup.bytes > 0 && backup.file.startsWith('/backups/backup_'), JSON.stringify(backup));
-    const db = new PgClient({ connectionString: app.urls.database });
-    await db.connect();
-    try {
-      const before = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM documents')).rows[0]!.n;
-      await db.query('DROP TABLE documents');
-      await pg.restoreFromBackup({ target: 'postgres' });
-      const restored = await eventually('documents back', async () =>
-        (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM documents').then((r) => r.rows[0]!.n, () => undefined)),
-      );
-      assert.equal(restored, before);
-    } finally {
-      await db.end();
-    }
+  // Runbook §2 "restore from backup if data corrupted", in two parts that share the sandbox: the corrupted database
+  // is first left alone because the restore is rejected, then restored from the same good dump once approved.
+  let documentsBefore: number | undefined;
+
+  test('a database that lost its documents table comes back after a restart but /health stays 503; the restore is rejected and nothing is restored', async () => {
+    const counted = await documentCount();
+    assert.ok(counted !== undefined && counted > 0, 'the sandbox has documents');
+    documentsBefore = counted;
+    const broken = await breakAuditApp(docker, app, 'db-corrupted');
+    assert.match(broken.description, /backed up audit_app to \/backups\/latest\.dump, dropped the documents table and stopped/);
+    assert.equal(await health(), 503);
+
+    const intake = await fire(worker.client, config, alert('DatabaseDown', { service: 'audit-app' }));
+    const waiting = await waitForStatus(worker.client, intake.workflowId, 'the restore-database approval', (s) => s.pendingApprovals.length > 0, 120_000);
+    assert.deepEqual(waiting.pendingApprovals.map((p) => p.kind), ['restore-database']);
+    const asked = waiting.timeline.map((e) => e.message);
+    assert.ok(asked.includes(`Restarted container ${app.containers.postgres}.`), asked.join('\n'));
+    assert.ok(asked.some((m) => m.startsWith('The database answers SELECT 1 after the restart')), asked.join('\n'));
+    const answer = await healthAnswer();
+    assert.equal(answer.status, 503, 'the database answers SELECT 1, the backend still fails');
+    assert.match(String(answer.body.database), /relation "documents" does not exist/);
+
+    await actOnIncident(worker.client, intake.workflowId, { kind: 'reject', step: 'restore-database', by: 'dana' });
+    const handedOver = await waitForStatus(worker.client, intake.workflowId, 'the incident left to a human', (s) => s.phase === 'needs-human', 30_000);
+    const messages = handedOver.timeline.map((e) => e.message);
+    assert.ok(messages.includes('Restore rejected: the database is left as it is.'), messages.join('\n'));
+    assert.ok(!messages.some((m) => m.startsWith('Restored ')), 'no restore ran');
+    assert.equal(await documentCount(), undefined, 'documents is still missing');
+    assert.equal(await health(), 503);
+
+    await actOnIncident(worker.client, intake.workflowId, { kind: 'resolve', by: 'dana', note: 'restore declined in the test' });
+    const outcome = await outcomeOf(worker.client, intake.workflowId, { timeoutMs: 60_000 });
+    assert.equal(outcome.resolution, 'resolved-by-human');
+    assert.equal(outcome.resolvedBy, 'dana');
+    assert.ok(!outcome.timeline.some((e) => e.message.startsWith('Restored ')), 'no restore ran');
+  });
+
+  test('the same corrupted database, down again, is restored from the good pg_dump once approved: every document back and /health 200', async () => {
+    assert.ok(documentsBefore !== undefined, 'runs after the rejected restore');
+    // The fault refuses a second time: its pg_dump would overwrite the good backup with the broken database.
+    await assert.rejects(breakAuditApp(docker, app, 'db-corrupted'), /documents is already gone from audit_app: restore \/backups\/latest\.dump first/);
+    await breakAuditApp(docker, app, 'db-stopped'); // /backups/latest.dump is still the good backup db-corrupted took
+    const intake = await fire(worker.client, config, alert('DatabaseDown', { service: 'audit-app' }));
+    const waiting = await waitForStatus(worker.client, intake.workflowId, 'the restore-database approval', (s) => s.pendingApprovals.length > 0, 120_000);
+    assert.deepEqual(waiting.pendingApprovals.map((p) => p.kind), ['restore-database']);
+    assert.equal(await documentCount(), undefined, 'nothing restored before approval');
+
+    await actOnIncident(worker.client, intake.workflowId, { kind: 'approve', step: 'restore-database', by: 'dana' });
+    const outcome = await outcomeOf(worker.client, intake.workflowId, { timeoutMs: 120_000 });
+    const messages = outcome.timeline.map((e) => e.message);
+    assert.equal(outcome.resolution, 'remediated', JSON.stringify(messages, null, 1));
+    assert.ok(messages.includes(`Restored ${app.containers.postgres} from /backups/latest.dump.`), messages.join('\n'));
+    assert.equal(await documentCount(), documentsBefore);
+    assert.equal(await health(), 200);
+    await recordHistoryIfAsked(intake.workflowId, 'db-connections-restore-approved');
   });
 });
