@@ -1,10 +1,8 @@
 // What a new user meets first, through the `runbooks` CLI in a child process: `token create`, the `--by`
-// default, and a worker whose audit database is not there. (cli.test.ts has the incident commands, dev and demo.)
+// default, and a worker whose audit database is not there. (cli.test.ts has the incident commands and dev; demo*.test.ts the demo.)
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
@@ -12,27 +10,13 @@ import { actorOrDefault, osUserName } from '../src/cli/context';
 import { CliError } from '../src/cli/errors';
 import { parseConfig } from '../src/config/load';
 import { freePort } from './harness/util';
+import { cliEnv, cliWorkspace } from './support/cli';
 import { testConfigInput } from './support/config';
 
-const BIN = path.resolve(__dirname, '..', 'bin', 'runbooks.js');
-const scratch = mkdtempSync(path.join(tmpdir(), 'runbooks-cli-first-run-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
-
-/** The harness's environment (TEMPORAL_ADDRESS, DATABASE_URL…) minus what would override the config file. */
-function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env, ...extra };
-  if (!('PORT' in extra)) delete env.PORT;
-  delete env.RUNBOOKS_CONFIG;
-  return env;
-}
-
-function runCli(args: string[], env: NodeJS.ProcessEnv = cliEnv()): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: scratch, env, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const workspace = cliWorkspace('cli-first-run');
+const { scratch } = workspace;
+after(() => workspace.remove());
+const runCli = (args: string[], env?: NodeJS.ProcessEnv) => workspace.run(args, { env });
 
 describe('the --by default', () => {
   const noPasswdEntry = () => {

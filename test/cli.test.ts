@@ -1,88 +1,27 @@
 // The `runbooks` CLI against real Temporal and PostgreSQL: each command runs as users run it, in a child process.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stringify as toYaml } from 'yaml';
 import { osUserName } from '../src/cli/context';
 import { parseConfig } from '../src/config/load';
-import type { ConfigInput } from '../src/config/schema';
 import type { IncidentSummary } from '../src/incidents/operations';
 import type { IncidentStatusView } from '../src/incidents/model';
-import { dockerClient } from '../src/activities';
 import { approvalKinds } from '../src/runbooks/catalog';
-import { freePort } from './harness/util';
+import { cliEnv, cliWorkspace, type CliProcess } from './support/cli';
 import { testConfigInput } from './support/config';
 import { recordHistoryIfAsked } from './support/histories';
-import { requireEnv } from './support/env';
 import { alert, fire, outcomeOf, terminateAll } from './support/incidents';
 import { waitFor } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
 
-const ROOT = path.resolve(__dirname, '..');
-const BIN = path.join(ROOT, 'bin', 'runbooks.js');
-const scratch = mkdtempSync(path.join(tmpdir(), 'runbooks-cli-test-'));
+const workspace = cliWorkspace('cli-test');
+const { scratch, writeConfig } = workspace;
+const runCli = (args: string[]) => workspace.run(args);
+const spawnCli = (args: string[], env?: NodeJS.ProcessEnv) => workspace.spawn(args, env);
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The environment of the CLI: the harness's TEMPORAL_ADDRESS, DATABASE_URL…, minus PORT, which would override the config. */
-function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env, ...extra };
-  if (!('PORT' in extra)) delete env.PORT;
-  delete env.RUNBOOKS_CONFIG;
-  return env;
-}
-
-function runCli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: scratch, env: cliEnv(), timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-interface CliProcess {
-  child: ChildProcess;
-  /** What it printed so far. */
-  readonly stdout: string;
-  readonly stderr: string;
-  /** Its exit code, once it has exited. */
-  exited: Promise<number | null>;
-}
-
-/** Starts the CLI as a long-running child process (dev, demo), collecting what it prints. */
-function spawnCli(args: string[], env: NodeJS.ProcessEnv = cliEnv()): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: scratch, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = { stdout: '', stderr: '' };
-  child.stdout.on('data', (d: Buffer) => (output.stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output.stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return {
-    child,
-    exited,
-    get stdout() {
-      return output.stdout;
-    },
-    get stderr() {
-      return output.stderr;
-    },
-  };
-}
-
-function writeConfig(input: ConfigInput): string {
-  const file = path.join(scratch, `runbooks-${randomBytes(3).toString('hex')}.yaml`);
-  writeFileSync(file, toYaml(input));
-  return file;
-}
-
-after(() => rmSync(scratch, { recursive: true, force: true }));
+after(() => workspace.remove());
 
 describe('runbooks incident commands', () => {
   const input = testConfigInput({ approvers: { rollback: ['alice'] } });
@@ -368,73 +307,6 @@ describe('runbooks dev', () => {
       await own.stop();
     } finally {
       if (own.child.exitCode === null) own.child.kill('SIGKILL');
-    }
-  });
-});
-
-describe('runbooks demo', () => {
-  test('--print-config prints a snippet that passes config check', async () => {
-    const snippet = await runCli(['demo', '--print-config', '--port', '18555']);
-    assert.equal(snippet.code, 0, snippet.stderr);
-    assert.match(snippet.stdout, /healthUrl: http:\/\/127\.0\.0\.1:18555\/health/);
-    const file = path.join(scratch, 'demo-snippet.yaml');
-    writeFileSync(file, snippet.stdout);
-    const checked = await runCli(['config', 'check', file]);
-    assert.equal(checked.code, 0, checked.stderr);
-    assert.match(checked.stdout, /targets\s+1 \(backend \(runbooks-demo-backend\)\)/);
-    assert.match(checked.stdout, /approvers\s+rollback: demo/);
-  });
-
-  test('breaks a sandbox backend, fires APIDown through its own webhook, follows the incident until the restart fixes it, and cleans up', async () => {
-    const docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const configFile = writeConfig(testConfigInput());
-    const port = await freePort();
-    const result = await runCli(['--config', configFile, 'demo', '--port', String(port), '--timeout', '120']);
-    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
-    assert.match(result.stdout, /broke the backend: container runbooks-demo-backend .* is now stopped/);
-    const fired = /fired APIDown at http:\/\/127\.0\.0\.1:\d+\/alerts → incident (APIDown-[0-9a-f]{16})/.exec(result.stdout);
-    assert.ok(fired, result.stdout);
-    assert.match(result.stdout, /detected\s+alertmanager\s+APIDown fired for backend \(critical\)\./);
-    assert.match(result.stdout, /action\s+runbooks\s+Restarted container runbooks-demo-backend\./);
-    assert.match(result.stdout, /resolved\s+runbooks\s+Remediated and verified healthy\./);
-    assert.match(result.stdout, new RegExp(`${fired[1]} resolved\\.`));
-    const left = await docker.listContainers({ all: true, filters: { name: ['^/runbooks-demo-backend'] } });
-    assert.deepEqual(left, [], 'the sandbox container is removed');
-  });
-
-  test('in a bad deploy it waits for approval: a non-approver is refused with exit 1, the printed approve command rolls back', async () => {
-    const docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const configFile = writeConfig(testConfigInput());
-    const port = await freePort();
-    const demo = spawnCli(['--config', configFile, 'demo', '--scenario', 'bad-deploy', '--port', String(port), '--timeout', '120']);
-    const { child, exited } = demo;
-    try {
-      const printed = await waitFor(
-        'the approve command',
-        async () => /npx runbooks approve (APIDown-[0-9a-f]{16}) --step (\S+) --by demo\n/.exec(demo.stdout) ?? (child.exitCode !== null ? null : undefined),
-        90_000,
-      );
-      assert.ok(printed, `demo exited early:\n${demo.stdout}\n${demo.stderr}`);
-      const [, workflowId, step] = printed;
-      // The demo's config is the file plus its own additions: talk to its task queue's incident by ID.
-      const refused = await runCli(['--config', configFile, 'approve', workflowId!, '--step', step!, '--by', 'mallory']);
-      assert.equal(refused.code, 1);
-      assert.match(refused.stderr, /mallory is not an approver for rollback/);
-
-      const approved = await runCli(['--config', configFile, 'approve', workflowId!, '--step', step!, '--by', 'demo', '--reason', 'test']);
-      assert.equal(approved.code, 0, approved.stderr);
-      assert.match(approved.stdout, new RegExp(`^${workflowId}: approved step ${step} by demo`));
-      assert.doesNotMatch(approved.stdout, /waiting for approval/);
-
-      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 90_000))]);
-      assert.equal(code, 0, `${demo.stdout}\n${demo.stderr}`);
-      assert.match(demo.stdout, /approval-refused\s+mallory\s+/);
-      assert.match(demo.stdout, /action\s+runbooks\s+Rolled runbooks-demo-backend back from runbooks-sandbox-backend:broken to runbooks-sandbox-backend:healthy/);
-      assert.match(demo.stdout, /resolved\s+runbooks\s+Remediated and verified healthy\./);
-      const left = await docker.listContainers({ all: true, filters: { name: ['^/runbooks-demo-backend'] } });
-      assert.deepEqual(left, [], 'the sandbox container and the copy the rollback kept are removed');
-    } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
     }
   });
 });

@@ -105,8 +105,9 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
     },
 
     /**
-     * Replaces the container by one running `image`, with the same command, environment and host config;
-     * the old one is kept, stopped, for the post-incident review. Idempotent: a retry after a crash at any
+     * Replaces the container by one running `image`, with the same command, host config and the environment
+     * the container set itself (what the replaced image baked in stays behind with it, so the new image's own
+     * defaults apply — a bad image's setting must not survive its rollback); the old one is kept, stopped, for the post-incident review. Idempotent: a retry after a crash at any
      * point finds either the container already on `image`, or the kept one to copy from.
      */
     async rollbackContainer({ target, image }: TargetRef & { image: string }): Promise<RollbackResult> {
@@ -130,7 +131,7 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
         Image: image,
         Cmd: template.Config.Cmd ?? undefined,
         Entrypoint: template.Config.Entrypoint ?? undefined,
-        Env: template.Config.Env,
+        Env: await ownEnvironment(docker, template),
         Labels: labels,
         ExposedPorts: template.Config.ExposedPorts,
         HostConfig: template.HostConfig,
@@ -142,6 +143,16 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
 }
 
 export type DockerActivities = ReturnType<typeof createDockerActivities>;
+
+/** The container's environment without what its image set (all of it, if that image is gone). */
+async function ownEnvironment(docker: Docker, container: Docker.ContainerInspectInfo): Promise<string[] | undefined> {
+  const env = container.Config.Env ?? undefined;
+  const fromImage = await docker
+    .getImage(container.Image)
+    .inspect()
+    .then((image) => new Set(image.Config.Env ?? []), () => new Set<string>());
+  return env?.filter((entry) => !fromImage.has(entry));
+}
 
 async function inspectOrNull(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo | null> {
   try {

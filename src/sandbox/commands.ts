@@ -9,6 +9,7 @@ import {
   auditAppTargets,
   auditAppTargetsYaml,
   breakAuditApp,
+  DEFAULT_BACKEND_VERSION,
   DEFAULT_PREFIX,
   ensureAuditAppImages,
   findAuditApp,
@@ -18,6 +19,7 @@ import {
   type AuditAppFault,
   type AuditAppOptions,
   type AuditAppStatus,
+  type BackendImageSpec,
   type BuiltImage,
   type FaultOptions,
   type FaultResult,
@@ -73,15 +75,25 @@ export interface SandboxUpResult {
   targetsYaml: string;
 }
 
+export type SandboxUpOptions = AuditAppOptions & {
+  dockerHost: string | undefined;
+  log?: (line: string) => void;
+  /** Backend images to build besides the one `backendVersion` runs (e.g. a bad deploy that bakes a fault in). */
+  backendImages?: BackendImageSpec[];
+};
+
 /** `sandbox up`: an engine (started if none answers), the images (built if missing), the app (healthy). */
-export async function sandboxUp(options: AuditAppOptions & { dockerHost: string | undefined; log?: (line: string) => void }): Promise<SandboxUpResult> {
+export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpResult> {
   const log = options.log ?? (() => {});
   const found = await engine(options.dockerHost, true, log);
   const info = engineInfo(found);
   const note = engineNote(info);
   if (note) log(note);
   log('building the audit-app images if needed…');
-  const built = await doing('building the audit-app images', () => ensureAuditAppImages(found.docker, { backends: [{ version: options.backendVersion ?? '1.0.0' }] }));
+  const version = options.backendVersion ?? DEFAULT_BACKEND_VERSION;
+  const extra = options.backendImages ?? [];
+  const backends = extra.some((spec) => spec.version === version) ? extra : [...extra, { version }];
+  const built = await doing('building the audit-app images', () => ensureAuditAppImages(found.docker, { backends }));
   for (const image of built) log(`  built ${image.image} in ${image.seconds.toFixed(1)} s (${image.megabytes} MB)`);
   log('starting the audit-app…');
   const app = await doing('starting the audit-app', () => startAuditApp(found.docker, options));

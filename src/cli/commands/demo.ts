@@ -1,35 +1,40 @@
 /**
- * `runbooks demo`: the API-down runbook end to end against a throwaway backend container.
+ * `runbooks demo --scenario NAME`: one runbook end to end against the audit-app sandbox, for real.
  *
- * By default the demo is self-contained: it runs its own worker (task queue `<taskQueue>-demo`, which
- * `runbooks incidents` and `GET /incidents` list too) and HTTP server (a free port) in-process, with the
- * loaded config plus the sandbox as `targets.backend`, `demo` as a rollback approver and a one-time webhook
- * token. It only needs Temporal (e.g. `npx runbooks dev` in another
- * terminal), PostgreSQL and Docker. With `--webhook URL` it instead posts to a running `runbooks dev`/`server`,
- * whose config must contain the snippet `runbooks demo --print-config` prints.
+ * It brings the sandbox up (`runbooks sandbox up`'s code: a private Docker engine when none answers, images built
+ * when missing, a running sandbox reused), breaks it the scenario's way (src/sandbox/scenarios.ts), fires the
+ * scenario's alert through the webhook, prints the incident's timeline as it grows, and exits 0 once the incident
+ * is resolved (1 otherwise). `--approve` answers the approvals as "demo"; without it the demo prints the command
+ * that approves.
+ *
+ * By default the worker (task queue `<taskQueue>-demo`, which `runbooks incidents` lists too) and the HTTP server
+ * run in-process, with the loaded config pointed at the sandbox. With `--webhook URL` the alert goes to a running
+ * `runbooks dev`/`server` instead, whose config must hold `runbooks demo --print-config`'s snippet.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { Option, type Command } from 'commander';
 import pino from 'pino';
+import { stringify as toYaml } from 'yaml';
 import { z } from 'zod';
 import type { Config } from '../../config/schema';
 import { actOnIncident, demoTaskQueue, getIncident, IncidentOperationError } from '../../incidents/operations';
-import { incidentWorkflowId } from '../../intake/route';
-import { createLazyClient } from '../../temporal/client';
 import type { IncidentStatusView } from '../../incidents/model';
+import { incidentWorkflowId } from '../../intake/route';
+import { catalog } from '../../runbooks/catalog';
+import { demoScenarioNames, demoScenarios, type DemoScenario, type DemoScenarioName } from '../../sandbox/scenarios';
+import { createLazyClient } from '../../temporal/client';
 import { loadCliConfig, parseInput, withClient } from '../context';
 import { CliError, firstLine } from '../errors';
 import { quoteArg, timelineLine } from '../format';
-import { loadDevTemporal, loadSandbox, loadServices } from '../lazy';
-import type { Scenario } from '../sandbox';
+import { loadDemoSandbox, loadDevTemporal, loadServices } from '../lazy';
+import { pointAtSandbox } from '../sandboxConfig';
+import { addSandboxPlaceOptions, SandboxPlaceSchema, sandboxPorts, type SandboxPlace } from './sandbox';
 
 const DEMO_APPROVER = 'demo';
-const ALERTNAME = 'APIDown';
 
-const DemoInputSchema = z.object({
-  scenario: z.enum(['stopped', 'bad-deploy']).default('stopped'),
-  port: z.coerce.number().int('a whole number').min(1, 'a TCP port').max(65535, 'a TCP port').default(18080),
+const DemoInputSchema = SandboxPlaceSchema.extend({
+  scenario: z.enum(demoScenarioNames).default('api-down'),
   webhook: z.url({ protocol: /^https?$/, message: 'an http(s) URL such as http://127.0.0.1:3000/alerts' }).optional(),
   token: z.string().min(1, 'must not be empty').optional(),
   approve: z.boolean().default(false),
@@ -40,51 +45,60 @@ const DemoInputSchema = z.object({
 type DemoInput = z.infer<typeof DemoInputSchema>;
 
 export function registerDemoCommand(program: Command): void {
-  program
-    .command('demo')
-    .description('break a sandbox backend container, fire APIDown, and follow the incident until it is resolved (needs Docker and Temporal)')
-    .addOption(
-      new Option('--scenario <name>', 'stopped: the backend is stopped, a restart fixes it; bad-deploy: a broken image, only an approved rollback fixes it')
-        .choices(['stopped', 'bad-deploy'])
-        .default('stopped'),
-    )
-    .option('--port <port>', 'port the sandbox backend serves on (127.0.0.1, host network)', '18080')
-    .option('--approve', `approve the rollback as "${DEMO_APPROVER}" instead of waiting for you to`)
-    .option('--webhook <url>', 'post the alert to this running runbooks server instead of an in-process one (see --print-config)')
-    .option('--token <token>', 'bearer token for --webhook (a token with the "alerts" scope)')
-    .option('--timeout <seconds>', 'give up following after this long', '600')
-    .option('--keep', 'leave the sandbox container behind')
-    .option('--print-config', 'print the config snippet a server needs for `demo --webhook`, and exit')
+  const scenarios = demoScenarioNames.map((name) => `  ${name.padEnd(15)} ${demoScenarios[name].alertname} → ${routeOf(name)}: ${demoScenarios[name].summary}`);
+  addSandboxPlaceOptions(
+    program
+      .command('demo')
+      .description('break the audit-app sandbox for real, fire the alert, and follow the incident until it is resolved (needs Docker and Temporal)')
+      .addOption(new Option('--scenario <name>', 'what to break (see below)').choices(demoScenarioNames).default('api-down'))
+      .option('--approve', `approve every step that asks, as "${DEMO_APPROVER}", instead of waiting for you to`)
+      .option('--webhook <url>', 'post the alert to this running runbooks server instead of an in-process one (see --print-config)')
+      .option('--token <token>', 'bearer token for --webhook (a token with the "alerts" scope)')
+      .option('--timeout <seconds>', 'give up following after this long', '600')
+      .option('--keep', 'leave a sandbox the demo started running afterwards (one that was there before is always kept)')
+      .option('--print-config', 'print the config snippet a server needs for `demo --webhook`, and exit'),
+    ' (the sandbox)',
+  )
+    .addHelpText('after', `\nScenarios:\n${scenarios.join('\n')}\n`)
     .action(async (options: Record<string, unknown>, command: Command) => {
       const input = parseInput(DemoInputSchema, options);
       if (input.printConfig) {
-        process.stdout.write(configSnippet(input.port));
+        process.stdout.write(configSnippet(input));
         return;
       }
       await runDemo(input, loadCliConfig(command).config);
     });
 }
 
-function configSnippet(port: number): string {
-  const { DEMO_CONTAINER, sandboxHealthUrl } = loadSandbox();
+function routeOf(name: DemoScenarioName): string {
+  const { alertname } = demoScenarios[name];
+  return Object.entries(catalog).find(([, entry]) => alertname in entry.alerts)![0];
+}
+
+function approvalKindsOf(name: DemoScenarioName) {
+  return catalog[routeOf(name) as keyof typeof catalog].approvalKinds;
+}
+
+function configSnippet(input: DemoInput): string {
+  const scenario: DemoScenario = demoScenarios[input.scenario];
+  const approvers = Object.fromEntries(approvalKindsOf(input.scenario).map((kind) => [kind, [DEMO_APPROVER]]));
   return [
-    '# Add to the config of the runbooks server `runbooks demo --webhook URL` posts to, then restart it.',
-    'targets:',
-    '  backend:',
-    `    container: ${DEMO_CONTAINER}`,
-    `    healthUrl: ${sandboxHealthUrl(port)}`,
-    '    healthyWithin: 10s',
-    'approvers:',
-    `  rollback: [${DEMO_APPROVER}]     # keep your own approvers in this list too`,
+    `# Add to the config of the runbooks server \`runbooks demo --scenario ${input.scenario} --webhook URL\` posts to, then restart it.`,
+    '# Keep your own approvers in the lists too. A sandbox on a private Docker engine also needs docker.host (runbooks sandbox up prints it).',
+    toYaml({
+      ...loadDemoSandbox().sandboxTargetsAt(place(input)),
+      ...(Object.keys(approvers).length ? { approvers } : {}),
+      ...(scenario.policies ? { policies: scenario.policies } : {}),
+    }).trimEnd(),
     '',
   ].join('\n');
 }
 
 async function runDemo(input: DemoInput, config: Config): Promise<void> {
-  const sandbox = loadSandbox();
   const services = loadServices();
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const external = input.webhook !== undefined;
+  const scenario: DemoScenario = demoScenarios[input.scenario];
   const stops: Array<() => Promise<void>> = [];
   const stopSignal = services.untilStopSignal();
   let interrupted = false;
@@ -92,7 +106,6 @@ async function runDemo(input: DemoInput, config: Config): Promise<void> {
   let finished = false;
 
   try {
-    const docker = await sandbox.connectDocker(config.docker.host);
     await loadDevTemporal()
       .waitForTemporal(config.temporal.address, config.temporal.namespace, 5_000)
       .catch((err: unknown) => {
@@ -100,22 +113,22 @@ async function runDemo(input: DemoInput, config: Config): Promise<void> {
           `cannot reach Temporal at ${config.temporal.address} (${firstLine(err)}) — start \`npx runbooks dev\` (npm start) in another terminal, or set TEMPORAL_ADDRESS`,
         );
       });
-
     if (input.webhook) await checkServerAnswers(input.webhook);
 
-    say('building the sandbox images if needed…');
-    const built = await sandbox.ensureSandboxImages(docker);
-    if (built.length) say(`  built ${built.join(', ')}`);
-    const backend = await sandbox.createBrokenBackend(docker, input.port, input.scenario);
-    if (!input.keep) stops.push(() => sandbox.removeSandbox(docker).then(() => undefined));
-    say(describeBreakage(input.scenario, backend.container, backend.image, backend.healthUrl));
+    say(`scenario ${input.scenario}: ${scenario.summary}`);
+    const sandbox = await loadDemoSandbox().breakSandbox({ scenario, place: place(input), dockerHost: config.docker.host, log: say });
+    stops.push(async () => {
+      say(await sandbox.cleanUp(input.keep));
+    });
+    say(`broke it: ${sandbox.broke}`);
+    if (scenario.policies) say(`demo policy (instead of the catalog's): ${JSON.stringify(scenario.policies)}`);
 
     let webhook = input.webhook;
     let token = input.token;
     let demoConfig = config;
     if (!external) {
       token = randomBytes(16).toString('hex');
-      demoConfig = inProcessConfig(config, backend.container, backend.healthUrl, token);
+      demoConfig = inProcessConfig(config, input.scenario, sandbox.targets, token);
       say(`starting an in-process worker (task queue ${demoConfig.temporal.taskQueue}) and HTTP server…`);
       const logger = pino({ name: 'runbooks-demo', level: process.env.LOG_LEVEL ?? 'warn' });
       const worker = await services.startWorker(demoConfig, logger);
@@ -126,12 +139,16 @@ async function runDemo(input: DemoInput, config: Config): Promise<void> {
       stops.push(server.stop);
       webhook = `${server.baseUrl}/alerts`;
     }
+    if (scenario.firesAfterSeconds) {
+      say(`waiting ${scenario.firesAfterSeconds} s before firing, as Prometheus waits out the rule's \`for:\``);
+      await sleep(scenario.firesAfterSeconds * 1000);
+    }
     if (interrupted) return;
 
     const fingerprint = randomBytes(8).toString('hex');
-    const workflowId = incidentWorkflowId(ALERTNAME, fingerprint);
-    await postAlert(webhook!, token, fingerprint, input.port);
-    say(`fired ${ALERTNAME} at ${webhook} → incident ${workflowId}\n`);
+    const workflowId = incidentWorkflowId(scenario.alertname, fingerprint);
+    await postAlert(webhook!, token, scenario.alertname, fingerprint);
+    say(`fired ${scenario.alertname} at ${webhook} → incident ${workflowId}\n`);
 
     await withClient(demoConfig, async (client) => {
       // A Ctrl-C also stops the worker at once (the Temporal runtime sees the signal too): stop following then.
@@ -150,28 +167,25 @@ async function runDemo(input: DemoInput, config: Config): Promise<void> {
       }
     });
   } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => say(`cleaning up: ${firstLine(err)}`));
     stopSignal.dispose();
   }
   if (!finished && !interrupted) throw new CliError(`the incident was not resolved within ${input.timeout} s`);
 }
 
-function describeBreakage(scenario: Scenario, container: string, image: string, healthUrl: string): string {
-  return scenario === 'stopped'
-    ? `broke the backend: container ${container} (${image}) served ${healthUrl}, and is now stopped`
-    : `broke the backend: container ${container} runs ${image}, a bad deploy whose ${healthUrl} answers 404`;
+function place(input: SandboxPlace) {
+  return { prefix: input.prefix, ports: sandboxPorts(input) };
 }
 
-/** The loaded config plus what the demo needs; a task queue of its own keeps its worker apart from `runbooks dev`'s. */
-function inProcessConfig(config: Config, container: string, healthUrl: string, token: string): Config {
-  const rollback = [...new Set([...(config.approvers.rollback ?? []), DEMO_APPROVER])];
+/** The loaded config pointed at the sandbox, on a task queue of its own (apart from `runbooks dev`'s), with a one-time token. */
+function inProcessConfig(config: Config, name: DemoScenarioName, targets: Parameters<typeof pointAtSandbox>[1]['sandbox'], token: string): Config {
+  const scenario: DemoScenario = demoScenarios[name];
+  const pointed = pointAtSandbox(config, { sandbox: targets, approver: DEMO_APPROVER, kinds: approvalKindsOf(name), policies: scenario.policies });
   return {
-    ...config,
+    ...pointed,
     temporal: { ...config.temporal, taskQueue: demoTaskQueue(config.temporal.taskQueue) },
     http: { ...config.http, host: '127.0.0.1', port: 0 },
-    routing: { ...config.routing, alerts: { ...config.routing.alerts, [ALERTNAME]: { runbook: 'api-down', defaultSeverity: 'critical' } } },
-    targets: { ...config.targets, backend: { container, healthUrl, healthyWithin: 10_000 } },
-    approvers: { ...config.approvers, rollback },
+    routing: { ...config.routing, alerts: { ...config.routing.alerts, [scenario.alertname]: { runbook: routeOf(name) as keyof typeof catalog, defaultSeverity: 'high' } } },
     tokens: [
       ...config.tokens.filter((t) => t.name !== DEMO_APPROVER),
       { name: DEMO_APPROVER, sha256: createHash('sha256').update(token).digest('hex'), scopes: ['alerts', 'incidents'] },
@@ -192,7 +206,9 @@ async function checkServerAnswers(webhook: string): Promise<void> {
   }
 }
 
-async function postAlert(webhook: string, token: string | undefined, fingerprint: string, port: number): Promise<void> {
+/** The alert as Alertmanager would send it (webhook payload v4), with the catalog's severity for it. */
+async function postAlert(webhook: string, token: string | undefined, alertname: string, fingerprint: string): Promise<void> {
+  const severity = Object.values(catalog).find((entry) => alertname in entry.alerts)!.alerts[alertname as never] as string;
   const payload = {
     version: '4',
     status: 'firing',
@@ -200,8 +216,8 @@ async function postAlert(webhook: string, token: string | undefined, fingerprint
     alerts: [
       {
         status: 'firing',
-        labels: { alertname: ALERTNAME, severity: 'critical', service: 'backend', instance: `127.0.0.1:${port}` },
-        annotations: { summary: 'The backend does not answer /health (runbooks demo)' },
+        labels: { alertname, severity, service: 'audit-app' },
+        annotations: { summary: `${alertname} on the audit-app sandbox (runbooks demo)` },
         startsAt: new Date().toISOString(),
         fingerprint,
       },

@@ -5,25 +5,36 @@
  * When the configuration has no tokens, a local one (named after the OS user, scopes alerts and incidents) is
  * made once, kept in .runbooks/dev-token, and added to the in-memory configuration: the HTTP API's incident
  * actions then work out of the box, as whoever runs `npm start`.
+ *
+ * `--sandbox` (`npm start -- --sandbox`) also brings the audit-app sandbox up (`runbooks sandbox up`'s code: a
+ * private Docker engine when none answers) and points the in-memory configuration at it, with the local user as
+ * an approver of every kind: every alert of every runbook then does real work on this machine. The sandbox keeps
+ * running after Ctrl-C (`runbooks sandbox down` removes it).
  */
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../../config/schema';
 import { approvalKinds } from '../../runbooks/catalog';
+import { DEFAULT_PREFIX } from '../../sandbox/auditApp/contract';
+import type { SandboxUpResult } from '../../sandbox/commands';
 import { incidentWorkflowId } from '../../intake/route';
 import { createLogger } from '../../logging/logger';
 import { createLazyClient } from '../../temporal/client';
-import { loadCliConfig, osUserName, type GlobalOptions } from '../context';
+import { z } from 'zod';
+import { loadCliConfig, osUserName, parseInput, type GlobalOptions } from '../context';
 import { CliError, firstLine } from '../errors';
 import { quoteArg } from '../format';
-import { loadDevTemporal, loadServices } from '../lazy';
+import { loadDevTemporal, loadSandboxCommands, loadServices } from '../lazy';
 import type { DevTemporal } from '../devTemporal';
+import { pointAtSandbox } from '../sandboxConfig';
+import { addSandboxPlaceOptions, SandboxPlaceSchema, sandboxPorts, sandboxStep } from './sandbox';
 import { generateToken, TokenNameSchema, tokenScopes, tokenSha256 } from './token';
 
 /** Fixed, so the printed commands stay the same from one start to the next. */
 const TEST_ALERT = 'TestAlert';
 const TEST_FINGERPRINT = 'ba5eba1100000001';
+const SANDBOX_FINGERPRINT = 'ba5eba1100000002';
 /** Where the local token is kept, beside the dev server's state (relative to where `runbooks dev` runs). */
 const DEV_TOKEN_FILE = path.join('.runbooks', 'dev-token');
 
@@ -35,11 +46,18 @@ interface LocalToken {
   created: boolean;
 }
 
+const DevInputSchema = SandboxPlaceSchema.extend({ sandbox: z.boolean().default(false) });
+
 export function registerDevCommand(program: Command): void {
-  program
-    .command('dev')
-    .description('local development: Temporal dev server (unless TEMPORAL_ADDRESS is set) + worker + HTTP server; Ctrl-C stops everything')
-    .action(async (_options: unknown, command: Command) => {
+  addSandboxPlaceOptions(
+    program
+      .command('dev')
+      .description('local development: Temporal dev server (unless TEMPORAL_ADDRESS is set) + worker + HTTP server; Ctrl-C stops everything')
+      .option('--sandbox', 'also run the audit-app sandbox and point the runbooks at it, with you as an approver of every kind'),
+    ' (with --sandbox)',
+  )
+    .action(async (options: Record<string, unknown>, command: Command) => {
+      const input = parseInput(DevInputSchema, options);
       const loaded = loadCliConfig(command);
       const { startDevTemporal, waitForTemporal } = loadDevTemporal();
       const { startWorker, startHttpServer, untilStopSignal } = loadServices();
@@ -81,6 +99,16 @@ export function registerDevCommand(program: Command): void {
         }
         if (interrupted()) return;
 
+        let sandbox: SandboxUpResult | undefined;
+        if (input.sandbox) {
+          say('starting the audit-app sandbox…');
+          sandbox = await sandboxStep(() =>
+            loadSandboxCommands().sandboxUp({ dockerHost: config.docker.host, prefix: input.prefix, ports: sandboxPorts(input), log: (line) => say(`  ${line}`) }),
+          );
+          config = pointAtSandbox(config, { sandbox: sandbox.targets, approver: local?.name ?? osUserName() ?? 'local', kinds: approvalKinds });
+        }
+        if (interrupted()) return;
+
         say('starting the worker…');
         const worker = await startWorker(config, logger);
         stops.push({ what: 'the worker', stop: worker.stop });
@@ -91,7 +119,7 @@ export function registerDevCommand(program: Command): void {
         const server = await startHttpServer({ config, client, logger });
         stops.push({ what: 'the HTTP server', stop: server.stop });
 
-        say(banner({ config, file: loaded.file, explicitFile: command.optsWithGlobals<GlobalOptions>().config, baseUrl: server.baseUrl, temporal, local }));
+        say(banner({ config, file: loaded.file, explicitFile: command.optsWithGlobals<GlobalOptions>().config, baseUrl: server.baseUrl, temporal, local, sandbox }));
         await Promise.race([stopSignal.signal, worker.done]);
       } finally {
         const problems: string[] = [];
@@ -151,36 +179,24 @@ interface BannerInput {
   baseUrl: string;
   temporal: DevTemporal | undefined;
   local: LocalToken | undefined;
+  sandbox: SandboxUpResult | undefined;
 }
 
-function banner({ config, file, explicitFile, baseUrl, temporal, local }: BannerInput): string {
+function banner({ config, file, explicitFile, baseUrl, temporal, local, sandbox }: BannerInput): string {
   // Other commands find RUNBOOKS_CONFIG and ./runbooks.yaml by themselves; only --config must be repeated.
   const cli = `npx runbooks${explicitFile ? ` --config ${quoteArg(explicitFile)}` : ''}`;
   const webhook = `${baseUrl}/alerts`;
   const workflowId = incidentWorkflowId(TEST_ALERT, TEST_FINGERPRINT);
-  const payload = {
-    version: '4',
-    status: 'firing',
-    receiver: 'runbooks',
-    alerts: [
-      {
-        status: 'firing',
-        labels: { alertname: TEST_ALERT, severity: 'warning', service: 'demo' },
-        annotations: { summary: 'A test alert from runbooks dev' },
-        startsAt: new Date().toISOString(),
-        fingerprint: TEST_FINGERPRINT,
-      },
-    ],
-  };
   const alertsNeedToken = config.tokens.some((t) => t.scopes.includes('alerts'));
   const actionsTakeToken = config.tokens.some((t) => t.scopes.includes('incidents'));
   const bearer = `-H "authorization: Bearer $RUNBOOKS_TOKEN"`;
-  const curl = [
-    `curl -sS -X POST ${webhook}`,
-    `-H 'content-type: application/json'`,
-    ...(alertsNeedToken ? [bearer] : []),
-    `-d '${JSON.stringify(payload)}'`,
-  ].join(' ');
+  /** A curl that posts one firing alert as Alertmanager would (webhook payload v4). */
+  const curlAlert = (labels: Record<string, string>, summary: string, fingerprint: string) => {
+    const alert = { status: 'firing', labels, annotations: { summary }, startsAt: new Date().toISOString(), fingerprint };
+    const payload = { version: '4', status: 'firing', receiver: 'runbooks', alerts: [alert] };
+    return [`curl -sS -X POST ${webhook}`, `-H 'content-type: application/json'`, ...(alertsNeedToken ? [bearer] : []), `-d '${JSON.stringify(payload)}'`].join(' ');
+  };
+  const curl = curlAlert({ alertname: TEST_ALERT, severity: 'warning', service: 'demo' }, 'A test alert from runbooks dev', TEST_FINGERPRINT);
   const ackCurl = `curl -sS -X POST ${baseUrl}/incidents/${workflowId}/acknowledge ${bearer}`;
   const uiUrl = temporal?.uiUrl ?? config.http.temporalUiUrl;
   const scopesOf = (t: Config['tokens'][number]) => t.scopes.join(', ');
@@ -201,6 +217,11 @@ function banner({ config, file, explicitFile, baseUrl, temporal, local }: Banner
     `  Health        ${baseUrl}/healthz`,
     `  Config        ${file ?? 'embedded defaults (no runbooks.yaml; see runbooks.example.yaml)'}`,
     `  Tokens        ${tokens}`,
+    sandbox
+      ? `  Sandbox       audit-app ${sandbox.app.prefix}*: backend ${sandbox.app.urls.api}, postgres ${sandbox.app.urls.database}, redis ${sandbox.app.urls.redis};\n` +
+        `                the runbooks' targets point at it. It keeps running after Ctrl-C (${cli} sandbox down${prefixOption(sandbox)} removes it).` +
+        (engineNoteOf(sandbox) ? `\n                ${engineNoteOf(sandbox)}` : '')
+      : `  Targets       ${targetsLine(config)}`,
     noApprovers
       ? `  Approvers     none configured: nobody can approve a dangerous step (runbooks catalog lists the kinds). To approve as yourself, add to ${file ?? 'runbooks.yaml'}:\n` +
         `                  approvers: { ${approvalKinds.map((kind) => `${kind}: [${me}]`).join(', ')} }   (token names for the HTTP API, --by for the CLI)`
@@ -221,5 +242,30 @@ function banner({ config, file, explicitFile, baseUrl, temporal, local }: Banner
       : ['  (no token has the "incidents" scope, so the HTTP API refuses incident actions; the CLI acts as an operator)']),
     `  ${cli} resolve ${workflowId}   # --by defaults to your user name`,
     '',
+    ...(sandbox
+      ? [
+          'Or break the sandbox for real and fire the alert Prometheus would (DatabaseDown runs the db-connections runbook):',
+          `  ${cli} sandbox break db-stopped${prefixOption(sandbox)}`,
+          `  ${curlAlert({ alertname: 'DatabaseDown', severity: 'critical', service: 'audit-app' }, 'PostgreSQL does not answer', SANDBOX_FINGERPRINT)}`,
+          `  ${cli} show ${incidentWorkflowId('DatabaseDown', SANDBOX_FINGERPRINT)}`,
+          '',
+        ]
+      : []),
   ].join('\n');
+}
+
+function targetsLine(config: Config): string {
+  const named = Object.entries(config.targets).flatMap(([name, target]) => (target ? [`${name} (${target.container})`] : []));
+  return named.length
+    ? named.join(', ')
+    : 'none: the runbooks diagnose, notify and escalate but have nothing to act on — `npm start -- --sandbox` runs the audit-app sandbox and points them at it';
+}
+
+/** `--prefix P` for the printed sandbox commands when the sandbox is not at the default one. */
+function prefixOption(sandbox: SandboxUpResult): string {
+  return sandbox.app.prefix === DEFAULT_PREFIX ? '' : ` --prefix ${quoteArg(sandbox.app.prefix)}`;
+}
+
+function engineNoteOf(sandbox: SandboxUpResult): string | undefined {
+  return loadSandboxCommands().engineNote(sandbox.engine);
 }

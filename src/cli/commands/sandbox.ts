@@ -17,12 +17,30 @@ const port = z.coerce.number().int('a whole number').min(1, 'a TCP port').max(65
 const count = z.coerce.number().int('a whole number').min(0, 'at least 0');
 const prefix = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$/, 'letters, digits, _ . - (max 41), starting with a letter or digit').default(DEFAULT_PREFIX);
 
-const UpInputSchema = z.object({
+/** Where the sandbox lives: `sandbox up`, `demo` and `dev --sandbox` take the same options. */
+export const SandboxPlaceSchema = z.object({
   prefix,
   backendPort: port.default(DEFAULTS.backend),
   adminPort: port.default(DEFAULTS.admin),
   postgresPort: port.default(DEFAULTS.postgres),
   redisPort: port.default(DEFAULTS.redis),
+});
+export type SandboxPlace = z.infer<typeof SandboxPlaceSchema>;
+
+export function addSandboxPlaceOptions(command: Command, note = ''): Command {
+  return command
+    .option('--prefix <prefix>', `container name prefix${note}`, DEFAULT_PREFIX)
+    .option('--backend-port <port>', `the API on 127.0.0.1${note}`, String(DEFAULTS.backend))
+    .option('--admin-port <port>', `the backend's fault knobs on 127.0.0.1${note}`, String(DEFAULTS.admin))
+    .option('--postgres-port <port>', `PostgreSQL on 127.0.0.1${note}`, String(DEFAULTS.postgres))
+    .option('--redis-port <port>', `Redis on 127.0.0.1${note}`, String(DEFAULTS.redis));
+}
+
+export function sandboxPorts(place: SandboxPlace) {
+  return { backend: place.backendPort, admin: place.adminPort, postgres: place.postgresPort, redis: place.redisPort };
+}
+
+const UpInputSchema = SandboxPlaceSchema.extend({
   poolSize: z.coerce.number().int('a whole number').min(1, 'at least 1').max(100, 'at most 100').default(5),
   rateLimit: z.coerce.number().int('a whole number').min(1, 'at least 1').default(120),
   backendVersion: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'an image tag such as 1.0.0').default('1.0.0'),
@@ -48,14 +66,11 @@ export function registerSandboxCommands(program: Command): void {
     .command('sandbox')
     .description('the audit-app sandbox: PostgreSQL, a backend and Redis in containers, to run the runbooks against (needs Docker)');
 
-  sandbox
-    .command('up')
-    .description('build the images if needed, start the audit-app, wait for /health 200 and print the targets config (starts a private Docker engine if none answers)')
-    .option('--prefix <prefix>', 'container name prefix', DEFAULT_PREFIX)
-    .option('--backend-port <port>', 'the API on 127.0.0.1', String(DEFAULTS.backend))
-    .option('--admin-port <port>', "the backend's fault knobs on 127.0.0.1", String(DEFAULTS.admin))
-    .option('--postgres-port <port>', 'PostgreSQL on 127.0.0.1', String(DEFAULTS.postgres))
-    .option('--redis-port <port>', 'Redis on 127.0.0.1', String(DEFAULTS.redis))
+  addSandboxPlaceOptions(
+    sandbox
+      .command('up')
+      .description('build the images if needed, start the audit-app, wait for /health 200 and print the targets config (starts a private Docker engine if none answers)'),
+  )
     .option('--pool-size <n>', "the backend's database pool size", '5')
     .option('--rate-limit <n>', 'requests per minute per client unless Redis says otherwise (config:rate_limit:limit)', '120')
     .option('--backend-version <version>', 'backend image version (built if missing)', '1.0.0')
@@ -65,11 +80,11 @@ export function registerSandboxCommands(program: Command): void {
       const input = parseInput(UpInputSchema, options);
       const { config } = loadCliConfig(command);
       const note = (line: string) => process.stderr.write(`${line}\n`);
-      const result = await run(() =>
+      const result = await sandboxStep(() =>
         loadSandboxCommands().sandboxUp({
           dockerHost: config.docker.host,
           prefix: input.prefix,
-          ports: { backend: input.backendPort, admin: input.adminPort, postgres: input.postgresPort, redis: input.redisPort },
+          ports: sandboxPorts(input),
           poolSize: input.poolSize,
           rateLimit: input.rateLimit,
           backendVersion: input.backendVersion,
@@ -93,7 +108,7 @@ export function registerSandboxCommands(program: Command): void {
     .action(async (options: Record<string, unknown>, command: Command) => {
       const input = parseInput(StatusInputSchema, options);
       const { config } = loadCliConfig(command);
-      const status = await run(() => loadSandboxCommands().sandboxStatus({ dockerHost: config.docker.host, prefix: input.prefix }));
+      const status = await sandboxStep(() => loadSandboxCommands().sandboxStatus({ dockerHost: config.docker.host, prefix: input.prefix }));
       process.stdout.write(input.json ? `${JSON.stringify(status, null, 2)}\n` : statusText(status));
     });
 
@@ -105,7 +120,7 @@ export function registerSandboxCommands(program: Command): void {
     .action(async (options: Record<string, unknown>, command: Command) => {
       const input = parseInput(DownInputSchema, options);
       const { config } = loadCliConfig(command);
-      const result = await run(() => loadSandboxCommands().sandboxDown({ dockerHost: config.docker.host, prefix: input.prefix, stopEngine: input.engine }));
+      const result = await sandboxStep(() => loadSandboxCommands().sandboxDown({ dockerHost: config.docker.host, prefix: input.prefix, stopEngine: input.engine }));
       process.stdout.write(result.removed.length ? `removed ${result.removed.join(', ')}\n` : `no ${input.prefix}* containers to remove\n`);
       if (input.engine) {
         process.stdout.write(
@@ -129,13 +144,13 @@ export function registerSandboxCommands(program: Command): void {
     .action(async (fault: string, options: Record<string, unknown>, command: Command) => {
       const input = parseInput(BreakInputSchema, { ...options, fault }, ['fault']);
       const { config } = loadCliConfig(command);
-      const result = await run(() => loadSandboxCommands().sandboxBreak({ dockerHost: config.docker.host, ...input }));
+      const result = await sandboxStep(() => loadSandboxCommands().sandboxBreak({ dockerHost: config.docker.host, ...input }));
       process.stdout.write(input.json ? `${JSON.stringify(result, null, 2)}\n` : `${result.fault}: ${result.description}\n`);
     });
 }
 
 /** Failures of the sandbox are one line already: print them as they are. */
-async function run<T>(step: () => Promise<T>): Promise<T> {
+export async function sandboxStep<T>(step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (err) {

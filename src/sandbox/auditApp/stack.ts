@@ -63,6 +63,8 @@ export interface AuditAppOptions {
   fresh?: boolean;
   /** How long to wait for PostgreSQL to accept connections and the backend's /health to answer 200 (default 90 s). */
   readyWithinMs?: number;
+  /** false: wait only until /health answers, whatever it says (a bad deploy); default true: until it answers 200. */
+  requireHealthy?: boolean;
 }
 
 export interface AuditApp {
@@ -330,10 +332,11 @@ export async function startAuditApp(docker: Docker, options: AuditAppOptions = {
   ]);
   actions.backend = await ensureContainer(docker, specs.backend, [app.ports.backend, app.ports.admin], { fresh, labels });
   let health: unknown;
-  await waitUntil(docker, app.containers.backend, `${app.urls.health} answers 200`, within, async () => {
+  const requireHealthy = options.requireHealthy ?? true;
+  await waitUntil(docker, app.containers.backend, `${app.urls.health} answers${requireHealthy ? ' 200' : ''}`, within, async () => {
     const answer = await httpGet(app.urls.health);
     health = answer.body;
-    if (answer.status !== 200) throw new Error(`HTTP ${answer.status} ${JSON.stringify(answer.body)}`);
+    if (requireHealthy && answer.status !== 200) throw new Error(`HTTP ${answer.status} ${JSON.stringify(answer.body)}`);
     return true;
   });
   return { ...app, actions, health };

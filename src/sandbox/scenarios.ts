@@ -1,0 +1,68 @@
+/**
+ * The demo's scenarios: each breaks the audit-app sandbox for real, the way one section of the runbook starts, and
+ * names the alert Alertmanager would send for it. The catalog routes the alert to its runbook.
+ *
+ * `policies` shrink the runbook's thresholds from minutes to seconds (a session idle in a transaction for 10 min,
+ * latency windows of 15 s), so a demo takes a minute. The demo prints them; production keeps the catalog's values.
+ */
+import type { PolicyValue, RunbookName } from '../runbooks/catalog';
+import type { AuditAppFault, BackendImageSpec, FaultOptions } from './auditApp';
+
+export interface DemoScenario {
+  /** What breaks and what fixes it, one line for --help and the demo's output. */
+  summary: string;
+  alertname: string;
+  /** A backend version deployed instead of a fault (its image is built when missing), and the version before it. */
+  deploy?: BackendImageSpec & { previousVersion: string };
+  fault?: { name: AuditAppFault; options?: FaultOptions };
+  /** How long the fault lasts before the alert fires (as Prometheus waits out a rule's `for:`). */
+  firesAfterSeconds?: number;
+  /** Requests to the API while the incident runs: latency is measured from the traffic. */
+  traffic?: boolean;
+  policies?: Partial<Record<RunbookName, Record<string, PolicyValue>>>;
+}
+
+export const demoScenarios = {
+  'api-down': {
+    summary: 'the backend container is stopped; a restart fixes it',
+    alertname: 'APIDown',
+    fault: { name: 'backend-stopped' },
+  },
+  'bad-deploy': {
+    summary: 'backend 1.0.1-bad is deployed and answers /health 500; a restart does not help, an approved rollback to 1.0.0 does',
+    alertname: 'APIDown',
+    deploy: { version: '1.0.1-bad', env: { FAULT_HEALTH_STATUS: '500' }, previousVersion: '1.0.0' },
+  },
+  'db-down': {
+    summary: 'the postgres container is stopped; a restart fixes it, verified by SELECT 1 and /health',
+    alertname: 'DatabaseDown',
+    fault: { name: 'db-stopped' },
+  },
+  'db-restore': {
+    summary: 'a backup is taken, the documents table is lost and postgres stopped; a restart brings the server back but not the data: an approved pg_restore of the backup does',
+    alertname: 'DatabaseDown',
+    fault: { name: 'db-corrupted' },
+  },
+  'db-connections': {
+    summary: 'three backend sessions sit idle in a transaction; terminating them (approved) and restarting the backend fixes it',
+    alertname: 'DatabaseConnectionsHigh',
+    fault: { name: 'idle-in-transaction', options: { sessions: 3 } },
+    firesAfterSeconds: 2,
+    policies: { 'db-connections': { idleInTransactionMinutes: 0.02 } },
+  },
+  'slow-responses': {
+    summary: '/api/v1/documents answers 2.5 s slower under steady traffic; an approved backend restart brings p95 back under 1 s',
+    alertname: 'HighResponseTime',
+    fault: { name: 'slow-route', options: { route: '/api/v1/documents', ms: 2_500 } },
+    traffic: true,
+    policies: { 'slow-responses': { p95ThresholdMs: 1_000, sampleWindowSeconds: 5, recoverWithinSeconds: 60 } },
+  },
+  'redis-down': {
+    summary: 'the redis container is stopped; a restart fixes it, verified by PING',
+    alertname: 'RedisDown',
+    fault: { name: 'redis-stopped' },
+  },
+} as const satisfies Record<string, DemoScenario>;
+
+export type DemoScenarioName = keyof typeof demoScenarios;
+export const demoScenarioNames = Object.keys(demoScenarios) as [DemoScenarioName, ...DemoScenarioName[]];
