@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { catalogMarkdown } from '../src/cli/commands/catalog';
 import { loadConfig, parseConfig } from '../src/config/load';
-import { approvalKinds, catalog, runbookNames } from '../src/runbooks/catalog';
+import { approvalKinds, catalog, procedureNames, procedures, runbookNames, workflowTypes } from '../src/runbooks/catalog';
 import * as workflows from '../src/workflows';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -25,17 +25,17 @@ describe('the runbook catalog', () => {
     assert.ok(readme.includes(catalogMarkdown()), `README.md should contain:\n${catalogMarkdown()}`);
   });
 
-  test('each runbook has one name: its workflow type is the camelCase runbook name and the name of its file in src/workflows', () => {
-    for (const name of runbookNames) {
-      const { workflowType } = catalog[name];
+  test('each runbook and procedure has one name: its workflow type is its camelCase name and the name of its file in src/workflows', () => {
+    for (const name of [...runbookNames, ...procedureNames]) {
+      const { workflowType } = name in catalog ? catalog[name as keyof typeof catalog] : procedures[name as keyof typeof procedures];
       assert.equal(workflowType, camelCase(name), name);
       assert.ok(existsSync(path.join(ROOT, 'src/workflows', `${workflowType}.ts`)), `src/workflows/${workflowType}.ts`);
     }
   });
 
-  test('the workflow bundle exports every workflow type of the catalog, and nothing else', () => {
+  test('the workflow bundle exports every workflow type of the catalog (runbooks and procedures), and nothing else', () => {
     const exported = Object.entries(workflows).filter(([, value]) => typeof value === 'function').map(([key]) => key).sort();
-    assert.deepEqual(exported, runbookNames.map((name) => catalog[name].workflowType).sort());
+    assert.deepEqual(exported, workflowTypes().sort());
   });
 
   test('the config takes its runbook names, approval kinds and default routes from the catalog', () => {

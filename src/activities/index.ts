@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema';
 import { createAuditActivities } from './audit';
 import { createDockerActivities } from './docker';
+import { createEtlActivities } from './etl';
 import { createHttpActivities } from './http';
 import { createMetricsActivities } from './metrics';
 import { createNotifyActivities } from './notify';
@@ -25,6 +26,7 @@ export function createActivities({ config, logger, pool, docker }: ActivityDeps)
     metrics: createMetricsActivities(config),
     redis: createRedisActivities(config),
     postgres: createPostgresActivities(config, docker),
+    etl: createEtlActivities(docker, config),
     notify: createNotifyActivities(config, logger),
     audit: createAuditActivities(pool, config.audit.schema),
   });

@@ -9,6 +9,9 @@ const RunbookNameSchema = z.enum(runbookNames);
 /** Kinds of step that need a human's approval, from the catalog; approvers are configured per kind. */
 const ApprovalKindSchema = z.enum(approvalKinds);
 
+/** The counties the sandbox's ETL source knows (src/sandbox/auditApp/etl.ts). */
+const ETL_COUNTIES = ['Kisumu', 'Machakos', 'Mombasa', 'Nairobi', 'Nakuru', 'Turkana'] as const;
+
 const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
 /** "15m", "1h", "30s" → milliseconds. */
 const DurationSchema = z
@@ -49,8 +52,17 @@ const PostgresTargetSchema = z.strictObject({
   backupFile: z.string().regex(/^\/[A-Za-z0-9_./-]{1,255}$/, 'an absolute path of letters, digits, _ . / -').default(LATEST_BACKUP_FILE),
 });
 
+const EtlTargetSchema = z.strictObject({
+  container: name,
+  /** The argv prefix of the pipeline inside the container (`<program> run --county C --year Y …`). */
+  program: z.array(z.string().min(1)).min(1).default(['node', '/app/etl.js']),
+  /** Where it downloads to (`df`, and what clean-downloads empties). */
+  downloadsDir: z.string().regex(/^\/[A-Za-z0-9_./-]{1,255}$/, 'an absolute path of letters, digits, _ . / -').default('/tmp/etl_downloads'),
+  healthyWithin: DurationSchema.prefault('30s'),
+});
+
 /** One schema per target name of the catalog. */
-const targetSchemas = { backend: BackendTargetSchema, redis: RedisTargetSchema, postgres: PostgresTargetSchema } satisfies Record<TargetName, z.ZodType>;
+const targetSchemas = { backend: BackendTargetSchema, redis: RedisTargetSchema, postgres: PostgresTargetSchema, etl: EtlTargetSchema } satisfies Record<TargetName, z.ZodType>;
 
 const RouteSchema = z.strictObject({
   runbook: RunbookNameSchema,
@@ -158,6 +170,7 @@ export const ConfigSchema = z.strictObject({
       backend: targetSchemas.backend.optional(),
       redis: targetSchemas.redis.optional(),
       postgres: targetSchemas.postgres.optional(),
+      etl: targetSchemas.etl.optional(),
     })
     .prefault({}),
   routing: z
@@ -194,6 +207,20 @@ export const ConfigSchema = z.strictObject({
   approvers: z.partialRecord(ApprovalKindSchema, z.array(name).min(1)).default({}),
   tokens: z.array(TokenSchema).default([]),
   policies: PoliciesSchema.prefault({}),
+  /** `runbooks backfill` (runbook §3): what "every county" means, and how a backfill runs. */
+  backfill: z
+    .strictObject({
+      counties: z.array(z.string().regex(/^[A-Za-z][A-Za-z .'-]{0,62}$/, 'a county name: letters, spaces, . \' -')).min(1).default([...ETL_COUNTIES]),
+      /** The pipeline's pause between records (its politeness to the source; raise it when rate limited). */
+      delay: DurationSchema.prefault('20ms'),
+      /** Chunks (county-years) per workflow run before it continues as new. */
+      chunksPerRun: z.number().int().min(1).max(10_000).default(500),
+      /** How long a chunk that failed for good waits for an answer before the next contact of `escalation.high` is told. */
+      answerWithin: DurationSchema.prefault('1h'),
+      /** Who may retry or skip a failed chunk, besides whoever started the backfill. */
+      deciders: z.array(name).default([]),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

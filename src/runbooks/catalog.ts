@@ -7,7 +7,7 @@
 import type { Severity } from '../incidents/model';
 
 /** What runbooks act on; connection details live in the worker's config under `targets.<name>`. */
-export type TargetName = 'backend' | 'redis' | 'postgres';
+export type TargetName = 'backend' | 'redis' | 'postgres' | 'etl';
 
 export type PolicyValue = number | boolean;
 
@@ -80,6 +80,21 @@ export const catalog = {
   },
 } as const satisfies Record<string, RunbookEntry>;
 
+/**
+ * Procedures: workflows of the runbook that an operator (or a runbook) starts, not incidents — no alert routes to
+ * them and they have their own messages. Their workflow type is their file name in src/workflows/ too.
+ */
+export const procedures = {
+  backfill: {
+    workflowType: 'backfill',
+    section: '3. ETL Job Failures',
+    summary:
+      'loads years `from`..`to` for every configured county (or the named ones) through the ETL pipeline, one county-year per chunk; each chunk heartbeats its cursor and resumes from it after a crash; pause / resume / cancel; a chunk that fails for good waits for retry-chunk / skip-chunk and tells the next contact when nobody answers; continues as new on long ranges.',
+  },
+} as const;
+export type ProcedureName = keyof typeof procedures;
+export const procedureNames = Object.keys(procedures) as [ProcedureName, ...ProcedureName[]];
+
 export type RunbookName = keyof typeof catalog;
 export const runbookNames = Object.keys(catalog) as [RunbookName, ...RunbookName[]];
 
@@ -97,4 +112,9 @@ export function policyOf<N extends RunbookName>(name: N, overrides: Readonly<Rec
   const policy: Record<string, PolicyValue> = { ...catalog[name].policy };
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) policy[key] = value;
   return policy as Policy<N>;
+}
+
+/** Every workflow type the worker runs: the runbooks' and the procedures'. */
+export function workflowTypes(): string[] {
+  return [...runbookNames.map((name) => catalog[name].workflowType), ...procedureNames.map((name) => procedures[name].workflowType)];
 }

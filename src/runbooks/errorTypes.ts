@@ -15,6 +15,16 @@ export const ActivityErrorType = {
   restoreFailed: 'RestoreFailed',
   /** At least one channel did not take a notification; retried. */
   notifyFailed: 'NotifyFailed',
+  /** An argument no retry can make valid (a county name with characters the pipeline does not take). */
+  invalidInput: 'InvalidInput',
+  /** The ETL source answered 429; retried (the runbook retries with a longer delay). */
+  etlRateLimited: 'EtlRateLimited',
+  /** The ETL source's format changed (a selector matched nothing): a human must fix the pipeline. */
+  etlSourceChanged: 'EtlSourceChanged',
+  /** The ETL's download directory is full: retrying before it is cleaned changes nothing. */
+  etlDiskFull: 'EtlDiskFull',
+  /** The ETL pipeline failed otherwise (crashed…); retried. */
+  etlFailed: 'EtlFailed',
 } as const;
 
 /** Failures no retry can fix. */
@@ -24,4 +34,7 @@ export const permanentActivityErrors: string[] = [
   ActivityErrorType.targetNotConfigured,
   ActivityErrorType.restoreFailed,
   ActivityErrorType.unknownIdentifier,
+  ActivityErrorType.invalidInput,
+  ActivityErrorType.etlSourceChanged,
+  ActivityErrorType.etlDiskFull,
 ];

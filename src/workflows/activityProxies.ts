@@ -5,6 +5,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { AuditActivities } from '../activities/audit';
 import type { DockerActivities } from '../activities/docker';
+import type { EtlActivities } from '../activities/etl';
 import type { HttpActivities } from '../activities/http';
 import type { MetricsActivities } from '../activities/metrics';
 import type { NotifyActivities } from '../activities/notify';
@@ -43,6 +44,15 @@ const { waitForDatabase } = proxyActivities<PostgresActivities>({ startToCloseTi
 // pg_restore of a real dump takes as long as the data: generous, and retried only for transient failures.
 const { restoreFromBackup } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '30m', retry: { ...quickRetry, maximumAttempts: 3 } });
 export const postgres = { checkDatabase, waitForDatabase, inspectConnections, terminateIdleSessions, restoreFromBackup, topQueries, inspectTables, vacuumAnalyze, createIndex };
+
+// One county-year of the ETL: minutes; a dead worker is noticed by the missed heartbeat, and the retry resumes
+// from the last one's cursor. After the attempts, the backfill asks a human (retry-chunk / skip-chunk).
+const { loadChunk } = proxyActivities<EtlActivities>({
+  startToCloseTimeout: '2h',
+  heartbeatTimeout: '10s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: permanentActivityErrors },
+});
+export const etl = { loadChunk };
 
 // Both sample /metrics over a window (policy, seconds to minutes) and heartbeat while they wait.
 export const metrics = proxyActivities<MetricsActivities>({ startToCloseTimeout: '15m', heartbeatTimeout: '15s', retry: quickRetry });

@@ -4,3 +4,5 @@ export { dbConnections } from './dbConnections';
 export { redisDown } from './redisDown';
 export { slowResponses } from './slowResponses';
 export { generic } from './generic';
+// One per procedure of the catalog: workflows an operator starts, not incidents.
+export { backfill } from './backfill';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client, type Connection, type WorkflowHandle } from '@temporalio/client';
-import { SearchAttributeType } from '@temporalio/common';
+import { SearchAttributeType, type Workflow } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -57,15 +57,17 @@ export interface TimeSkippingIncidents {
    * activities answered by `stubs`.
    */
   startIncident(labels?: Record<string, string>, config?: ConfigInput, stubs?: ActivityStubs): Promise<Incident>;
+  /** Starts any workflow of the bundle that is not an incident (a procedure such as backfill), its activities answered by `stubs`. */
+  startWorkflow<T extends Workflow>(workflowType: string, input: unknown, stubs?: ActivityStubs): Promise<WorkflowHandle<T>>;
   /** Runs `body` on a new incident, and terminates the incident afterwards so it never pages while later tests move the clock. */
   withIncident(labels: Record<string, string>, config: ConfigInput, body: (handle: Incident) => Promise<void>, stubs?: ActivityStubs): Promise<void>;
   /** How often each activity was called for this incident, by name. */
-  calls(handle: Incident): Record<string, number>;
+  calls(handle: WorkflowHandle): Record<string, number>;
   /**
    * Waits until the workflow has no workflow task and no activity in flight, so a query shows everything the
    * server's clock has caused so far; fails if a workflow task failed. Returns the history.
    */
-  settle(handle: Incident): Promise<temporal.api.history.v1.IHistoryEvent[]>;
+  settle(handle: WorkflowHandle): Promise<temporal.api.history.v1.IHistoryEvent[]>;
   /** The status query, once the incident has settled. */
   observe(handle: Incident): Promise<IncidentStatusView>;
   /** The outcome of an incident that should have closed by now. */
@@ -174,6 +176,12 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
     return testEnv.client.workflow.start<typeof generic>(options.workflowType ?? routed.workflowType, { taskQueue, workflowId: routed.workflowId, args: [routed.input] });
   }
 
+  async function startWorkflow<T extends Workflow>(workflowType: string, input: unknown, stubs: ActivityStubs = {}): Promise<WorkflowHandle<T>> {
+    const workflowId = `${workflowType}-${randomBytes(6).toString('hex')}`;
+    stubsByIncident.set(workflowId, stubs);
+    return timeSkipping().client.workflow.start(workflowType, { taskQueue, workflowId, args: [input] }) as Promise<WorkflowHandle<T>>;
+  }
+
   async function withIncident(
     labels: Record<string, string>,
     config: ConfigInput,
@@ -216,6 +224,7 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
     start,
     stop,
     startIncident,
+    startWorkflow,
     withIncident,
     settle,
     observe,
@@ -252,7 +261,7 @@ async function registerSearchAttributes(connection: Connection, namespace: strin
 
 const E = temporal.api.enums.v1.EventType;
 
-async function settle(handle: Incident): Promise<temporal.api.history.v1.IHistoryEvent[]> {
+async function settle(handle: WorkflowHandle): Promise<temporal.api.history.v1.IHistoryEvent[]> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     const events = (await handle.fetchHistory()).events ?? [];
