@@ -87,8 +87,8 @@ describe('runbooks token create', () => {
       [['bad name', '--scopes', 'alerts'], /^error: <name>: letters, digits, _ \. - \(max 63\)/],
       [['x'.repeat(64), '--scopes', 'alerts'], /^error: <name>: /],
       [['-dash', '--scopes', 'alerts'], /error: /],
-      [['ok', '--scopes', 'alerts,admin'], /^error: --scopes: unknown scope "admin" \(scopes: alerts, incidents\)/],
-      [['ok', '--scopes', ','], /^error: --scopes: at least one of alerts, incidents/],
+      [['ok', '--scopes', 'alerts,admin'], /^error: --scopes: unknown scope "admin" \(scopes: alerts, incidents, operations\)/],
+      [['ok', '--scopes', ','], /^error: --scopes: at least one of alerts, incidents, operations/],
       [['ok'], /^error: --scopes: required/],
     ];
     const results = await Promise.all(cases.map(([args]) => runCli(['token', 'create', ...args])));

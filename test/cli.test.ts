@@ -211,7 +211,7 @@ describe('runbooks dev', () => {
       assert.deepEqual(await health.json(), { ok: true });
 
       // The config has no tokens: a local one, named after the OS user, kept in .runbooks/dev-token (0600).
-      assert.match(dev.stdout, new RegExp(`Tokens\\s+local token "${me}" \\(scopes alerts, incidents\\), created now in \\.runbooks/dev-token: the config has no tokens\\n`));
+      assert.match(dev.stdout, new RegExp(`Tokens\\s+local token "${me}" \\(scopes alerts, incidents, operations\\), created now in \\.runbooks/dev-token: the config has no tokens\\n`));
       const token = /^ {2}export RUNBOOKS_TOKEN=([0-9a-f]{64})\n/m.exec(dev.stdout)?.[1];
       assert.ok(token, `no token in:\n${dev.stdout}`);
       assert.equal(dev.stdout.split(token).length, 2, 'the token is shown once');
@@ -274,7 +274,7 @@ describe('runbooks dev', () => {
     const token = readFileSync(tokenFile, 'utf8').trim();
     const again = await startDev(writeConfig(testConfigInput()));
     try {
-      assert.match(again.stdout, /Tokens\s+local token "\S+" \(scopes alerts, incidents\), kept in \.runbooks\/dev-token/);
+      assert.match(again.stdout, /Tokens\s+local token "\S+" \(scopes alerts, incidents, operations\), kept in \.runbooks\/dev-token/);
       assert.match(again.stdout, new RegExp(`export RUNBOOKS_TOKEN=${token}\n`));
       await again.stop();
     } finally {

@@ -102,12 +102,15 @@ const ChannelSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('log') }),
 ]);
 
+/** What a token lets in: `alerts` the webhook, `incidents` incident actions, `operations` backfills. */
+export const tokenScopes = ['alerts', 'incidents', 'operations'] as const;
+
 const TokenSchema = z.strictObject({
   /** The identity recorded when this token approves, acknowledges or resolves. */
   name,
   /** sha256 of the token, hex: `printf %s "$TOKEN" | sha256sum`. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex characters (sha256 of the token)'),
-  scopes: z.array(z.enum(['alerts', 'incidents'])).min(1),
+  scopes: z.array(z.enum(tokenScopes)).min(1),
 });
 
 /** `policies.<runbook>.<key>`: overrides of the catalog's policy values, only keys the catalog knows. */

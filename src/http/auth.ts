@@ -5,10 +5,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema';
+import type { Config, tokenScopes } from '../config/schema';
 import { sendError } from './errors';
 
-export type Scope = 'alerts' | 'incidents';
+export type Scope = (typeof tokenScopes)[number];
 
 export interface AuthOptions {
   /** When no configured token has the scope, let everyone in; otherwise such endpoints refuse every request (401). */

@@ -11,6 +11,7 @@ import { createAuthenticator } from './auth';
 import { HttpError, sendError } from './errors';
 import { createHttpMetrics, registerMetricsRoute } from './metrics';
 import { registerAlertRoutes } from './routes/alerts';
+import { registerBackfillRoutes } from './routes/backfills';
 import { registerHealthRoutes } from './routes/health';
 import { incidentActionOf, registerIncidentRoutes } from './routes/incidents';
 
@@ -80,6 +81,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   registerMetricsRoute(app, metrics);
   registerAlertRoutes(app, { config, client, logger, metrics, auth, temporalTimeoutMs });
   registerIncidentRoutes(app, { client, taskQueue: config.temporal.taskQueue, logger, metrics, auth, temporalTimeoutMs });
+  registerBackfillRoutes(app, { config, client, logger, auth, temporalTimeoutMs });
   auth.warnAboutUnconfiguredScopes();
 
   await app.ready();

@@ -3,7 +3,7 @@
  * its workflow ID is the target's — so two overlapping ranges cannot run at once; a second start is refused with
  * the running one named.
  */
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { z } from 'zod';
 import { chunksOf, type BackfillInput, type BackfillRequest, type BackfillStatus } from '../backfills/model';
 import type { Config } from '../config/schema';
@@ -54,7 +54,7 @@ export function backfillInput(request: BackfillRequest, config: Config): Backfil
 }
 
 /** Starts the backfill, or refuses naming the one that runs. */
-export async function startBackfill(client: Client, config: Config, raw: unknown): Promise<{ handle: WorkflowHandle; input: BackfillInput }> {
+export async function startBackfill(client: Client, config: Config, raw: unknown): Promise<{ handle: WorkflowHandleWithFirstExecutionRunId; input: BackfillInput }> {
   const parsed = BackfillRequestSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

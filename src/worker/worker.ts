@@ -43,6 +43,9 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath 
     taskQueue,
     activities: createActivities({ config, logger, pool, docker: dockerClient(config.docker.host) }),
     workflowBundle,
+    // Heartbeats reach the server at most this late (default: 80% of the heartbeat timeout). A backfill chunk
+    // resumes from its last heartbeat's cursor after a crash, so this bounds the records loaded twice.
+    maxHeartbeatThrottleInterval: '1s',
   });
   logger.info({ address, namespace, taskQueue }, 'worker ready');
   return {

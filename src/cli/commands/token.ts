@@ -7,12 +7,10 @@ import type { Command } from 'commander';
 import { stringify as yamlScalar } from 'yaml';
 import { z } from 'zod';
 import { configFilePath } from '../../config/load';
-import type { Config } from '../../config/schema';
+import { tokenScopes } from '../../config/schema';
 import { parseInput, type GlobalOptions } from '../context';
 
-type TokenScope = Config['tokens'][number]['scopes'][number];
-/** The scopes a token may have, as the config's `tokens[].scopes` accepts them. */
-export const tokenScopes = ['alerts', 'incidents'] as const satisfies readonly TokenScope[];
+export { tokenScopes };
 
 /** The same rule as the config's names (`name` in src/config/schema.ts): the token's name is who it acts as. */
 export const TokenNameSchema = z

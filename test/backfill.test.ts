@@ -1,0 +1,228 @@
+// The backfill against the real sandbox ETL (its pipeline in the etl container writing to the sandbox's PostgreSQL)
+// and real Temporal, proven with crashes: a worker process SIGKILLed in the middle of a chunk, the Temporal dev
+// server SIGKILLed and restarted on its state file; and pause / resume / cancel holding for real.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import type Docker from 'dockerode';
+import { Client as PgClient } from 'pg';
+import { stringify } from 'yaml';
+import { dockerClient } from '../src/activities';
+import { demultiplex } from '../src/activities/docker';
+import { actOnBackfill, getBackfill, type BackfillView } from '../src/backfills/operations';
+import type { BackfillOutcome } from '../src/backfills/model';
+import { parseConfig } from '../src/config/load';
+import type { Config, ConfigInput } from '../src/config/schema';
+import { startBackfill } from '../src/intake/backfill';
+import { auditAppTargets, removeAuditApp, startAuditApp, type AuditApp } from '../src/sandbox/auditApp';
+import { TEST_LABEL } from './harness/dockerd';
+import { startDevServer, type DevServer } from './harness/temporal';
+import { freePort, freePorts, isAlive, LOG_DIR } from './harness/util';
+import { cliWorkspace } from './support/cli';
+import { dropAuditSchema } from './support/audit';
+import { testConfigInput } from './support/config';
+import { requireEnv } from './support/env';
+import { recordHistoryIfAsked } from './support/histories';
+import { waitFor } from './support/wait';
+import { startWorker } from './support/worker';
+
+const CLI = path.resolve(__dirname, '../bin/runbooks.js');
+const COUNTIES = ['Kisumu', 'Nairobi'];
+/** 40 records per county-year at 100 ms: a chunk takes about 4 s, long enough to be killed in the middle. */
+const DELAY = '100ms';
+const RECORDS_PER_CHUNK = 40;
+
+describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_000 }, () => {
+  let docker: Docker;
+  let app: AuditApp;
+  const prefix = `bf-${randomBytes(3).toString('hex')}-`;
+  const scratch = mkdtempSync(path.join(tmpdir(), 'runbooks-backfill-'));
+  const stops: Array<() => Promise<unknown>> = [];
+
+  before(async () => {
+    docker = dockerClient(requireEnv('DOCKER_HOST'));
+    const [backend, admin, postgres, redis] = await freePorts(4);
+    app = await startAuditApp(docker, { prefix, ports: { backend: backend!, admin: admin!, postgres: postgres!, redis: redis! }, labels: { [TEST_LABEL]: 'true' } });
+  });
+
+  after(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await removeAuditApp(docker, prefix);
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  /** Each backfill of this file loads its own years, so row counts and log lines never mix. */
+  function configInput(overrides: Partial<ConfigInput> = {}): ConfigInput {
+    return testConfigInput({ ...auditAppTargets(app), backfill: { counties: COUNTIES, delay: DELAY, chunksPerRun: 2 }, ...overrides });
+  }
+
+  async function rows(years: number[]): Promise<Array<{ county: string; year: number; n: number }>> {
+    const pg = new PgClient({ connectionString: app.urls.database });
+    await pg.connect();
+    try {
+      const { rows: found } = await pg.query<{ county: string; year: number; n: number }>(
+        `SELECT county, year, count(*)::int AS n FROM documents WHERE year = ANY($1) AND report_type LIKE 'report-%' GROUP BY county, year ORDER BY year, county`,
+        [years],
+      );
+      return found;
+    } finally {
+      await pg.end();
+    }
+  }
+
+  /** Every `wrote record` line in the etl container's log for these years, by county-year-record. */
+  async function writes(years: number[]): Promise<Map<string, number>> {
+    const raw = await docker.getContainer(app.containers.etl).logs({ stdout: true, stderr: true, follow: false });
+    const counts = new Map<string, number>();
+    for (const line of demultiplex(raw).toString('utf8').split('\n')) {
+      const wrote = /INFO wrote record county=(\S+) year=(\d+) record=(\d+) of=\d+/.exec(line);
+      if (!wrote || !years.includes(Number(wrote[2]))) continue;
+      const key = `${wrote[1]} ${wrote[2]} #${wrote[3]}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  const everyChunkOnce = (years: number[]) => years.flatMap((year) => COUNTIES.map((county) => ({ county, year, n: RECORDS_PER_CHUNK })));
+
+  async function progress(client: Client, workflowId: string, what: string, until: (view: BackfillView) => boolean, timeoutMs = 120_000): Promise<BackfillView> {
+    let last: BackfillView | undefined;
+    return waitFor(
+      what,
+      async () => {
+        last = await getBackfill(client, workflowId).catch(() => last);
+        return last && until(last) ? last : undefined;
+      },
+      timeoutMs,
+    ).catch((err: Error) => assert.fail(`${err.message}; last status: ${JSON.stringify(last)}`));
+  }
+
+  function spawnWorker(configFile: string): ChildProcess {
+    const child = spawn(process.execPath, [CLI, 'worker', '--config', configFile], { env: { ...process.env, LOG_LEVEL: 'error' }, stdio: ['ignore', 'inherit', 'inherit'] });
+    stops.push(async () => child.kill('SIGKILL'));
+    return child;
+  }
+
+  test('a worker SIGKILLed in the middle of a chunk: a new worker resumes it from the last heartbeat; every record is there once, and only the records since that heartbeat were written twice', async () => {
+    const years = [2001, 2002];
+    const input = configInput();
+    const config = parseConfig(input);
+    const configFile = path.join(scratch, 'worker-crash.yaml');
+    writeFileSync(configFile, stringify(input));
+    stops.push(() => dropAuditSchema(config));
+    const connection = await Connection.connect({ address: config.temporal.address });
+    stops.push(() => connection.close());
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+
+    const first = spawnWorker(configFile);
+    const { handle } = await startBackfill(client, config, { from: years[0], to: years[1], by: 'erin' });
+    const midChunk = await progress(client, handle.workflowId, 'the second chunk half-way', (v) => v.chunksDone === 1 && (v.cursor?.lastRecord ?? 0) >= 15);
+    first.kill('SIGKILL');
+    await waitFor('the worker to be gone', async () => (isAlive(first.pid!) ? undefined : true));
+    const beforeKill = await writes(years);
+    const crashedChunk = `${midChunk.current!.county} ${midChunk.current!.year}`;
+    const lastWritten = Math.max(...[...beforeKill.keys()].filter((k) => k.startsWith(crashedChunk)).map((k) => Number(k.split('#')[1])));
+
+    spawnWorker(configFile);
+    const outcome: BackfillOutcome = await handle.result();
+    assert.deepEqual({ ...outcome, runs: undefined }, { cancelled: false, chunksDone: 4, recordsWritten: outcome.recordsWritten, skipped: [], runs: undefined });
+    assert.equal(outcome.runs, 2, 'chunksPerRun 2: the backfill continued as new once');
+    assert.deepEqual(await rows(years), everyChunkOnce(years), 'every county-year record is in documents exactly once');
+
+    const counts = await writes(years);
+    const twice = [...counts.entries()].filter(([, n]) => n > 1).map(([key]) => key);
+    // The retry started from the cursor of the last heartbeat the server had: what it wrote again is a run of
+    // records ending where the killed attempt stopped — about one heartbeat interval (1 s at 100 ms per record).
+    const again = twice.map((key) => Number(key.split('#')[1])).sort((a, b) => a - b);
+    assert.ok(twice.every((key) => key.startsWith(`${crashedChunk} `)), `only the crashed chunk is written twice: ${twice.join(', ')}`);
+    assert.ok(again.every((n, i) => i === 0 || n === again[i - 1]! + 1), `one run of records: ${again.join(', ')}`);
+    assert.ok(again.length === 0 || again.at(-1)! >= lastWritten, `ending where the killed attempt stopped (#${lastWritten}): ${again.join(', ')}`);
+    assert.ok(again.length <= 12, `written twice: ${again.length} (${again.join(', ')})`);
+    assert.equal(counts.size, years.length * COUNTIES.length * RECORDS_PER_CHUNK, 'every record was written');
+    console.log(`# worker crash: killed at ${crashedChunk} #${lastWritten}; records written twice: ${twice.length}; chunk ${RECORDS_PER_CHUNK} records, delay ${DELAY}`);
+    await recordHistoryIfAsked(handle.workflowId, 'backfill-worker-crash-continued-as-new', { runId: handle.firstExecutionRunId });
+  });
+
+  test('the Temporal dev server SIGKILLed mid-backfill and restarted on its state file: the backfill completes, every record once', async () => {
+    const years = [2003, 2004];
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'runbooks-backfill-server-'));
+    stops.push(async () => rmSync(stateDir, { recursive: true, force: true }));
+    const serverOptions = { dbFile: path.join(stateDir, 'temporal.db'), port: await freePort(), logFile: path.join(LOG_DIR, 'temporal-backfill-crash.log') };
+    let server: DevServer = await startDevServer(serverOptions);
+    stops.push(() => server.stop());
+    const config = parseConfig(configInput({ temporal: { address: server.address } }));
+    stops.push(() => dropAuditSchema(config));
+    const worker = await startWorker(config, { logLevel: 'error' });
+    stops.push(() => worker.stop());
+
+    const { handle } = await startBackfill(worker.client, config, { from: years[0], to: years[1], by: 'erin' });
+    await progress(worker.client, handle.workflowId, 'the first chunk under way', (v) => (v.cursor?.lastRecord ?? 0) >= 10);
+    process.kill(server.pid, 'SIGKILL');
+    await waitFor('the server to be gone', async () => (isAlive(server.pid) ? undefined : true));
+    server = await startDevServer(serverOptions);
+
+    const done = await progress(worker.client, handle.workflowId, 'the backfill to finish after the restart', (v) => v.phase === 'done', 180_000);
+    assert.equal(done.chunksDone, 4);
+    assert.deepEqual(await rows(years), everyChunkOnce(years));
+  });
+
+  test('pause: no chunk starts and the rows stay constant while paused; resume finishes it; cancel stops after the current chunk', async () => {
+    const config = parseConfig(configInput());
+    stops.push(() => dropAuditSchema(config));
+    const worker = await startWorker(config);
+    stops.push(() => worker.stop());
+
+    const years = [2005, 2006];
+    const { handle } = await startBackfill(worker.client, config, { from: years[0], to: years[1], by: 'erin' });
+    await progress(worker.client, handle.workflowId, 'the first chunk under way', (v) => (v.cursor?.lastRecord ?? 0) >= 5);
+    await actOnBackfill(worker.client, handle.workflowId, 'pause', { by: 'erin' });
+    const paused = await progress(worker.client, handle.workflowId, 'the current chunk to finish', (v) => v.phase === 'paused' && v.current === undefined);
+    const held = await rows(years);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    assert.deepEqual(await rows(years), held, 'no record is written while paused');
+    assert.equal((await getBackfill(worker.client, handle.workflowId)).chunksDone, paused.chunksDone);
+
+    await actOnBackfill(worker.client, handle.workflowId, 'resume', { by: 'erin' });
+    const done = await progress(worker.client, handle.workflowId, 'the backfill to finish', (v) => v.phase === 'done');
+    assert.equal(done.chunksDone, 4);
+    assert.deepEqual(await rows(years), everyChunkOnce(years));
+
+    const cancelYears = [2007, 2008];
+    const second = await startBackfill(worker.client, config, { from: cancelYears[0], to: cancelYears[1], by: 'erin' });
+    await progress(worker.client, second.handle.workflowId, 'the first chunk under way', (v) => (v.cursor?.lastRecord ?? 0) >= 5);
+    await actOnBackfill(worker.client, second.handle.workflowId, 'cancel', { by: 'erin', reason: 'wrong range' });
+    const outcome: BackfillOutcome = await second.handle.result();
+    assert.deepEqual({ cancelled: outcome.cancelled, chunksDone: outcome.chunksDone, recordsWritten: outcome.recordsWritten }, { cancelled: true, chunksDone: 1, recordsWritten: RECORDS_PER_CHUNK });
+    assert.deepEqual(await rows(cancelYears), [{ county: COUNTIES[0], year: cancelYears[0], n: RECORDS_PER_CHUNK }], 'the current chunk finished, nothing after it');
+  });
+
+  test('the CLI starts one with a progress line per change and --follow to the end; a second start while it runs is refused naming it', async () => {
+    const workspace = cliWorkspace('backfill-cli');
+    stops.push(async () => workspace.remove());
+    const input = configInput();
+    const config: Config = parseConfig(input);
+    stops.push(() => dropAuditSchema(config));
+    const worker = await startWorker(config);
+    stops.push(() => worker.stop());
+    const configFile = workspace.writeConfig(input);
+
+    const follow = workspace.spawn(['--config', configFile, 'backfill', '--from', '2009', '--county', 'Nairobi', '--by', 'erin', '--follow']);
+    await waitFor('the start line', async () => (/^started backfill-/m.test(follow.stdout) || follow.child.exitCode !== null ? true : undefined));
+    const refused = await workspace.run(['--config', configFile, 'backfill', '--from', '2010', '--by', 'dana']);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(refused.stderr, new RegExp(`a backfill is already running on ${prefix}etl: backfill-${prefix}etl \\(2009–2009, \\d of 1 chunk\\(s\\) done, \\S+, started by erin\\)`));
+    const code = await new Promise((resolve) => follow.child.on('exit', resolve));
+    assert.equal(code, 0, `${follow.stdout}\n${follow.stderr}`);
+    assert.match(follow.stdout, /^started backfill-\S+: 2009–2009, 1 chunk\(s\) \(Nairobi\), delay 100 ms per record$/m);
+    assert.match(follow.stdout, /^\d+% 0\/1 chunks, \d+ records, [\d.]+\/s, Nairobi 2009 record \d+$/m);
+    assert.match(follow.stdout, /done: Done: 1 of 1 chunk\(s\), 40 record\(s\) written\.$/m);
+    const status = await workspace.run(['--config', configFile, 'backfill', 'status']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^ {2}chunks {3}1 of 1 done$/m);
+  });
+});
