@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { severities } from '../incidents/model';
 import { approvalKinds, catalog, FALLBACK_RUNBOOK, runbookNames, type PolicyValue, type RunbookName, type TargetName } from '../runbooks/catalog';
-import { LATEST_BACKUP_FILE } from '../sandbox/auditApp/contract';
+import { EtlPaths, LATEST_BACKUP_FILE } from '../sandbox/auditApp/contract';
 
 const SeveritySchema = z.enum(severities);
 /** Runbooks come from the catalog (src/runbooks/catalog.ts). */
@@ -49,8 +49,26 @@ const PostgresTargetSchema = z.strictObject({
   backupFile: z.string().regex(/^\/[A-Za-z0-9_./-]{1,255}$/, 'an absolute path of letters, digits, _ . / -').default(LATEST_BACKUP_FILE),
 });
 
+const absolutePath = z.string().regex(/^\/[A-Za-z0-9_./-]{0,255}$/, 'an absolute path of letters, digits, _ . / -');
+
+const EtlTargetSchema = z.strictObject({
+  /** The container the ETL job runs in (`docker exec` runs the pipeline there). */
+  container: name,
+  /** Where the pipeline downloads to, inside the container (the runbook cleans it when the disk is full). */
+  downloadsDir: absolutePath.default(EtlPaths.downloadsDir),
+  /** The argv prefix the runbooks exec in the container, e.g. ["python", "-m", "etl.kenya_pipeline"]; the sandbox's ["node", "/app/etl.js"]. */
+  program: z.array(z.string().min(1)).min(1).default([...EtlPaths.argv]),
+  /** How long the container may take to run again after a restart. */
+  healthyWithin: DurationSchema.prefault('30s'),
+});
+
 /** One schema per target name of the catalog. */
-const targetSchemas = { backend: BackendTargetSchema, redis: RedisTargetSchema, postgres: PostgresTargetSchema } satisfies Record<TargetName, z.ZodType>;
+const targetSchemas = {
+  backend: BackendTargetSchema,
+  redis: RedisTargetSchema,
+  postgres: PostgresTargetSchema,
+  etl: EtlTargetSchema,
+} satisfies Record<TargetName, z.ZodType>;
 
 const RouteSchema = z.strictObject({
   runbook: RunbookNameSchema,
@@ -158,6 +176,7 @@ export const ConfigSchema = z.strictObject({
       backend: targetSchemas.backend.optional(),
       redis: targetSchemas.redis.optional(),
       postgres: targetSchemas.postgres.optional(),
+      etl: targetSchemas.etl.optional(),
     })
     .prefault({}),
   routing: z

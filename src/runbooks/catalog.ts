@@ -7,7 +7,7 @@
 import type { Severity } from '../incidents/model';
 
 /** What runbooks act on; connection details live in the worker's config under `targets.<name>`. */
-export type TargetName = 'backend' | 'redis' | 'postgres';
+export type TargetName = 'backend' | 'redis' | 'postgres' | 'etl';
 
 export type PolicyValue = number | boolean;
 
