@@ -99,11 +99,14 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
         return last && until(last) ? last : undefined;
       },
       timeoutMs,
-    ).catch((err: Error) => assert.fail(`${err.message}; last status: ${JSON.stringify(last)}`));
+    ).catch((err: Error) => assert.fail(`${err.message}; last status: ${JSON.stringify(last)}; worker processes printed: ${workerOutput.join('').slice(-2000)}`));
   }
 
+  /** A real `runbooks worker` process, as production runs it; what it prints is kept for failure messages. */
+  const workerOutput: string[] = [];
   function spawnWorker(configFile: string): ChildProcess {
-    const child = spawn(process.execPath, [CLI, 'worker', '--config', configFile], { env: { ...process.env, LOG_LEVEL: 'error' }, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, [CLI, 'worker', '--config', configFile], { env: { ...process.env, LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const stream of [child.stdout!, child.stderr!]) stream.on('data', (d: Buffer) => workerOutput.push(d.toString()));
     stops.push(async () => child.kill('SIGKILL'));
     return child;
   }

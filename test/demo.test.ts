@@ -93,6 +93,17 @@ describe('runbooks demo: the API and Redis scenarios on the audit-app sandbox', 
     }
   });
 
+  test('backfill: the worker process is SIGKILLed half-way and a new one finishes the backfill from the chunk it was in', async () => {
+    const result = await workspace.run(demo('--scenario', 'backfill', '--keep'), { timeoutMs: 200_000 });
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    const workers = [...result.stdout.matchAll(/started a worker process \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+    assert.equal(workers.length, 2, result.stdout);
+    const killed = new RegExp(`SIGKILLed the worker \\(pid ${workers[0]}\\) in the middle of (\\w+ \\d{4}), after record (\\d+)`).exec(result.stdout);
+    assert.ok(killed, result.stdout);
+    assert.match(result.stdout, /^12 of 12 chunk\(s\), 480 record\(s\) written/m);
+    assert.match(result.stdout, /Done: 12 of 12 chunk\(s\), 480 record\(s\) written\./);
+  });
+
   test('redis-down --approve: reuses the running sandbox, and leaves it running after the restart fixed Redis', async () => {
     const result = await workspace.run(demo('--scenario', 'redis-down', '--approve'), { timeoutMs: 200_000 });
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);

@@ -11,17 +11,22 @@ import {
   startAuditApp,
   startTraffic,
   type AuditAppPorts,
+  type StartedAuditApp,
 } from '../sandbox/auditApp';
 import { dockerClient } from '../activities';
 import { engineNote, sandboxBreak, sandboxDown, sandboxUp } from '../sandbox/commands';
-import type { DemoScenario } from '../sandbox/scenarios';
+import type { AlertScenario } from '../sandbox/scenarios';
 import { sandboxStep } from './commands/sandbox';
 
 export interface BrokenSandbox {
   /** The config that points at it (`auditAppTargets`). */
   targets: ReturnType<typeof auditAppTargets>;
-  /** What the fault did, one sentence. */
-  broke: string;
+  /** What the fault did, one sentence; undefined when nothing was broken. */
+  broke?: string;
+  /** The sandbox, as started. */
+  app: StartedAuditApp;
+  /** The Docker engine it runs on. */
+  dockerHost: string;
   /** Stops the traffic; removes the sandbox unless it was there before the demo or `keep`. Says what it did. */
   cleanUp(keep: boolean): Promise<string>;
 }
@@ -37,7 +42,8 @@ export function sandboxTargetsAt(place: SandboxPlace): ReturnType<typeof auditAp
 }
 
 export async function breakSandbox(options: {
-  scenario: DemoScenario;
+  /** What to break (nothing: the sandbox is only brought up). */
+  scenario: Pick<AlertScenario, 'deploy' | 'fault' | 'traffic'>;
   place: SandboxPlace;
   dockerHost: string | undefined;
   log: (line: string) => void;
@@ -53,7 +59,7 @@ export async function breakSandbox(options: {
   // A sandbox that ran before may still carry a knob an earlier demo or `sandbox break` set.
   await resetBackendFaults(up.app);
   const dockerHost = up.engine.dockerHost;
-  let broke: string;
+  let broke: string | undefined;
   if (deploy) {
     // The bad version replaces the running good one, which the container's label keeps as the way back.
     const previousBackendImage = backendImage(deploy.previousVersion);
@@ -61,7 +67,7 @@ export async function breakSandbox(options: {
       startAuditApp(dockerClient(dockerHost), { prefix: place.prefix, ports: place.ports, backendVersion: deploy.version, previousBackendImage, requireHealthy: false }),
     );
     broke = `deployed ${backendImage(deploy.version)} to ${up.app.containers.backend}: its /health answers 500 (the image before it: ${previousBackendImage})`;
-  } else {
+  } else if (scenario.fault) {
     broke = (await sandboxStep(() => sandboxBreak({ dockerHost, prefix: place.prefix, fault: scenario.fault!.name, ...scenario.fault!.options }))).description;
   }
   const traffic = scenario.traffic ? startTraffic(up.app) : undefined;
@@ -69,6 +75,8 @@ export async function breakSandbox(options: {
   return {
     targets: up.targets,
     broke,
+    app: up.app,
+    dockerHost,
     async cleanUp(keep) {
       const sent = traffic ? ` (${await traffic.stop()} requests sent)` : '';
       const note = engineNote(up.engine);

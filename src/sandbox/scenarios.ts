@@ -1,6 +1,7 @@
 /**
  * The demo's scenarios: each breaks the audit-app sandbox for real, the way one section of the runbook starts, and
- * names the alert Alertmanager would send for it. The catalog routes the alert to its runbook.
+ * names the alert Alertmanager would send for it (the catalog routes the alert to its runbook); or, for §3's
+ * backfill, runs one through a worker crash.
  *
  * `policies` shrink the runbook's thresholds from minutes to seconds (a session idle in a transaction for 10 min,
  * latency windows of 15 s), so a demo takes a minute. The demo prints them; production keeps the catalog's values.
@@ -8,7 +9,8 @@
 import type { PolicyValue, RunbookName } from '../runbooks/catalog';
 import type { AuditAppFault, BackendImageSpec, FaultOptions } from './auditApp';
 
-export interface DemoScenario {
+/** A fault, and the alert Alertmanager would send for it. */
+export interface AlertScenario {
   /** What breaks and what fixes it, one line for --help and the demo's output. */
   summary: string;
   alertname: string;
@@ -21,6 +23,14 @@ export interface DemoScenario {
   traffic?: boolean;
   policies?: Partial<Record<RunbookName, Record<string, PolicyValue>>>;
 }
+
+/** A backfill of the last `years` years, whose worker process the demo kills half-way and replaces. */
+export interface BackfillScenario {
+  summary: string;
+  backfill: { years: number; delay: string };
+}
+
+export type DemoScenario = AlertScenario | BackfillScenario;
 
 export const demoScenarios = {
   'api-down': {
@@ -61,6 +71,11 @@ export const demoScenarios = {
     summary: 'the redis container is stopped; a restart fixes it, verified by PING',
     alertname: 'RedisDown',
     fault: { name: 'redis-stopped' },
+  },
+  backfill: {
+    summary:
+      'loads the last two years for every county through the sandbox ETL; half-way the demo SIGKILLs the worker process and starts a new one, which resumes the chunk from its last heartbeat',
+    backfill: { years: 2, delay: '50ms' },
   },
 } as const satisfies Record<string, DemoScenario>;
 

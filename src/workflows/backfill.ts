@@ -73,7 +73,8 @@ class BackfillRun {
     try {
       const result = await etl.loadChunk({ target: 'etl', county: chunk.county, year: chunk.year, delayMs: this.input.policy.delayMs });
       this.progress.chunksDone += 1;
-      this.progress.recordsWritten += result.written;
+      // Every record of the chunk is in now, whichever attempt wrote it (a resumed one writes only the rest).
+      this.progress.recordsWritten += result.records;
       this.current = undefined;
       this.showDetails();
       return 'loaded';

@@ -55,7 +55,7 @@ export function registerBackfillCommands(program: Command): void {
         );
         const chunks = (input.to - input.from + 1) * started.counties.length;
         process.stdout.write(`started ${handle.workflowId}: ${input.from}–${input.to}, ${chunks} chunk(s) (${started.counties.join(', ')}), delay ${started.policy.delayMs} ms per record\n`);
-        if (input.follow) await follow(client, handle.workflowId);
+        if (input.follow) await followBackfill(client, handle.workflowId);
         else process.stdout.write(`  follow it: runbooks backfill status --follow\n`);
       });
     });
@@ -70,7 +70,7 @@ export function registerBackfillCommands(program: Command): void {
       const { config } = loadCliConfig(command);
       const workflowId = workflowIdOf(config);
       await withClient(config, async (client) => {
-        if (input.follow) return follow(client, workflowId);
+        if (input.follow) return void (await followBackfill(client, workflowId));
         const view = await operation(() => getBackfill(client, workflowId));
         process.stdout.write(input.json ? `${JSON.stringify(view, null, 2)}\n` : statusText(view));
       });
@@ -142,9 +142,10 @@ function statusText(view: BackfillView): string {
 
 /**
  * Polls the status until the backfill ends: a progress bar on a terminal, else one line per change. Survives a
- * worker or server restart in between (a failed poll is retried).
+ * worker or server restart in between (a failed poll is retried). `onView` sees each status first (the demo kills
+ * a worker from there).
  */
-async function follow(client: Client, workflowId: string): Promise<void> {
+export async function followBackfill(client: Client, workflowId: string, onView?: (view: BackfillView) => Promise<void>): Promise<BackfillView> {
   const tty = process.stdout.isTTY === true;
   const bar = tty ? new SingleBar({ format: '{bar} {percentage}% | {value}/{total} chunks | {records} records, {rate}/s | ETA {eta_s}s | {where}', hideCursor: true }) : undefined;
   let lastLine = '';
@@ -159,6 +160,7 @@ async function follow(client: Client, workflowId: string): Promise<void> {
       await sleep(1_000);
       continue;
     }
+    await onView?.(view);
     const done = view.chunksDone + view.skipped.length;
     const fields = { records: view.recordsWritten + (view.cursor?.lastRecord ?? 0), rate: view.recordsPerSecond, eta_s: view.etaSeconds ?? '?', where: where(view) };
     if (bar) {
@@ -172,7 +174,7 @@ async function follow(client: Client, workflowId: string): Promise<void> {
     if (view.phase === 'done' || view.phase === 'cancelled') {
       bar?.stop();
       process.stdout.write(`${workflowId} ${view.phase}: ${view.log.at(-1)?.message ?? ''}\n`);
-      return;
+      return view;
     }
     await sleep(500);
   }

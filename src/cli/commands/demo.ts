@@ -21,13 +21,13 @@ import type { Config } from '../../config/schema';
 import { actOnIncident, demoTaskQueue, getIncident, IncidentOperationError } from '../../incidents/operations';
 import type { IncidentStatusView } from '../../incidents/model';
 import { incidentWorkflowId } from '../../intake/route';
-import { catalog } from '../../runbooks/catalog';
-import { demoScenarioNames, demoScenarios, type DemoScenario, type DemoScenarioName } from '../../sandbox/scenarios';
+import { catalog, runbookNames, type RunbookName } from '../../runbooks/catalog';
+import { demoScenarioNames, demoScenarios, type AlertScenario, type DemoScenario } from '../../sandbox/scenarios';
 import { createLazyClient } from '../../temporal/client';
 import { loadCliConfig, parseInput, withClient } from '../context';
 import { CliError, firstLine } from '../errors';
 import { quoteArg, timelineLine } from '../format';
-import { loadDemoSandbox, loadDevTemporal, loadServices } from '../lazy';
+import { loadDemoBackfill, loadDemoSandbox, loadDevTemporal, loadServices } from '../lazy';
 import { pointAtSandbox } from '../sandboxConfig';
 import { addSandboxPlaceOptions, SandboxPlaceSchema, sandboxPorts, type SandboxPlace } from './sandbox';
 
@@ -45,7 +45,11 @@ const DemoInputSchema = SandboxPlaceSchema.extend({
 type DemoInput = z.infer<typeof DemoInputSchema>;
 
 export function registerDemoCommand(program: Command): void {
-  const scenarios = demoScenarioNames.map((name) => `  ${name.padEnd(15)} ${demoScenarios[name].alertname} → ${routeOf(name)}: ${demoScenarios[name].summary}`);
+  const scenarios = demoScenarioNames.map((name) => {
+    const scenario: DemoScenario = demoScenarios[name];
+    const trigger = 'alertname' in scenario ? `${scenario.alertname} → ${routeOf(scenario.alertname)}` : 'runbooks backfill';
+    return `  ${name.padEnd(15)} ${trigger}: ${scenario.summary}`;
+  });
   addSandboxPlaceOptions(
     program
       .command('demo')
@@ -66,22 +70,24 @@ export function registerDemoCommand(program: Command): void {
         process.stdout.write(configSnippet(input));
         return;
       }
-      await runDemo(input, loadCliConfig(command).config);
+      await runDemo(input, loadCliConfig(command));
     });
 }
 
-function routeOf(name: DemoScenarioName): string {
-  const { alertname } = demoScenarios[name];
-  return Object.entries(catalog).find(([, entry]) => alertname in entry.alerts)![0];
-}
-
-function approvalKindsOf(name: DemoScenarioName) {
-  return catalog[routeOf(name) as keyof typeof catalog].approvalKinds;
+function routeOf(alertname: string): RunbookName {
+  return runbookNames.find((name) => alertname in catalog[name].alerts)!;
 }
 
 function configSnippet(input: DemoInput): string {
   const scenario: DemoScenario = demoScenarios[input.scenario];
-  const approvers = Object.fromEntries(approvalKindsOf(input.scenario).map((kind) => [kind, [DEMO_APPROVER]]));
+  if ('backfill' in scenario) {
+    return [
+      `# Add to the config of the worker that runs \`runbooks demo --scenario ${input.scenario}\`'s backfills.`,
+      toYaml({ ...loadDemoSandbox().sandboxTargetsAt(place(input)), backfill: { delay: scenario.backfill.delay } }).trimEnd(),
+      '',
+    ].join('\n');
+  }
+  const approvers = Object.fromEntries(catalog[routeOf(scenario.alertname)].approvalKinds.map((kind) => [kind, [DEMO_APPROVER]]));
   return [
     `# Add to the config of the runbooks server \`runbooks demo --scenario ${input.scenario} --webhook URL\` posts to, then restart it.`,
     '# Keep your own approvers in the lists too. A sandbox on a private Docker engine also needs docker.host (runbooks sandbox up prints it).',
@@ -94,11 +100,14 @@ function configSnippet(input: DemoInput): string {
   ].join('\n');
 }
 
-async function runDemo(input: DemoInput, config: Config): Promise<void> {
+async function runDemo(input: DemoInput, loaded: { config: Config; file?: string }): Promise<void> {
+  const { config } = loaded;
+  const chosen: DemoScenario = demoScenarios[input.scenario];
+  if ('backfill' in chosen) return loadDemoBackfill().runBackfillDemo({ ...input, scenario: chosen, place: place(input) }, loaded);
+  const scenario: AlertScenario = chosen;
   const services = loadServices();
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const external = input.webhook !== undefined;
-  const scenario: DemoScenario = demoScenarios[input.scenario];
   const stops: Array<() => Promise<void>> = [];
   const stopSignal = services.untilStopSignal();
   let interrupted = false;
@@ -128,7 +137,7 @@ async function runDemo(input: DemoInput, config: Config): Promise<void> {
     let demoConfig = config;
     if (!external) {
       token = randomBytes(16).toString('hex');
-      demoConfig = inProcessConfig(config, input.scenario, sandbox.targets, token);
+      demoConfig = inProcessConfig(config, scenario, sandbox.targets, token);
       say(`starting an in-process worker (task queue ${demoConfig.temporal.taskQueue}) and HTTP server…`);
       const logger = pino({ name: 'runbooks-demo', level: process.env.LOG_LEVEL ?? 'warn' });
       const worker = await services.startWorker(demoConfig, logger);
@@ -178,14 +187,14 @@ function place(input: SandboxPlace) {
 }
 
 /** The loaded config pointed at the sandbox, on a task queue of its own (apart from `runbooks dev`'s), with a one-time token. */
-function inProcessConfig(config: Config, name: DemoScenarioName, targets: Parameters<typeof pointAtSandbox>[1]['sandbox'], token: string): Config {
-  const scenario: DemoScenario = demoScenarios[name];
-  const pointed = pointAtSandbox(config, { sandbox: targets, approver: DEMO_APPROVER, kinds: approvalKindsOf(name), policies: scenario.policies });
+function inProcessConfig(config: Config, scenario: AlertScenario, targets: Parameters<typeof pointAtSandbox>[1]['sandbox'], token: string): Config {
+  const runbook = routeOf(scenario.alertname);
+  const pointed = pointAtSandbox(config, { sandbox: targets, approver: DEMO_APPROVER, kinds: catalog[runbook].approvalKinds, policies: scenario.policies });
   return {
     ...pointed,
     temporal: { ...config.temporal, taskQueue: demoTaskQueue(config.temporal.taskQueue) },
     http: { ...config.http, host: '127.0.0.1', port: 0 },
-    routing: { ...config.routing, alerts: { ...config.routing.alerts, [scenario.alertname]: { runbook: routeOf(name) as keyof typeof catalog, defaultSeverity: 'high' } } },
+    routing: { ...config.routing, alerts: { ...config.routing.alerts, [scenario.alertname]: { runbook, defaultSeverity: 'high' } } },
     tokens: [
       ...config.tokens.filter((t) => t.name !== DEMO_APPROVER),
       { name: DEMO_APPROVER, sha256: createHash('sha256').update(token).digest('hex'), scopes: ['alerts', 'incidents'] },

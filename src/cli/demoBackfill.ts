@@ -1,0 +1,87 @@
+/**
+ * `runbooks demo --scenario backfill`: runbook §3's backfill through a crash, for real. The worker runs as a child
+ * process (`runbooks worker`, as in production) on the demo's task queue with the config pointed at the sandbox;
+ * once the backfill is under way, the demo SIGKILLs it in the middle of a chunk and starts another, and the bar
+ * goes on: the new worker resumes the chunk from its last heartbeat. Exits 0 when the backfill is done.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import type { BackfillView } from '../backfills/operations';
+import { chunkName } from '../backfills/model';
+import { loadConfig } from '../config/load';
+import type { Config, ConfigInput } from '../config/schema';
+import { demoTaskQueue } from '../incidents/operations';
+import { BackfillRefused, startBackfill } from '../intake/backfill';
+import type { BackfillScenario } from '../sandbox/scenarios';
+import { followBackfill } from './commands/backfill';
+import { withClient } from './context';
+import { loadDemoSandbox } from './lazy';
+import type { SandboxPlace } from './demoSandbox';
+import { CliError, firstLine } from './errors';
+
+interface BackfillDemoInput {
+  scenario: BackfillScenario;
+  place: SandboxPlace;
+  keep: boolean;
+}
+
+export async function runBackfillDemo(input: BackfillDemoInput, loaded: { config: Config; file?: string }): Promise<void> {
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const scratch = mkdtempSync(path.join(tmpdir(), 'runbooks-demo-'));
+  const workers: ChildProcess[] = [];
+  let cleanUp: ((keep: boolean) => Promise<string>) | undefined;
+  try {
+    say(`scenario backfill: ${input.scenario.summary}`);
+    const sandbox = await loadDemoSandbox().breakSandbox({ scenario: {}, place: input.place, dockerHost: loaded.config.docker.host, log: say });
+    cleanUp = sandbox.cleanUp;
+
+    // The worker is a process of its own, so it can be killed: its config is the loaded file's, pointed at the sandbox.
+    const configFile = path.join(scratch, 'runbooks.yaml');
+    const fileInput = (loaded.file ? parseYaml(readFileSync(loaded.file, 'utf8')) : {}) as ConfigInput;
+    const workerInput: ConfigInput = {
+      ...fileInput,
+      ...sandbox.targets,
+      temporal: { ...fileInput.temporal, taskQueue: demoTaskQueue(loaded.config.temporal.taskQueue) },
+      backfill: { ...fileInput.backfill, delay: input.scenario.backfill.delay },
+    };
+    writeFileSync(configFile, toYaml(workerInput));
+    const config = loadConfig({ file: configFile });
+    const startWorker = () => {
+      const worker = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'worker', '--config', configFile], {
+        env: { ...process.env, LOG_LEVEL: 'error' },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      workers.push(worker);
+      say(`started a worker process (pid ${worker.pid}) on task queue ${config.temporal.taskQueue}`);
+      return worker;
+    };
+    let worker = startWorker();
+
+    const thisYear = new Date().getUTCFullYear();
+    const from = thisYear - input.scenario.backfill.years;
+    await withClient(config, async (client) => {
+      const { handle } = await startBackfill(client, config, { from, to: thisYear - 1, by: 'demo' }).catch((err: unknown) => {
+        throw err instanceof BackfillRefused ? new CliError(err.message) : err;
+      });
+      say(`started ${handle.workflowId}: ${from}–${thisYear - 1}, every county (${config.backfill.counties.length}), delay ${config.backfill.delay} ms per record\n`);
+      let killed = false;
+      const done = await followBackfill(client, handle.workflowId, async (view: BackfillView) => {
+        if (killed || view.chunksDone < 2 || (view.cursor?.lastRecord ?? 0) < 10 || !view.current) return;
+        killed = true;
+        worker.kill('SIGKILL');
+        say(`\n  → SIGKILLed the worker (pid ${worker.pid}) in the middle of ${chunkName(view.current)}, after record ${view.cursor!.lastRecord}`);
+        worker = startWorker();
+        say('  → the new worker resumes that chunk from its last heartbeat once the old one is declared dead (heartbeat timeout 10 s)\n');
+      });
+      say(`\n${done.chunksDone} of ${done.chunksTotal} chunk(s), ${done.recordsWritten} record(s) written; see it in the Temporal UI, or: npx runbooks backfill status`);
+      for (const event of done.log.slice(-5)) say(`  ${event.at.replace('T', ' ').slice(0, 19)}Z  ${event.by.padEnd(10)} ${event.message}`);
+    });
+  } finally {
+    for (const worker of workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGTERM');
+    rmSync(scratch, { recursive: true, force: true });
+    if (cleanUp) say(await cleanUp(input.keep).catch((err: unknown) => `cleaning up: ${firstLine(err)}`));
+  }
+}
