@@ -96,7 +96,14 @@ function pipelineFailure(exitCode: number, message: string): ApplicationFailure 
  * exit code. Cancellation (or this process dying) closes stdin, which the pipeline takes as the order to stop.
  */
 async function execStreaming(docker: Docker, container: string, argv: string[], context: Context, onLine: (line: string) => void): Promise<number> {
-  const exec = await docker.getContainer(container).exec({ Cmd: argv, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false });
+  const exec = await docker
+    .getContainer(container)
+    .exec({ Cmd: argv, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false })
+    .catch((err: { statusCode?: number; message?: string }) => {
+      // No such container: no retry brings it back. (Not running, 409, is retried: it may be restarting.)
+      if (err.statusCode === 404) throw ApplicationFailure.nonRetryable(`container ${container} does not exist`, ActivityErrorType.containerNotFound);
+      throw err;
+    });
   const stream = (await exec.start({ hijack: true, stdin: true })) as NodeJS.ReadWriteStream & { destroy(): void };
   const output = new PassThrough();
   docker.modem.demuxStream(stream, output, output);
