@@ -295,10 +295,13 @@ describe('the audit-app sandbox, for real', () => {
     const status = await runCli(['sandbox', 'status', '--prefix', prefix, '--json']);
     assert.equal(status.code, 0, status.stderr);
     const parsed = JSON.parse(status.stdout) as { containers: Record<string, { running: boolean; exitCode: number }> };
+    assert.deepEqual(Object.keys(parsed.containers), ['postgres', 'redis', 'backend', 'etl']);
     assert.deepEqual(
-      [parsed.containers.backend!.exitCode, parsed.containers.postgres!.running, parsed.containers.redis!.running],
-      [1, false, true],
+      [parsed.containers.backend!.exitCode, parsed.containers.postgres!.running, parsed.containers.redis!.running, parsed.containers.etl!.running],
+      [1, false, true, true],
     );
+    const text = await runCli(['sandbox', 'status', '--prefix', prefix]);
+    assert.match(text.stdout, new RegExp(`^etl\\s+${prefix}etl\\s+running\\s+runbooks-audit-app-etl:1\\s+docker exec ${prefix}etl node /app/etl\\.js …$`, 'm'));
     const broken = await runCli(['sandbox', 'break', 'redis-stopped', '--prefix', prefix]);
     assert.equal(broken.code, 0, broken.stderr);
     assert.equal(broken.stdout, `redis-stopped: stopped ${app.containers.redis}: the backend rate-limits in memory\n`);
@@ -311,12 +314,13 @@ describe('the audit-app sandbox, for real', () => {
     assert.deepEqual(config.targets.postgres, { container: app.containers.postgres, url: app.urls.database, healthyWithin: 30_000, backupFile: `${BACKUP_DIR}/latest.dump` });
     assert.equal(config.docker.host, requireEnv('DOCKER_HOST'));
     assert.equal(config.targets.backend?.metricsUrl, app.urls.metrics);
+    assert.deepEqual(config.targets.etl, { container: app.containers.etl, downloadsDir: '/tmp/etl_downloads', program: ['node', '/app/etl.js'], healthyWithin: 30_000 });
 
     // A container a rollback kept goes too.
     await docker.createContainer({ name: `${prefix}backend-replaced-0123456789ab`, Image: REDIS_IMAGE, Cmd: ['true'], Labels: { [TEST_LABEL]: 'true' } });
     const down = await runCli(['sandbox', 'down', '--prefix', prefix]);
     assert.equal(down.code, 0, down.stderr);
-    assert.match(down.stdout, new RegExp(`^removed ${prefix}backend, ${prefix}backend-replaced-0123456789ab, ${prefix}postgres, ${prefix}redis\\n$`));
+    assert.match(down.stdout, new RegExp(`^removed ${prefix}backend, ${prefix}backend-replaced-0123456789ab, ${prefix}etl, ${prefix}postgres, ${prefix}redis\\n$`));
     const left = await docker.listContainers({ all: true, filters: { name: [`^/${prefix}`] } });
     assert.deepEqual(left, []);
     const again = await runCli(['sandbox', 'status', '--prefix', prefix]);

@@ -1,16 +1,13 @@
 import { z } from 'zod';
 import { severities } from '../incidents/model';
 import { approvalKinds, catalog, FALLBACK_RUNBOOK, runbookNames, type PolicyValue, type RunbookName, type TargetName } from '../runbooks/catalog';
-import { LATEST_BACKUP_FILE } from '../sandbox/auditApp/contract';
+import { ETL_COUNTIES, EtlPaths, LATEST_BACKUP_FILE } from '../sandbox/auditApp/contract';
 
 const SeveritySchema = z.enum(severities);
 /** Runbooks come from the catalog (src/runbooks/catalog.ts). */
 const RunbookNameSchema = z.enum(runbookNames);
 /** Kinds of step that need a human's approval, from the catalog; approvers are configured per kind. */
 const ApprovalKindSchema = z.enum(approvalKinds);
-
-/** The counties the sandbox's ETL source knows (src/sandbox/auditApp/etl.ts). */
-const ETL_COUNTIES = ['Kisumu', 'Machakos', 'Mombasa', 'Nairobi', 'Nakuru', 'Turkana'] as const;
 
 const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
 /** "15m", "1h", "30s" → milliseconds. */
@@ -52,17 +49,26 @@ const PostgresTargetSchema = z.strictObject({
   backupFile: z.string().regex(/^\/[A-Za-z0-9_./-]{1,255}$/, 'an absolute path of letters, digits, _ . / -').default(LATEST_BACKUP_FILE),
 });
 
+const absolutePath = z.string().regex(/^\/[A-Za-z0-9_./-]{0,255}$/, 'an absolute path of letters, digits, _ . / -');
+
 const EtlTargetSchema = z.strictObject({
+  /** The container the ETL job runs in (`docker exec` runs the pipeline there). */
   container: name,
-  /** The argv prefix of the pipeline inside the container (`<program> run --county C --year Y …`). */
-  program: z.array(z.string().min(1)).min(1).default(['node', '/app/etl.js']),
-  /** Where it downloads to (`df`, and what clean-downloads empties). */
-  downloadsDir: z.string().regex(/^\/[A-Za-z0-9_./-]{1,255}$/, 'an absolute path of letters, digits, _ . / -').default('/tmp/etl_downloads'),
+  /** Where the pipeline downloads to, inside the container (the runbook cleans it when the disk is full). */
+  downloadsDir: absolutePath.default(EtlPaths.downloadsDir),
+  /** The argv prefix the runbooks exec in the container, e.g. ["python", "-m", "etl.kenya_pipeline"]; the sandbox's ["node", "/app/etl.js"]. */
+  program: z.array(z.string().min(1)).min(1).default([...EtlPaths.argv]),
+  /** How long the container may take to run again after a restart. */
   healthyWithin: DurationSchema.prefault('30s'),
 });
 
 /** One schema per target name of the catalog. */
-const targetSchemas = { backend: BackendTargetSchema, redis: RedisTargetSchema, postgres: PostgresTargetSchema, etl: EtlTargetSchema } satisfies Record<TargetName, z.ZodType>;
+const targetSchemas = {
+  backend: BackendTargetSchema,
+  redis: RedisTargetSchema,
+  postgres: PostgresTargetSchema,
+  etl: EtlTargetSchema,
+} satisfies Record<TargetName, z.ZodType>;
 
 const RouteSchema = z.strictObject({
   runbook: RunbookNameSchema,
@@ -213,6 +219,7 @@ export const ConfigSchema = z.strictObject({
   /** `runbooks backfill` (runbook §3): what "every county" means, and how a backfill runs. */
   backfill: z
     .strictObject({
+      /** Default: the counties of the sandbox's ETL source. */
       counties: z.array(z.string().regex(/^[A-Za-z][A-Za-z .'-]{0,62}$/, 'a county name: letters, spaces, . \' -')).min(1).default([...ETL_COUNTIES]),
       /** The pipeline's pause between records (its politeness to the source; raise it when rate limited). */
       delay: DurationSchema.prefault('20ms'),

@@ -64,7 +64,7 @@ const BreakInputSchema = z.object({
 export function registerSandboxCommands(program: Command): void {
   const sandbox = program
     .command('sandbox')
-    .description('the audit-app sandbox: PostgreSQL, a backend and Redis in containers, to run the runbooks against (needs Docker)');
+    .description('the audit-app sandbox: PostgreSQL, a backend, Redis and an ETL job in containers, to run the runbooks against (needs Docker)');
 
   addSandboxPlaceOptions(
     sandbox
@@ -135,8 +135,8 @@ export function registerSandboxCommands(program: Command): void {
     .addArgument(new Argument('<fault>', 'what to break').choices(FAULTS))
     .option('--prefix <prefix>', 'container name prefix', DEFAULT_PREFIX)
     .option('--route <route>', 'slow-route: the route, or "*" for every /api route (default /api/v1/documents)')
-    .option('--ms <ms>', 'slow-route: milliseconds added (default 1500)')
-    .option('--count <n>', 'leak-connections: pool connections to leak (default: the whole pool)')
+    .option('--ms <ms>', "slow-route: milliseconds added (default 1500); etl-rate-limited: the source's minimum delay between records (default 200)")
+    .option('--count <n>', 'leak-connections: pool connections to leak (default: the whole pool); etl-crash: records written before the crash (default 5)')
     .option('--sessions <n>', 'idle-in-transaction: sessions to hold (default 3)')
     .option('--seconds <s>', 'slow-query: how long pg_sleep runs (default 600)')
     .option('--exit-code <code>', 'backend-crash: the exit code (default 1)')
@@ -161,8 +161,8 @@ export async function sandboxStep<T>(step: () => Promise<T>): Promise<T> {
 
 function statusText(status: AuditAppStatus & { engine: { dockerHost: string } }): string {
   const { app } = status;
-  const where = { backend: app.urls.api, postgres: app.urls.database, redis: app.urls.redis };
-  const rows = (['backend', 'postgres', 'redis'] as const).map((role) => {
+  const where = { backend: app.urls.api, postgres: app.urls.database, redis: app.urls.redis, etl: `docker exec ${app.containers.etl} ${app.etl.program.join(' ')} …` };
+  const rows = (['backend', 'postgres', 'redis', 'etl'] as const).map((role) => {
     const c = status.containers[role];
     const state = !c.exists ? 'missing' : c.running ? 'running' : `${c.state} (exit code ${c.exitCode})`;
     return [role, c.name, state, c.image ?? '-', where[role]];

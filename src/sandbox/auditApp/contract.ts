@@ -110,10 +110,14 @@ export const AUDIT_APP_FAULTS = [
   'idle-in-transaction',
   'slow-query',
   'db-corrupted',
+  'etl-rate-limited',
+  'etl-source-changed',
+  'etl-disk-full',
+  'etl-crash',
 ] as const;
 export type AuditAppFault = (typeof AUDIT_APP_FAULTS)[number];
 
-/** Container names are `<prefix>backend`, `<prefix>postgres`, `<prefix>redis`. */
+/** Container names are `<prefix>backend`, `<prefix>postgres`, `<prefix>redis`, `<prefix>etl`. */
 export const DEFAULT_PREFIX = 'audit-app-';
 /** Ports on 127.0.0.1 (host network): the API, the backend's fault knobs, PostgreSQL, Redis. */
 export const DEFAULT_PORTS = { backend: 18180, admin: 18181, postgres: 15432, redis: 16379 } as const;
@@ -127,3 +131,160 @@ export const Metrics = {
   poolConnections: 'db_pool_connections',
   rateLimitInMemory: 'rate_limit_in_memory',
 } as const;
+
+// ---- the ETL job (etl.ts, in the `<prefix>etl` container) --------------------------------------------------------
+//
+// The ETL of the runbook's §3: a pipeline that "downloads" the audit reports of each county and year from a source,
+// parses them and upserts them into `documents`. Its container runs `node /app/etl.js daemon` as PID 1 (no init),
+// which only logs that it is ready and waits; the pipeline runs by `docker exec`:
+//
+//   node /app/etl.js run [--county C]… [--year Y] [--from N] [--delay-ms D] [--records R] [--stop-when-stdin-closes]
+//   node /app/etl.js status                      one JSON object (EtlStatus)
+//   node /app/etl.js fault <name> [options]      sets a fault (EtlFaultName), prints EtlFaultState as JSON
+//   node /app/etl.js fault clear                 clears them all (and removes the disk-full filler file)
+//   node /app/etl.js clean-downloads             empties the downloads dir, prints { "removed", "freedBytes" }
+//   node /app/etl.js daemon                      PID 1: logs `INFO etl daemon ready …`, idles until SIGTERM
+//
+// `run`: counties default to ETL_COUNTIES, the year to the current (UTC) one, records per county-year to
+// DEFAULT_ETL_RECORDS, the delay between records to DEFAULT_ETL_DELAY_MS. Record i (1..R) of a county-year is the
+// row (county, year, 'report-' + i zero-padded to 3 digits) of `documents`, upserted on documents_natural_key with
+// its payload (deterministic from county, year and i, plus `retrieved_at` = now, so `updated_at` advances on every
+// write). `--from N` starts the run's FIRST county-year at record N (the later ones at 1): a run that stopped after
+// record i of county C resumes with `--county C [--county <the ones after>…] --from i+1`.
+// `--stop-when-stdin-closes`: when stdin ends (the `docker exec` client that holds it open is gone) the run stops
+// after the record it is writing, logs EtlLogPatterns.stopped and exits EtlExitCodes.stopped.
+//
+// Log lines, on stdout, one per line: `<ISO-8601 time> <LEVEL> <message>[ key=value …]` (EtlLogPatterns). Every
+// `etl.js` process, also one started by `docker exec`, writes its log lines to the container's log too (PID 1's
+// stdout, /proc/1/fd/1): `docker logs <prefix>etl` shows every run. `status`, `fault` and `clean-downloads` print
+// only their JSON on stdout.
+
+/** Where things are in the etl image. */
+export const EtlPaths = {
+  /** The program: `node /app/etl.js <command>`. */
+  program: '/app/etl.js',
+  /** The node binary in the image (also on PATH as `node`). */
+  node: '/usr/bin/node',
+  /** The argv prefix a runbook execs (the config's default `targets.etl.program`). */
+  argv: ['node', '/app/etl.js'] as readonly string[],
+  /** Downloads land here (a small tmpfs in the sandbox, so a full disk is a real ENOSPC). */
+  downloadsDir: '/tmp/etl_downloads',
+  /** faults.json and state.json (the runs); survives `docker restart`, not a new container. */
+  stateDir: '/var/lib/etl',
+} as const;
+
+/** Environment of the etl container. */
+export const EtlEnv = {
+  databaseUrl: 'DATABASE_URL',
+  /** Default EtlPaths.downloadsDir. */
+  downloadsDir: 'ETL_DOWNLOADS_DIR',
+  /** Default EtlPaths.stateDir. */
+  stateDir: 'ETL_STATE_DIR',
+} as const;
+
+/** Exit codes of `etl.js run` (and of the other commands: ok, usage, failed). */
+export const EtlExitCodes = {
+  ok: 0,
+  /** Anything else that went wrong (the database unreachable…): `ERROR run failed: <message>`. */
+  failed: 1,
+  /** A bad command line: the reason on stderr. */
+  usage: 2,
+  rateLimited: 3,
+  sourceChanged: 4,
+  diskFull: 5,
+  /** The pipeline crashed (EX_SOFTWARE). */
+  crashed: 70,
+  /** Stopped because stdin closed (EX_TEMPFAIL: resume with --from). */
+  stopped: 75,
+} as const;
+
+/** `application_name` of the ETL's database sessions. */
+export const ETL_APPLICATION_NAME = 'audit-app-etl';
+/** The source's counties: a run without --county covers them all, in this order. */
+export const ETL_COUNTIES = ['Kisumu', 'Machakos', 'Mombasa', 'Nairobi', 'Nakuru', 'Turkana'] as const;
+/** Records per county-year (`--records`). */
+export const DEFAULT_ETL_RECORDS = 40;
+/** Milliseconds between two records (`--delay-ms`). */
+export const DEFAULT_ETL_DELAY_MS = 20;
+/** The rate-limited fault's default: runs with --delay-ms under it fail on their 3rd record. */
+export const DEFAULT_ETL_MIN_DELAY_MS = 200;
+/** The crash fault's default: the next run crashes after writing this many records. */
+export const DEFAULT_ETL_CRASH_AFTER = 5;
+/** The `report_type` of record i: report-001 … */
+export const etlReportType = (record: number): string => `report-${String(record).padStart(3, '0')}`;
+/** The selector the parser looks for (the source-changed fault makes the source serve a page without it). */
+export const ETL_SOURCE_SELECTOR = 'table.audit-reports';
+
+/**
+ * The log lines a client reads (each line is `<ISO time> <LEVEL> <message>[ key=value …]`; these match anywhere in
+ * a line, so a `docker logs` line matches as it is).
+ */
+export const EtlLogPatterns = {
+  /** Any line: time, level, the rest. */
+  line: /^(\S+) (INFO|WARN|ERROR|FATAL) (.*)$/,
+  /** PID 1 is up: `INFO etl daemon ready pid=1 downloads=<dir>`. */
+  daemonReady: /\bINFO etl daemon ready\b/,
+  /** `INFO run started run=<id> counties=<n> year=<Y> from=<N> delay_ms=<D>` */
+  runStarted: /\bINFO run started run=(\S+) counties=(\d+) year=(\d+) from=(\d+) delay_ms=(\d+)/,
+  /** `INFO wrote record county=<C> year=<Y> record=<i> of=<R>`, once per upsert. */
+  wroteRecord: /\bINFO wrote record county=(\S+) year=(\d+) record=(\d+) of=(\d+)/,
+  /** `INFO run finished run=<id> written=<n> seconds=<s>` */
+  runFinished: /\bINFO run finished run=(\S+) written=(\d+) seconds=([\d.]+)/,
+  /** `ERROR rate limited by source: HTTP 429 Too Many Requests (delay_ms=<D> is under the source's <M> ms) county=… year=… record=…` (exit 3) */
+  rateLimited: /\bERROR rate limited by source: HTTP 429 Too Many Requests \(delay_ms=(\d+) is under the source's (\d+) ms\) county=(\S+) year=(\d+) record=(\d+)/,
+  /** `ERROR source format changed: selector "table.audit-reports" matched nothing county=… year=… record=…` (exit 4) */
+  sourceChanged: /\bERROR source format changed: selector "([^"]+)" matched nothing county=(\S+) year=(\d+) record=(\d+)/,
+  /** `ERROR disk full: ENOSPC: no space left on device, write '<path>'` (exit 5) */
+  diskFull: /\bERROR disk full: ENOSPC: no space left on device, write '([^']+)'/,
+  /** `FATAL crashed: <reason> after record=<i>` (exit 70) */
+  crashed: /\bFATAL crashed: (.*) after record=(\d+)/,
+  /** `WARN stdin closed: stopping after record=<i>` (exit 75; i is 0 when nothing was written yet) */
+  stopped: /\bWARN stdin closed: stopping after record=(\d+)/,
+  /** `ERROR run failed: <message>` (exit 1) */
+  failed: /\bERROR run failed: (.*)/,
+} as const;
+
+/** The faults `etl.js fault <name>` sets (in <stateDir>/faults.json). */
+export const ETL_FAULTS = ['rate-limited', 'source-changed', 'disk-full', 'crash'] as const;
+export type EtlFaultName = (typeof ETL_FAULTS)[number];
+
+/** What `etl.js fault …` prints and `status` shows under `faults`. */
+export interface EtlFaultState {
+  /** Runs with delay_ms < minDelayMs fail on their 3rd record with HTTP 429. */
+  rateLimited: { minDelayMs: number } | null;
+  /** Every run fails on its first record: the page no longer has ETL_SOURCE_SELECTOR. */
+  sourceChanged: boolean;
+  /** The filler file that made the downloads dir full; null once it is gone (clean-downloads, rm). */
+  diskFull: { file: string; bytes: number } | null;
+  /** The next run crashes after writing `after` records; cleared when it fires. */
+  crash: { after: number } | null;
+}
+
+/** A run of `etl.js run`, as `status` shows it. */
+export interface EtlRun {
+  id: string;
+  startedAt: string;
+  finishedAt: string;
+  ok: boolean;
+  counties: string[];
+  year: number;
+  from: number;
+  records: number;
+  delayMs: number;
+  written: number;
+  /** null: the process was killed (no exit of its own), e.g. by a `docker restart` of the container. */
+  exitCode: number | null;
+  /** The ERROR/FATAL/WARN line's message when it did not succeed. */
+  error?: string;
+}
+
+/** What `etl.js status` prints. */
+export interface EtlStatus {
+  /** The run that finished last (whatever its outcome). */
+  lastRun: EtlRun | null;
+  lastSuccess: EtlRun | null;
+  /** Runs in progress now (their process is alive). */
+  running: Array<Omit<EtlRun, 'finishedAt' | 'ok' | 'exitCode'> & { pid: number }>;
+  downloads: { dir: string; freeBytes: number; totalBytes: number; files: number };
+  faults: EtlFaultState;
+}

@@ -15,12 +15,24 @@
  *                        default), then `DROP TABLE documents` and docker stop <prefix>postgres: restarted, the
  *                        database answers SELECT 1 but /health stays 503 until the dump is restored
  *                        (§2 "restore from backup if data corrupted")
+ *   etl-rate-limited     `etl.js fault rate-limited` (runs under --ms, 200 ms between records, get HTTP 429 on their
+ *                        3rd record), then one run for Nairobi this year, which fails so (§3 "Rate limited")
+ *   etl-source-changed   `etl.js fault source-changed`, then a run that fails on its first record: the page has no
+ *                        table.audit-reports any more (§3 "Source changed")
+ *   etl-disk-full        `etl.js fault disk-full` fills the downloads tmpfs, then a run fails with ENOSPC (§3 "Disk full")
+ *   etl-crash            `etl.js fault crash --after N` (5), then a run crashes after N records (exit 70); one-shot
+ * The etl-* faults stay set (except the one-shot crash) until `etl.js fault clear` (or, for disk-full, the downloads
+ * dir is cleaned): each leaves its run's failure line in `docker logs <prefix>etl`.
  */
 import type Docker from 'dockerode';
 import { Client as PgClient } from 'pg';
 import { execInContainer } from '../../activities/docker';
 import {
   AdminRoutes,
+  DEFAULT_ETL_CRASH_AFTER,
+  DEFAULT_ETL_MIN_DELAY_MS,
+  EtlExitCodes,
+  EtlLogPatterns,
   ApiRoutes,
   BACKEND_APPLICATION_NAME,
   DATABASE_NAME,
@@ -29,15 +41,15 @@ import {
   type AuditAppFault,
   type BackendFaultState,
 } from './contract';
-import type { AuditApp } from './stack';
+import { containerLogTail, type AuditApp } from './stack';
 
 
 export interface FaultOptions {
   /** slow-route: the route (default /api/v1/documents; "*" for every /api route). */
   route?: string;
-  /** slow-route: added milliseconds (default 1500). */
+  /** slow-route: added milliseconds (default 1500). etl-rate-limited: the source's minimum delay between records (default 200). */
   ms?: number;
-  /** leak-connections: how many pool connections (default: the whole pool). */
+  /** leak-connections: how many pool connections (default: the whole pool). etl-crash: records written before the crash (default 5). */
   count?: number;
   /** idle-in-transaction: how many sessions (default 3). */
   sessions?: number;
@@ -161,6 +173,35 @@ async function corruptDatabase(docker: Docker, app: AuditApp): Promise<void> {
   await stopContainer(docker, app.containers.postgres);
 }
 
+/** `docker exec` of `node /app/etl.js <args>` in the etl container: its exit code and output. */
+async function inEtl(docker: Docker, app: AuditApp, args: string[]): Promise<{ exitCode: number; output: string }> {
+  return execInContainer(docker, app.containers.etl, [...app.etl.program, ...args]).catch((err: Error & { statusCode?: number }) => {
+    if (err.statusCode === 409) throw new Error(`${app.containers.etl} is not running: start it first`, { cause: err });
+    throw err;
+  });
+}
+
+/**
+ * Sets an ETL fault, runs the pipeline once for Nairobi this year, and waits until its failure line (`expect`) is
+ * in the container's log. Returns that line.
+ */
+async function breakEtl(docker: Docker, app: AuditApp, fault: string[], exitCode: number, expect: RegExp): Promise<string> {
+  const set = await inEtl(docker, app, ['fault', ...fault]);
+  if (set.exitCode !== 0) throw new Error(`etl.js fault ${fault.join(' ')} in ${app.containers.etl} exited ${set.exitCode}: ${set.output.trim().split('\n').slice(-2).join(' ')}`);
+  const year = String(new Date().getUTCFullYear());
+  const run = await inEtl(docker, app, ['run', '--county', 'Nairobi', '--year', year]);
+  const line = run.output.split('\n').find((l) => expect.test(l));
+  if (run.exitCode !== exitCode || !line) {
+    throw new Error(`the ETL run did not fail as ${fault[0]} should (exit ${run.exitCode}, wanted ${exitCode}): ${run.output.trim().split('\n').slice(-2).join(' | ')}`);
+  }
+  const deadline = Date.now() + 10_000;
+  while (!(await containerLogTail(docker, app.containers.etl, 200)).includes(line.trim())) {
+    if (Date.now() > deadline) throw new Error(`the failure line is not in docker logs ${app.containers.etl} within 10 s: ${line.trim()}`);
+    await sleep(100);
+  }
+  return line.trim().replace(/^\S+ /, '');
+}
+
 /** Breaks the app the way `fault` says; resolves once the fault is observable. */
 export async function breakAuditApp(docker: Docker, app: AuditApp, fault: AuditAppFault, options: FaultOptions = {}): Promise<FaultResult> {
   const done = (description: string): FaultResult => ({ fault, description });
@@ -207,5 +248,23 @@ export async function breakAuditApp(docker: Docker, app: AuditApp, fault: AuditA
       return done(
         `backed up ${DATABASE_NAME} to ${LATEST_BACKUP_FILE}, dropped the documents table and stopped ${app.containers.postgres}: restarted, it answers SELECT 1 but ${app.urls.health} stays 503 until the backup is restored`,
       );
+    case 'etl-rate-limited': {
+      const ms = options.ms ?? DEFAULT_ETL_MIN_DELAY_MS;
+      const line = await breakEtl(docker, app, ['rate-limited', '--min-delay-ms', String(ms)], EtlExitCodes.rateLimited, EtlLogPatterns.rateLimited);
+      return done(`the ETL's source answers 429 to runs with under ${ms} ms between records: a run in ${app.containers.etl} failed (exit ${EtlExitCodes.rateLimited}), its log says "${line}"`);
+    }
+    case 'etl-source-changed': {
+      const line = await breakEtl(docker, app, ['source-changed'], EtlExitCodes.sourceChanged, EtlLogPatterns.sourceChanged);
+      return done(`the ETL's source changed its page format: a run in ${app.containers.etl} failed (exit ${EtlExitCodes.sourceChanged}), its log says "${line}"`);
+    }
+    case 'etl-disk-full': {
+      const line = await breakEtl(docker, app, ['disk-full'], EtlExitCodes.diskFull, EtlLogPatterns.diskFull);
+      return done(`filled ${app.etl.downloadsDir} in ${app.containers.etl}: a run failed (exit ${EtlExitCodes.diskFull}), its log says "${line}"`);
+    }
+    case 'etl-crash': {
+      const after = options.count ?? DEFAULT_ETL_CRASH_AFTER;
+      const line = await breakEtl(docker, app, ['crash', '--after', String(after)], EtlExitCodes.crashed, EtlLogPatterns.crashed);
+      return done(`a run in ${app.containers.etl} crashed after writing ${after} record(s) (exit ${EtlExitCodes.crashed}), its log says "${line}"`);
+    }
   }
 }

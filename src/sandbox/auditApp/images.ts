@@ -8,6 +8,8 @@
  *   runbooks-audit-app-backend:<version>  this process's `node` + its libraries, server.ts bundled with esbuild (as tsx
  *                                         ships it) into /app/server.js, and the npm packages it imports with their
  *                                         dependency closure copied from node_modules; runs as `app` (uid 10001)
+ *   runbooks-audit-app-etl:1              the same `node`, etl.ts bundled into /app/etl.js and `pg` with its dependency
+ *                                         closure; runs as `app` (uid 10001); /var/lib/etl (state) writable by it
  *   runbooks-sandbox-redis:1              the existing Redis image (src/sandbox/images.ts)
  *
  * Every image has busybox and its applets (ls, cat, ps…) for `docker exec`. Each carries a recipe label that hashes
@@ -34,7 +36,7 @@ import {
   verifyImage,
   type ImageUser,
 } from '../rootfs';
-import { BACKUP_DIR } from './contract';
+import { BACKUP_DIR, EtlPaths } from './contract';
 import { dependencyClosure } from './nodeModules';
 
 const execFileP = promisify(execFile);
@@ -43,6 +45,7 @@ const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const POSTGRES_IMAGE = 'runbooks-audit-app-postgres:15';
 export const BACKEND_REPOSITORY = 'runbooks-audit-app-backend';
 export const DEFAULT_BACKEND_VERSION = '1.0.0';
+export const ETL_IMAGE = 'runbooks-audit-app-etl:1';
 export { REDIS_IMAGE };
 
 /** Bump when a recipe changes in a way the hashed inputs (including the builders' own source) do not show. */
@@ -161,10 +164,16 @@ function esbuild(): EsbuildModule {
   }
 }
 
-/** server.ts and what it imports from this project in one CommonJS file; npm packages stay `require`s. */
-async function bundleServer(): Promise<{ code: string; packages: string[] }> {
+interface Bundle {
+  code: string;
+  /** The npm packages it requires. */
+  packages: string[];
+}
+
+/** `source` (server.ts, etl.ts) and what it imports from this project in one CommonJS file; npm packages stay `require`s. */
+async function bundle(source: string): Promise<Bundle> {
   const result = await esbuild().build({
-    entryPoints: [SERVER_SOURCE],
+    entryPoints: [source],
     // Paths in the output's comments are relative to it: the project root, not the caller's cwd, keeps the recipe stable.
     absWorkingDir: PROJECT_ROOT,
     bundle: true,
@@ -194,12 +203,12 @@ function nodeBinary(): string {
   return node;
 }
 
-async function backendRecipe(spec: BackendImageSpec, server: { code: string; packages: string[] }): Promise<string> {
+async function backendRecipe(spec: BackendImageSpec, server: Bundle): Promise<string> {
   const closure = dependencyClosure(PROJECT_ROOT, server.packages);
   return recipeHash(process.version, server.code, JSON.stringify(closure.map((p) => [p.relativeDir, p.version])), JSON.stringify(spec));
 }
 
-async function buildBackend(docker: Docker, spec: BackendImageSpec, server: { code: string; packages: string[] }, recipe: string): Promise<void> {
+async function buildBackend(docker: Docker, spec: BackendImageSpec, server: Bundle, recipe: string): Promise<void> {
   const image = backendImage(spec.version);
   const node = nodeBinary();
   const closure = dependencyClosure(PROJECT_ROOT, server.packages);
@@ -233,6 +242,51 @@ async function buildBackend(docker: Docker, spec: BackendImageSpec, server: { co
   await verifyImage(docker, image, [NODE_IN_IMAGE, '-e', `${requires};console.log('ok', process.version, require('fs').readFileSync('/app/VERSION','utf8').trim())`], /^ok v\d+/m);
 }
 
+// ---- etl --------------------------------------------------------------------------------------------------------
+
+const ETL_SOURCE = path.join(__dirname, 'etl.ts');
+
+function etlRecipe(etl: Bundle): string {
+  const closure = dependencyClosure(PROJECT_ROOT, etl.packages);
+  return recipeHash('etl', process.version, etl.code, JSON.stringify(closure.map((p) => [p.relativeDir, p.version])));
+}
+
+async function buildEtl(docker: Docker, etl: Bundle, recipe: string): Promise<void> {
+  const node = nodeBinary();
+  const closure = dependencyClosure(PROJECT_ROOT, etl.packages);
+  const applets = await busyboxApplets();
+  await buildImage(docker, ETL_IMAGE, recipe, {
+    users: [BACKEND_USER],
+    changes: [
+      'ENV PATH=/usr/local/bin:/usr/bin:/bin',
+      'ENV NODE_ENV=production',
+      `ENV ETL_DOWNLOADS_DIR=${EtlPaths.downloadsDir}`,
+      `USER ${BACKEND_USER.name}`,
+      'WORKDIR /app',
+      `CMD ["${EtlPaths.node}", "${EtlPaths.program}", "daemon"]`,
+    ],
+    fill: async (rootfs) => {
+      linkApplets(rootfs, applets);
+      copyInto(rootfs, node, EtlPaths.node);
+      for (const lib of await sharedLibraries(node)) copyInto(rootfs, lib);
+      fs.mkdirSync(path.join(rootfs, 'app'), { recursive: true });
+      fs.writeFileSync(path.join(rootfs, EtlPaths.program), etl.code);
+      fs.writeFileSync(path.join(rootfs, 'app', 'package.json'), `${JSON.stringify({ name: 'audit-app-etl', version: '1.0.0', private: true }, null, 2)}\n`);
+      for (const pkg of closure) copyTree(rootfs, pkg.dir, path.join('/app', pkg.relativeDir), (relative) => relative === 'node_modules');
+      // Files in the image are root's: what `app` writes to is world-writable with the sticky bit. The container
+      // mounts a small tmpfs over the downloads dir; the directory here is for a container run without it.
+      for (const dir of [EtlPaths.stateDir, EtlPaths.downloadsDir]) {
+        fs.mkdirSync(path.join(rootfs, dir), { recursive: true });
+        fs.chmodSync(path.join(rootfs, dir), 0o1777);
+      }
+    },
+  });
+  // One container (each costs a copy of the image on vfs): the program loads (its `require('pg')` resolves from
+  // /app) and answers, as `app`, writing its state dir and reading the downloads dir.
+  // (`id -un` first: an answer that is all JSON would come back parsed from the engine's log API.)
+  await verifyImage(docker, ETL_IMAGE, ['sh', '-c', `id -un && ${EtlPaths.node} ${EtlPaths.program} status`], /^app\s[\s\S]*"downloads"/);
+}
+
 // ---- shared -----------------------------------------------------------------------------------------------------
 
 /** The applets of the machine's static busybox (ls, cat, ps, sleep…), linked in /bin for `docker exec`. */
@@ -261,8 +315,8 @@ export interface AuditAppImageOptions {
 }
 
 /**
- * Makes sure the audit-app's images exist, building what is missing or stale: PostgreSQL, Redis and each backend
- * version asked for. Returns what it built, with build time and size.
+ * Makes sure the audit-app's images exist, building what is missing or stale: PostgreSQL, Redis, each backend
+ * version asked for and the ETL. Returns what it built, with build time and size.
  */
 export async function ensureAuditAppImages(docker: Docker, options: AuditAppImageOptions = {}): Promise<BuiltImage[]> {
   const built: BuiltImage[] = [];
@@ -284,11 +338,15 @@ export async function ensureAuditAppImages(docker: Docker, options: AuditAppImag
     built.push({ image: REDIS_IMAGE, seconds: (Date.now() - redisStarted) / 1000, megabytes: Math.round((info.Size / 1e6) * 10) / 10 });
   }
 
-  const server = await bundleServer();
+  const server = await bundle(SERVER_SOURCE);
   for (const spec of options.backends ?? [{ version: DEFAULT_BACKEND_VERSION }]) {
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(spec.version)) throw new SandboxImageError(`backend version "${spec.version}" is not a valid image tag`);
     const recipe = await backendRecipe(spec, server);
     if (!(await hasImage(docker, backendImage(spec.version), recipe))) await measure(backendImage(spec.version), () => buildBackend(docker, spec, server, recipe));
   }
+
+  const etl = await bundle(ETL_SOURCE);
+  const recipe = etlRecipe(etl);
+  if (!(await hasImage(docker, ETL_IMAGE, recipe))) await measure(ETL_IMAGE, () => buildEtl(docker, etl, recipe));
   return built;
 }

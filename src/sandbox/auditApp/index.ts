@@ -1,5 +1,5 @@
 /**
- * The audit-app sandbox: a real PostgreSQL 15, a Node backend and Redis in containers built without a registry,
+ * The audit-app sandbox: a real PostgreSQL 15, a Node backend, Redis and an ETL job in containers built without a registry,
  * for people (`runbooks sandbox up|status|down|break`), the demo, the tests and the runbooks that act on it.
  *
  *   await ensureAuditAppImages(docker)                         build what is missing (idempotent)
@@ -15,6 +15,7 @@ export type { FaultOptions, FaultResult } from './faults';
 export {
   BACKEND_REPOSITORY,
   DEFAULT_BACKEND_VERSION,
+  ETL_IMAGE,
   POSTGRES_DATA_DIR,
   POSTGRES_IMAGE,
   REDIS_IMAGE,

@@ -1,8 +1,10 @@
 /**
- * The audit-app sandbox: three containers on one Docker engine — `<prefix>postgres`, `<prefix>redis`,
- * `<prefix>backend` — each `--init --network host` on its own 127.0.0.1 port. Starting is idempotent: a container
- * already made from the same spec (image, command, environment) is kept (and started if stopped); anything else
- * is replaced. What runbooks need to act on it is `auditAppTargets()`.
+ * The audit-app sandbox: four containers on one Docker engine — `<prefix>postgres`, `<prefix>redis`,
+ * `<prefix>backend` — each `--init --network host` on its own 127.0.0.1 port — and `<prefix>etl`, the ETL job's
+ * container (host network, no init: PID 1 is `node /app/etl.js daemon`; the pipeline runs by `docker exec`; its
+ * downloads dir a small tmpfs). Starting is idempotent: a container already made from the same spec (image,
+ * command, environment) is kept (and started if stopped); anything else is replaced. What runbooks need to act on
+ * it is `auditAppTargets()`.
  */
 import { createHash } from 'node:crypto';
 import * as net from 'node:net';
@@ -11,10 +13,10 @@ import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { stringify as toYaml } from 'yaml';
 import { demultiplex, PREVIOUS_IMAGE_LABEL } from '../../activities/docker';
-import { BackendEnv, DATABASE_NAME, DEFAULT_POOL_SIZE, DEFAULT_PORTS, DEFAULT_PREFIX, DEFAULT_RATE_LIMIT } from './contract';
-import { backendImage, DEFAULT_BACKEND_VERSION, POSTGRES_IMAGE, REDIS_IMAGE } from './images';
+import { BackendEnv, DATABASE_NAME, DEFAULT_POOL_SIZE, DEFAULT_PORTS, DEFAULT_PREFIX, DEFAULT_RATE_LIMIT, EtlEnv, EtlLogPatterns, EtlPaths } from './contract';
+import { BACKEND_USER, backendImage, DEFAULT_BACKEND_VERSION, ETL_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE } from './images';
 
-export const AUDIT_APP_ROLES = ['postgres', 'redis', 'backend'] as const;
+export const AUDIT_APP_ROLES = ['postgres', 'redis', 'backend', 'etl'] as const;
 export type AuditAppRole = (typeof AUDIT_APP_ROLES)[number];
 
 export { DEFAULT_PORTS, DEFAULT_PREFIX };
@@ -40,7 +42,7 @@ export const AuditAppLabels = {
 } as const;
 
 export interface AuditAppOptions {
-  /** Container name prefix (default `audit-app-`): `<prefix>backend`, `<prefix>postgres`, `<prefix>redis`. */
+  /** Container name prefix (default `audit-app-`): `<prefix>backend`, `<prefix>postgres`, `<prefix>redis`, `<prefix>etl`. */
   prefix?: string;
   ports?: Partial<AuditAppPorts>;
   /** Backend image version (default 1.0.0); the image must exist (ensureAuditAppImages). */
@@ -57,6 +59,8 @@ export interface AuditAppOptions {
   backendEnv?: Readonly<Record<string, string>>;
   /** The image the api-down runbook rolls the backend back to (label runbooks.previous-image). */
   previousBackendImage?: string;
+  /** Size of the etl container's downloads tmpfs (default 4m: a `fault disk-full` fills it in a moment). */
+  etlDownloadsSize?: string;
   /** Labels on every container (the tests mark theirs for cleanup). */
   labels?: Readonly<Record<string, string>>;
   /** Replace the containers even when their spec is unchanged (a fresh database). */
@@ -84,6 +88,12 @@ export interface AuditApp {
     database: string;
     redis: string;
   };
+  /** The ETL job: `docker exec <containers.etl> node /app/etl.js …` (contract.ts EtlPaths). */
+  etl: {
+    /** The argv prefix to exec: ['node', '/app/etl.js']. */
+    program: readonly string[];
+    downloadsDir: string;
+  };
 }
 
 /** Names, ports, images and URLs of an audit-app; touches nothing. */
@@ -96,9 +106,9 @@ export function describeAuditApp(options: Pick<AuditAppOptions, 'prefix' | 'port
   const api = `http://127.0.0.1:${ports.backend}`;
   return {
     prefix,
-    containers: { backend: `${prefix}backend`, postgres: `${prefix}postgres`, redis: `${prefix}redis` },
+    containers: { backend: `${prefix}backend`, postgres: `${prefix}postgres`, redis: `${prefix}redis`, etl: `${prefix}etl` },
     ports,
-    images: { backend: backendImage(options.backendVersion ?? DEFAULT_BACKEND_VERSION), postgres: POSTGRES_IMAGE, redis: REDIS_IMAGE },
+    images: { backend: backendImage(options.backendVersion ?? DEFAULT_BACKEND_VERSION), postgres: POSTGRES_IMAGE, redis: REDIS_IMAGE, etl: ETL_IMAGE },
     urls: {
       health: `${api}/health`,
       metrics: `${api}/metrics`,
@@ -107,6 +117,7 @@ export function describeAuditApp(options: Pick<AuditAppOptions, 'prefix' | 'port
       database: `postgres://postgres@127.0.0.1:${ports.postgres}/${DATABASE_NAME}`,
       redis: `redis://127.0.0.1:${ports.redis}/0`,
     },
+    etl: { program: EtlPaths.argv, downloadsDir: EtlPaths.downloadsDir },
   };
 }
 
@@ -118,6 +129,7 @@ export function auditAppTargets(app: AuditApp, dockerHost?: string) {
       backend: { container: app.containers.backend, healthUrl: app.urls.health, metricsUrl: app.urls.metrics },
       redis: { container: app.containers.redis, url: app.urls.redis },
       postgres: { container: app.containers.postgres, url: app.urls.database },
+      etl: { container: app.containers.etl },
     },
   };
 }
@@ -129,6 +141,7 @@ export function auditAppTargetsYaml(app: AuditApp, dockerHost?: string): string 
     `#   backend   ${app.containers.backend.padEnd(24)} ${app.urls.api}  (/health, /metrics, /api/v1/…; fault knobs ${app.urls.admin}/faults)`,
     `#   postgres  ${app.containers.postgres.padEnd(24)} ${app.urls.database}`,
     `#   redis     ${app.containers.redis.padEnd(24)} ${app.urls.redis}`,
+    `#   etl       ${app.containers.etl.padEnd(24)} docker exec ${app.containers.etl} ${app.etl.program.join(' ')} run|status|clean-downloads`,
   ];
   return `${comments.join('\n')}\n${toYaml(auditAppTargets(app, dockerHost))}`;
 }
@@ -182,6 +195,21 @@ function containerSpecs(app: AuditApp, options: AuditAppOptions): Record<AuditAp
       Env: Object.entries(backendEnv).map(([key, value]) => `${key}=${value}`),
       Labels: { ...labels('backend'), ...(options.previousBackendImage ? { [PREVIOUS_IMAGE_LABEL]: options.previousBackendImage } : {}) },
       HostConfig: hostConfig,
+    },
+    etl: {
+      name: app.containers.etl,
+      Image: app.images.etl,
+      // The image's CMD, said here so the spec shows it: PID 1 is the daemon itself (no init), so a `docker exec`ed
+      // run can write to its stdout, /proc/1/fd/1, which is the container's log.
+      Cmd: [EtlPaths.node, EtlPaths.program, 'daemon'],
+      Env: [`${EtlEnv.databaseUrl}=${app.urls.database}`, `${EtlEnv.downloadsDir}=${EtlPaths.downloadsDir}`],
+      Labels: labels('etl'),
+      HostConfig: {
+        NetworkMode: 'host',
+        Init: false,
+        // A small tmpfs, so a full disk is a real ENOSPC in a moment; the app user owns it.
+        Tmpfs: { [EtlPaths.downloadsDir]: `rw,nosuid,nodev,size=${options.etlDownloadsSize ?? '4m'},uid=${BACKEND_USER.uid},gid=${BACKEND_USER.uid}` },
+      },
     },
   };
 }
@@ -314,7 +342,8 @@ export interface StartedAuditApp extends AuditApp {
 }
 
 /**
- * Starts (or keeps) the three containers and resolves once PostgreSQL answers and the backend's /health is 200.
+ * Starts (or keeps) the four containers and resolves once PostgreSQL answers, the backend's /health is 200 and the
+ * etl container's daemon has logged that it is ready.
  * The images must exist: call ensureAuditAppImages first. Failures name the container and end with its log.
  */
 export async function startAuditApp(docker: Docker, options: AuditAppOptions = {}): Promise<StartedAuditApp> {
@@ -331,14 +360,20 @@ export async function startAuditApp(docker: Docker, options: AuditAppOptions = {
     waitUntil(docker, app.containers.redis, `Redis answers PING at ${app.urls.redis}`, within, () => redisAnswers(app.urls.redis)),
   ]);
   actions.backend = await ensureContainer(docker, specs.backend, [app.ports.backend, app.ports.admin], { fresh, labels });
+  actions.etl = await ensureContainer(docker, specs.etl, [], { fresh, labels });
   let health: unknown;
   const requireHealthy = options.requireHealthy ?? true;
-  await waitUntil(docker, app.containers.backend, `${app.urls.health} answers${requireHealthy ? ' 200' : ''}`, within, async () => {
-    const answer = await httpGet(app.urls.health);
-    health = answer.body;
-    if (requireHealthy && answer.status !== 200) throw new Error(`HTTP ${answer.status} ${JSON.stringify(answer.body)}`);
-    return true;
-  });
+  await Promise.all([
+    waitUntil(docker, app.containers.backend, `${app.urls.health} answers${requireHealthy ? ' 200' : ''}`, within, async () => {
+      const answer = await httpGet(app.urls.health);
+      health = answer.body;
+      if (requireHealthy && answer.status !== 200) throw new Error(`HTTP ${answer.status} ${JSON.stringify(answer.body)}`);
+      return true;
+    }),
+    waitUntil(docker, app.containers.etl, `${app.containers.etl} logs that its daemon is ready`, within, async () =>
+      EtlLogPatterns.daemonReady.test(await containerLogTail(docker, app.containers.etl, 1_000)),
+    ),
+  ]);
   return { ...app, actions, health };
 }
 
@@ -391,7 +426,7 @@ export async function auditAppStatus(docker: Docker, app: AuditApp): Promise<Aud
 /** Removes the app's containers, and the `-replaced-*` copies a rollback kept. Returns the names removed. */
 export async function removeAuditApp(docker: Docker, prefix: string = DEFAULT_PREFIX): Promise<string[]> {
   const escaped = prefix.replace(/[.]/g, '\\.');
-  const byName = await docker.listContainers({ all: true, filters: { name: [`^/${escaped}(backend|postgres|redis)(-replaced-.*)?$`] } });
+  const byName = await docker.listContainers({ all: true, filters: { name: [`^/${escaped}(backend|postgres|redis|etl)(-replaced-.*)?$`] } });
   const byLabel = await docker.listContainers({ all: true, filters: { label: [`${AuditAppLabels.app}=${prefix}`] } });
   const containers = new Map([...byName, ...byLabel].map((c) => [c.Id, (c.Names[0] ?? c.Id).replace(/^\//, '')]));
   await Promise.all(
