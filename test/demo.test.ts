@@ -42,7 +42,7 @@ describe('runbooks demo: the API and Redis scenarios on the audit-app sandbox', 
     writeFileSync(file, snippet.stdout);
     const checked = await workspace.run(['config', 'check', file]);
     assert.equal(checked.code, 0, checked.stderr);
-    assert.match(checked.stdout, new RegExp(`targets\\s+3 \\(backend \\(${prefix}backend\\), redis \\(${prefix}redis\\), postgres \\(${prefix}postgres\\)\\)`));
+    assert.match(checked.stdout, new RegExp(`targets\\s+4 \\(backend \\(${prefix}backend\\), redis \\(${prefix}redis\\), postgres \\(${prefix}postgres\\), etl \\(${prefix}etl\\)\\)`));
     assert.match(checked.stdout, /approvers\s+restore-database: demo; terminate-sessions: demo/);
     assert.match(snippet.stdout, /idleInTransactionMinutes: 0\.02/);
   });

@@ -179,7 +179,7 @@ describe('ETL Job Failures runbook, branch by branch (time-skipping server, stub
     assert.equal(status.phase, 'needs-human');
     assert.equal(calls(incident).cleanDownloads, undefined);
     assert.deepEqual(delays, []);
-    assert.ok(status.timeline.some((e) => e.message === 'Cleaning the download directory was rejected: it is left as it is, and the pipeline cannot run until it has space.'));
+    assert.ok(status.timeline.some((e) => e.message === 'Cleaning the download directory was not approved: it is left as it is, and the pipeline cannot run until it has space.'));
     await incident.terminate('test over');
   });
 

@@ -118,7 +118,7 @@ async function cleanDownloads(rb: RunbookContext, pipeline: TargetFacts, failure
   const space = diagnosis.downloads ? ` (${bytes(diagnosis.downloads.freeBytes)} free of ${bytes(diagnosis.downloads.totalBytes)} in ${diagnosis.downloads.dir}, ${diagnosis.downloads.files} file(s))` : '';
   const question = `The ETL's download directory is full${space}: "${failure.evidence}". Empty it (clean-downloads in ${pipeline.container}) and retry?`;
   if (!(await rb.approval('clean-downloads', question))) {
-    rb.note('Cleaning the download directory was rejected: it is left as it is, and the pipeline cannot run until it has space.');
+    rb.note('Cleaning the download directory was not approved: it is left as it is, and the pipeline cannot run until it has space.');
     return false;
   }
   await rb.act(etl.cleanDownloads, { target: 'etl' }, {
