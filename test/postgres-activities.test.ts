@@ -173,6 +173,25 @@ describe('PostgreSQL tuning activities, against a real server', { timeout: 120_0
     }
   });
 
+  test('dataFreshness is MAX(column) and its age by the database clock; only a timestamp column the catalogue has is read', async () => {
+    const db = await session();
+    try {
+      await db.query('CREATE TABLE feed (label text, updated_at timestamptz)');
+      assert.deepEqual(await pg.dataFreshness({ target, table: 'feed', column: 'updated_at' }), { table: 'feed', column: 'updated_at', latest: null, ageSeconds: null });
+      await db.query(`INSERT INTO feed VALUES ('old', now() - interval '2 hours'), ('newer', now() - interval '1 hour')`);
+      const fresh = await pg.dataFreshness({ target, table: 'feed', column: 'updated_at' });
+      const latest = (await db.query<{ latest: Date }>('SELECT max(updated_at) AS latest FROM feed')).rows[0]!.latest;
+      assert.equal(fresh.latest, latest.toISOString());
+      assert.ok(fresh.ageSeconds !== null && Math.abs(fresh.ageSeconds - 3_600) <= 2, `age ${fresh.ageSeconds}`);
+      for (const [table, column] of [['feed; DROP TABLE documents', 'updated_at'], ['feed', 'updated_at) FROM documents; --'], ['pg_catalog.pg_class', 'updated_at']]) {
+        await assert.rejects(pg.dataFreshness({ target, table: table!, column: column! }), (err: Error & { type?: string }) => err.type === 'UnknownIdentifier', `${table} ${column}`);
+      }
+      await assert.rejects(pg.dataFreshness({ target, table: 'feed', column: 'label' }), (err: Error & { type?: string }) => err.type === 'InvalidInput' && /not a timestamp/.test(err.message));
+    } finally {
+      await db.end();
+    }
+  });
+
   test('without pg_stat_statements preloaded the slow-query report says so instead of failing', async () => {
     const db = await session();
     const preloaded = (await db.query(`SELECT current_setting('shared_preload_libraries') ~ 'pg_stat_statements' AS p`)).rows[0].p as boolean;

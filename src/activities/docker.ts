@@ -67,12 +67,7 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
 
     /** `docker logs --tail=N` (default 100), cut to the last 16 KiB so workflow history stays small. Read-only. */
     async containerLogs({ target, tailLines = LOG_TAIL_LINES }: TargetRef & { tailLines?: number }): Promise<string> {
-      const name = containerOf(target);
-      const info = await inspectOrNull(docker, name);
-      if (!info) return '';
-      const tail = Math.max(1, Math.min(Math.floor(tailLines), 1000));
-      const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail, follow: false });
-      const text = (info.Config.Tty ? raw : demultiplex(raw)).toString('utf8');
+      const text = (await tailLogs(docker, containerOf(target), tailLines)) ?? '';
       return text.length > LOG_MAX_BYTES ? `…${text.slice(-LOG_MAX_BYTES)}` : text;
     },
 
@@ -154,7 +149,16 @@ async function ownEnvironment(docker: Docker, container: Docker.ContainerInspect
   return env?.filter((entry) => !fromImage.has(entry));
 }
 
-async function inspectOrNull(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo | null> {
+/** `docker logs --tail=N` (1 to 1000 lines) of a container, stdout and stderr as text; undefined when it does not exist. */
+export async function tailLogs(docker: Docker, name: string, tailLines: number): Promise<string | undefined> {
+  const info = await inspectOrNull(docker, name);
+  if (!info) return undefined;
+  const tail = Math.max(1, Math.min(Math.floor(tailLines), 1000));
+  const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail, follow: false });
+  return (info.Config.Tty ? raw : demultiplex(raw)).toString('utf8');
+}
+
+export async function inspectOrNull(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo | null> {
   try {
     return await docker.getContainer(name).inspect();
   } catch (err) {

@@ -103,6 +103,15 @@ export interface BackupResult {
   bytes: number;
 }
 
+export interface Freshness {
+  table: string;
+  column: string;
+  /** `MAX(column)`, ISO 8601; null when the table is empty. */
+  latest: string | null;
+  /** Seconds from `latest` to the database's now(); null when the table is empty. */
+  ageSeconds: number | null;
+}
+
 export interface RestoreResult {
   backupFile: string;
   output: string;
@@ -177,6 +186,30 @@ export function createPostgresActivities(config: Pick<Config, 'targets'>, docker
           longQueries,
           lockWaits: waits.rows.map((row) => ({ ...toSession(row), blockedBy: row.blocked_by })),
         };
+      });
+    },
+
+    /**
+     * How fresh a table's data is: `SELECT MAX(<column>) FROM <table>` (runbook §3: `MAX(updated_at)` of
+     * `documents`), the age measured by the database's own clock. Both names are checked against the catalogue and
+     * the column must be a timestamp. Read-only.
+     */
+    async dataFreshness({ target, table, column }: PostgresRef & { table: string; column: string }): Promise<Freshness> {
+      return withDatabase(urlOf(target), async (db) => {
+        const quotedTable = await checkedIdentifier(db, 'table', table);
+        const quotedColumn = await checkedIdentifier(db, 'column', column, table);
+        const { rows: types } = await db.query<{ data_type: string }>(
+          `SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2`,
+          [table, column],
+        );
+        if (!/^timestamp/.test(types[0]?.data_type ?? '')) {
+          throw ApplicationFailure.nonRetryable(`column "${column}" of "${table}" is ${types[0]?.data_type}, not a timestamp`, ActivityErrorType.invalidInput);
+        }
+        const { rows } = await db.query<{ latest: Date | null; age: number | null }>(
+          `SELECT max(${quotedColumn}) AS latest, extract(epoch FROM now() - max(${quotedColumn}))::float8 AS age FROM ${quotedTable}`,
+        );
+        const { latest, age } = rows[0]!;
+        return { table, column, latest: latest ? latest.toISOString() : null, ageSeconds: age === null ? null : Math.round(age) };
       });
     },
 

@@ -2,7 +2,8 @@
  * What an incident is, as plain types: its input, timeline and status. Shared by the workflows, the activities,
  * intake, the HTTP API and the CLI, so none of them imports another's code for a type. Pure: safe in workflows.
  */
-import type { ApprovalKind, PolicyValue, RunbookName, TargetName } from '../runbooks/catalog';
+import type { BackfillInput } from '../backfills/model';
+import type { ApprovalKind, PolicyValue, ProcedureName, RunbookName, TargetName } from '../runbooks/catalog';
 
 /** Severities of the escalation matrix, most urgent first. */
 export const severities = ['critical', 'high', 'medium', 'low'] as const;
@@ -61,7 +62,19 @@ export interface IncidentInput {
   targets: IncidentTargets;
   /** The runbook's catalog policy with the config's overrides. */
   policy: Record<string, PolicyValue>;
+  /**
+   * What the procedures its catalog entry names need from the config, resolved at intake (a workflow cannot read
+   * the config); absent for a procedure the config cannot run (no `targets.etl` for a backfill).
+   */
+  procedures?: ProcedureSetups;
 }
+
+/** How a runbook starts each procedure: its workflow ID and its input, all but what the runbook decides. */
+interface ProcedureSetup {
+  /** The backfill's input without its `request` (the range and who asked), which the runbook supplies. */
+  backfill: { workflowId: string; input: Omit<BackfillInput, 'request' | 'progress'> };
+}
+export type ProcedureSetups = { [P in ProcedureName]?: ProcedureSetup[P] };
 
 export const incidentPhases = ['investigating', 'remediating', 'awaiting-approval', 'verifying', 'needs-human', 'resolved'] as const;
 export type IncidentPhase = (typeof incidentPhases)[number];

@@ -7,6 +7,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandleW
 import { z } from 'zod';
 import { chunksOf, type BackfillInput, type BackfillRequest, type BackfillStatus } from '../backfills/model';
 import type { Config } from '../config/schema';
+import type { ProcedureSetups } from '../incidents/model';
 import { procedures } from '../runbooks/catalog';
 import { backfillStatusQuery } from '../workflows/backfill/messages';
 
@@ -44,13 +45,23 @@ export function backfillInput(request: BackfillRequest, config: Config): Backfil
   const known = new Set(backfill.counties);
   const unknown = (request.counties ?? []).filter((county) => !known.has(county));
   if (unknown.length) throw new BackfillRefused(`unknown county: ${unknown.join(', ')} (backfill.counties: ${backfill.counties.join(', ')})`, 'invalid');
+  return { ...backfillDefaults(config), request, counties: request.counties ?? backfill.counties };
+}
+
+/** Everything of a backfill's input the config decides: every configured county, the policy, who is told. */
+function backfillDefaults(config: Config): Omit<BackfillInput, 'request' | 'progress'> {
+  const { backfill } = config;
   return {
-    request,
-    counties: request.counties ?? backfill.counties,
+    counties: backfill.counties,
     policy: { delayMs: backfill.delay, chunksPerRun: backfill.chunksPerRun, answerWithinMs: backfill.answerWithin },
     escalateTo: config.escalation.high.escalateTo,
     deciders: backfill.deciders,
   };
+}
+
+/** What a runbook needs to start the backfill as its child (the runbook adds the range); none without an ETL target. */
+export function backfillSetup(config: Config): ProcedureSetups['backfill'] {
+  return config.targets.etl ? { workflowId: backfillWorkflowId(config), input: backfillDefaults(config) } : undefined;
 }
 
 /** Starts the backfill, or refuses naming the one that runs. */

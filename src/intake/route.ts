@@ -1,7 +1,8 @@
 import type { Config } from '../config/schema';
-import type { EscalationPolicy, IncidentInput, IncidentTargets, Severity } from '../incidents/model';
-import { catalog, policyOf, type RunbookName } from '../runbooks/catalog';
+import type { EscalationPolicy, IncidentInput, IncidentTargets, ProcedureSetups, Severity } from '../incidents/model';
+import { catalog, policyOf, proceduresOf, type ProcedureName, type RunbookName } from '../runbooks/catalog';
 import type { Alert } from './alertmanager';
+import { backfillSetup } from './backfill';
 
 interface RoutedAlert {
   workflowId: string;
@@ -57,14 +58,32 @@ export function routeAlert(alert: Alert, config: Config): RoutedAlert {
   };
 }
 
-/** What every run of a runbook takes from the config, whatever started it: approvers, its targets (only those), its policy. */
-export function runbookInput(runbook: RunbookName, config: Config): Pick<IncidentInput, 'runbook' | 'approvers' | 'targets' | 'policy'> {
+/**
+ * What every run of a runbook takes from the config, whatever started it: approvers, its targets (only those), its
+ * policy, and what the procedures it may start need.
+ */
+export function runbookInput(runbook: RunbookName, config: Config): Pick<IncidentInput, 'runbook' | 'approvers' | 'targets' | 'policy' | 'procedures'> {
+  const procedures = procedureSetups(proceduresOf(runbook), config);
   return {
     runbook,
     approvers: config.approvers,
     targets: targetFacts(runbook, config),
     policy: policyOf(runbook, config.policies[runbook]),
+    ...(procedures ? { procedures } : {}),
   };
+}
+
+/** How each procedure is set up from the config for a runbook to start it; undefined when the config cannot run it. */
+const procedureSetup: { [P in ProcedureName]: (config: Config) => ProcedureSetups[P] } = { backfill: backfillSetup };
+
+function procedureSetups(names: readonly ProcedureName[], config: Config): ProcedureSetups | undefined {
+  if (names.length === 0) return undefined;
+  const setups: ProcedureSetups = {};
+  for (const name of names) {
+    const setup = procedureSetup[name](config);
+    if (setup) setups[name] = setup;
+  }
+  return setups;
 }
 
 /** The escalation matrix row of a severity, copied so a config change never rewrites a running incident. */

@@ -26,6 +26,8 @@ interface RunbookEntry {
   targets: readonly TargetName[];
   /** Tunable thresholds and switches, overridable per deployment under `policies.<runbook>` in the config. */
   policy: Readonly<Record<string, PolicyValue>>;
+  /** Procedures it may start: intake adds what each needs from the config to the incident's input (`procedures`). */
+  procedures?: readonly ProcedureName[];
 }
 
 export const catalog = {
@@ -48,6 +50,17 @@ export const catalog = {
     approvalKinds: ['restore-database', 'terminate-sessions'],
     targets: ['postgres', 'backend'],
     policy: { idleInTransactionMinutes: 10, longQuerySeconds: 30, connectionsHighRatio: 0.8, autoTerminate: false },
+  },
+  'etl-failures': {
+    workflowType: 'etlFailures',
+    section: '3. ETL Job Failures',
+    summary:
+      'the last 200 log lines of the etl container classified (rate limited, source changed, disk full, crashed, other) with the evidence line, the last (successful) run and the free space of the download directory from `<program> status`, freshness (`MAX(updated_at)` of `documents`) → **rate limited**: wait `rateLimitWaitSeconds` (60), retry with `--delay-ms` `retryDelayMs` (250); **disk full**: `<program> clean-downloads` **only with approval**, retry; **crashed** or anything else: retry; **source changed**: no retry, escalate with the evidence (a human fixes the selectors). Retries run `<program> run` by `docker exec` with an argv array, at most `maxRetries` (2) → verify `MAX(updated_at)` advanced past the runbook\'s start. Labels `from_year`/`to_year` on the alert start a backfill of that range (not waited for).',
+    alerts: { ETLJobFailed: 'high', ETLJobNotRunning: 'high', ETLDataStale: 'medium' },
+    approvalKinds: ['clean-downloads'],
+    targets: ['etl', 'postgres'],
+    policy: { rateLimitWaitSeconds: 60, retryDelayMs: 250, maxRetries: 2, freshWithinMinutes: 1440 },
+    procedures: ['backfill'],
   },
   'slow-responses': {
     workflowType: 'slowResponses',
@@ -97,6 +110,12 @@ export const procedureNames = Object.keys(procedures) as [ProcedureName, ...Proc
 
 export type RunbookName = keyof typeof catalog;
 export const runbookNames = Object.keys(catalog) as [RunbookName, ...RunbookName[]];
+
+/** The procedures a runbook may start (its catalog entry's `procedures`). */
+export function proceduresOf(name: RunbookName): readonly ProcedureName[] {
+  const entry: RunbookEntry = catalog[name];
+  return entry.procedures ?? [];
+}
 
 /** The runbook alerts fall back to when no route names them. */
 export const FALLBACK_RUNBOOK: RunbookName = 'generic';

@@ -60,6 +60,11 @@ export const demoScenarios = {
     firesAfterSeconds: 2,
     policies: { 'db-connections': { idleInTransactionMinutes: 0.02 } },
   },
+  'etl-failure': {
+    summary: "the ETL's download directory fills up and a run fails with ENOSPC; an approved clean-downloads and a retry of the pipeline fix it, verified by MAX(updated_at)",
+    alertname: 'ETLJobFailed',
+    fault: { name: 'etl-disk-full' },
+  },
   'slow-responses': {
     summary: '/api/v1/documents answers 2.5 s slower under steady traffic; an approved backend restart brings p95 back under 1 s',
     alertname: 'HighResponseTime',

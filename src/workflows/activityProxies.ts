@@ -34,7 +34,7 @@ const { diagnoseRedis, flushRedisDb, startBackgroundSave } = proxyActivities<Red
 const { waitForRedis } = proxyActivities<RedisActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
 export const redis = { diagnoseRedis, flushRedisDb, startBackgroundSave, waitForRedis };
 
-const { checkDatabase, inspectConnections, terminateIdleSessions, topQueries, inspectTables } = proxyActivities<PostgresActivities>({
+const { checkDatabase, inspectConnections, terminateIdleSessions, topQueries, inspectTables, dataFreshness } = proxyActivities<PostgresActivities>({
   startToCloseTimeout: '30s',
   retry: quickRetry,
 });
@@ -43,7 +43,7 @@ const { vacuumAnalyze, createIndex } = proxyActivities<PostgresActivities>({ sta
 const { waitForDatabase } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
 // pg_restore of a real dump takes as long as the data: generous, and retried only for transient failures.
 const { restoreFromBackup } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '30m', retry: { ...quickRetry, maximumAttempts: 3 } });
-export const postgres = { checkDatabase, waitForDatabase, inspectConnections, terminateIdleSessions, restoreFromBackup, topQueries, inspectTables, vacuumAnalyze, createIndex };
+export const postgres = { checkDatabase, waitForDatabase, inspectConnections, terminateIdleSessions, restoreFromBackup, topQueries, inspectTables, vacuumAnalyze, createIndex, dataFreshness };
 
 // One county-year of the ETL: minutes; a dead worker is noticed by the missed heartbeat, and the retry resumes
 // from the last one's cursor. After the attempts, the backfill asks a human (retry-chunk / skip-chunk).
@@ -52,7 +52,16 @@ const { loadChunk } = proxyActivities<EtlActivities>({
   heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: permanentActivityErrors },
 });
-export const etl = { loadChunk };
+// The log tail and `<program> status`; `<program> clean-downloads` empties a directory: seconds each.
+const { diagnoseEtl, cleanDownloads } = proxyActivities<EtlActivities>({ startToCloseTimeout: '1m', retry: quickRetry });
+// A whole run of the pipeline: minutes; every line heartbeats, so a dead worker is noticed in seconds. A failed run is
+// a result (the runbook decides by its kind), so retries here are for Docker or the worker failing, not the pipeline.
+const { runPipeline } = proxyActivities<EtlActivities>({
+  startToCloseTimeout: '1h',
+  heartbeatTimeout: '30s',
+  retry: { ...quickRetry, maximumAttempts: 3 },
+});
+export const etl = { loadChunk, diagnoseEtl, runPipeline, cleanDownloads };
 
 // Both sample /metrics over a window (policy, seconds to minutes) and heartbeat while they wait.
 export const metrics = proxyActivities<MetricsActivities>({ startToCloseTimeout: '15m', heartbeatTimeout: '15s', retry: quickRetry });

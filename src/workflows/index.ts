@@ -3,6 +3,7 @@ export { apiDown } from './apiDown';
 export { dbConnections } from './dbConnections';
 export { redisDown } from './redisDown';
 export { slowResponses } from './slowResponses';
+export { etlFailures } from './etlFailures';
 export { generic } from './generic';
 // One per procedure of the catalog: workflows an operator starts, not incidents.
 export { backfill } from './backfill';
