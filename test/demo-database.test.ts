@@ -72,6 +72,15 @@ describe('runbooks demo: the database and latency scenarios, and dev --sandbox',
     }
   });
 
+  test('etl-failure --approve: the download directory fills for real; clean-downloads once approved, the pipeline retried, freshness verified', async () => {
+    const result = await workspace.run(demo('--scenario', 'etl-failure', '--approve'), { timeoutMs: 200_000 });
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /detected\s+alertmanager\s+ETLJobFailed fired for audit-app \(high\)\./);
+    assert.match(result.stdout, /ENOSPC/);
+    assert.match(result.stdout, /→ approving "clean-downloads" as demo \(--approve\)/);
+    assert.match(result.stdout, /ETLJobFailed-[0-9a-f]{16} resolved\./);
+  });
+
   test('slow-responses --approve: a slow route under steady traffic raises p95; the runbook measures it, restarts the backend once approved, and verifies p95', async () => {
     const result = await workspace.run(demo('--scenario', 'slow-responses', '--approve'), { timeoutMs: 200_000 });
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);

@@ -76,7 +76,8 @@ export async function runBackfillDemo(input: BackfillDemoInput, loaded: { config
         worker = startWorker();
         say('  → the new worker resumes that chunk from its last heartbeat once the old one is declared dead (heartbeat timeout 10 s)\n');
       });
-      say(`\n${done.chunksDone} of ${done.chunksTotal} chunk(s), ${done.recordsWritten} record(s) written; see it in the Temporal UI, or: npx runbooks backfill status`);
+      const seconds = Math.round((Date.now() - Date.parse(done.startedAt)) / 100) / 10;
+      say(`\n${done.chunksDone} of ${done.chunksTotal} chunk(s), ${done.recordsWritten} record(s) written in ${seconds} s, worker crash included; see it in the Temporal UI, or: npx runbooks backfill status`);
       for (const event of done.log.slice(-5)) say(`  ${event.at.replace('T', ' ').slice(0, 19)}Z  ${event.by.padEnd(10)} ${event.message}`);
     });
   } finally {
