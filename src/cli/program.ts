@@ -9,6 +9,7 @@ import { registerDemoCommand } from './commands/demo';
 import { registerDiagCommands } from './commands/diag';
 import { registerDevCommand } from './commands/dev';
 import { registerIncidentCommands } from './commands/incidents';
+import { registerReportCommand } from './commands/report';
 import { registerSandboxCommands } from './commands/sandbox';
 import { registerServerCommand } from './commands/server';
 import { registerTokenCommands } from './commands/token';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerActionCommands(program);
   registerBackfillCommands(program);
+  registerReportCommand(program);
   registerTokenCommands(program);
   // Subcommands inherit exitOverride only when added after it; make sure every level throws instead of exiting.
   const everyCommand = (command: Command): Command[] => [command, ...command.commands.flatMap(everyCommand)];

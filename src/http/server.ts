@@ -3,6 +3,7 @@
  * routes and does not listen; the caller does `.listen({ host: config.http.host, port: config.http.port })`.
  */
 import type { Client } from '@temporalio/client';
+import { Pool } from 'pg';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -12,6 +13,7 @@ import { HttpError, sendError } from './errors';
 import { createHttpMetrics, registerMetricsRoute } from './metrics';
 import { registerAlertRoutes } from './routes/alerts';
 import { registerBackfillRoutes } from './routes/backfills';
+import { registerReportRoutes } from './routes/reports';
 import { registerHealthRoutes } from './routes/health';
 import { incidentActionOf, registerIncidentRoutes } from './routes/incidents';
 
@@ -82,6 +84,11 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   registerAlertRoutes(app, { config, client, logger, metrics, auth, temporalTimeoutMs });
   registerIncidentRoutes(app, { client, taskQueue: config.temporal.taskQueue, logger, metrics, auth, temporalTimeoutMs });
   registerBackfillRoutes(app, { config, client, logger, auth, temporalTimeoutMs });
+  // The audit trail's pool connects on first use: a server whose Postgres is down still takes alerts.
+  const auditPool = new Pool({ connectionString: config.audit.databaseUrl, max: 2, connectionTimeoutMillis: 5_000 });
+  auditPool.on('error', (err) => logger.warn({ err: err.message }, 'audit trail connection lost'));
+  app.addHook('onClose', () => auditPool.end());
+  registerReportRoutes(app, { config, pool: auditPool, logger, auth });
   auth.warnAboutUnconfiguredScopes();
 
   await app.ready();
