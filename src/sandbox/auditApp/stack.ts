@@ -12,7 +12,7 @@ import type Docker from 'dockerode';
 import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { stringify as toYaml } from 'yaml';
-import { demultiplex, PREVIOUS_IMAGE_LABEL } from '../../activities/docker';
+import { PREVIOUS_IMAGE_LABEL, tailLogs } from '../../activities/docker';
 import { BackendEnv, DATABASE_NAME, DEFAULT_POOL_SIZE, DEFAULT_PORTS, DEFAULT_PREFIX, DEFAULT_RATE_LIMIT, EtlEnv, EtlLogPatterns, EtlPaths } from './contract';
 import { BACKEND_USER, backendImage, DEFAULT_BACKEND_VERSION, ETL_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE } from './images';
 
@@ -266,8 +266,8 @@ const firstLine = (err: unknown) => (err instanceof Error ? err.message : String
 /** Last lines of a container's output, on one line. */
 export async function containerLogTail(docker: Docker, name: string, lines = 5): Promise<string> {
   try {
-    const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: lines, follow: false });
-    return demultiplex(raw).toString('utf8').trim().split('\n').join(' | ');
+    const text = await tailLogs(docker, name, lines);
+    return text === undefined ? `(no logs: no container ${name})` : text.trim().split('\n').join(' | ');
   } catch (err) {
     return `(no logs: ${firstLine(err)})`;
   }
