@@ -74,6 +74,7 @@ export class Incident {
   private readonly decisions = new Map<string, boolean>();
   private readonly followUps: string[] = [];
   private readonly tasks = new Map<string, HumanTask>();
+  private readonly dueTimes = new Set<string>();
   private phase: IncidentPhase = 'investigating';
   private currentStep = 'Detected';
   private closedAt?: string;
@@ -202,20 +203,28 @@ export class Incident {
       data: { task: id, title, ...(task.dueAt ? { dueAt: task.dueAt } : {}) },
     });
     this.showInUi();
-    if (task.dueAt) void this.escalateWhenLate(task, dueInMs!);
+    // Tasks due at the same moment (added together) escalate together, once.
+    if (task.dueAt && !this.dueTimes.has(task.dueAt)) {
+      this.dueTimes.add(task.dueAt);
+      void this.escalateWhenLate(task.dueAt, dueInMs!);
+    }
   }
 
   get openTasks(): HumanTask[] {
     return [...this.tasks.values()].filter((t) => t.state === 'open');
   }
 
-  private async escalateWhenLate(task: HumanTask, dueInMs: number): Promise<void> {
-    const settled = await condition(() => task.state !== 'open' || this.closed, dueInMs);
-    if (settled || task.state !== 'open') return;
-    task.overdue = true;
-    this.record('task-overdue', `Task "${task.id}" (${task.title}) is not done by ${task.dueAt}.`, { data: { task: task.id } });
+  private async escalateWhenLate(dueAt: string, dueInMs: number): Promise<void> {
+    const lateOnes = () => this.openTasks.filter((t) => t.dueAt === dueAt);
+    const settled = await condition(() => lateOnes().length === 0 || this.closed, dueInMs);
+    const late = lateOnes();
+    if (settled || late.length === 0) return;
+    for (const task of late) {
+      task.overdue = true;
+      this.record('task-overdue', `Task "${task.id}" (${task.title}) is not done by ${dueAt}.`, { data: { task: task.id } });
+    }
     this.showInUi();
-    await this.escalate(`Task "${task.id}" (${task.title}) is overdue`);
+    await this.escalate(`${late.length} task(s) overdue: ${late.map((t) => t.id).join(', ')}`);
   }
 
   /** Tells contacts now, outside the escalation ladder (a runbook's own escalation path, e.g. the security team). */
