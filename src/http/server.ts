@@ -12,6 +12,7 @@ import { HttpError, sendError } from './errors';
 import { createHttpMetrics, registerMetricsRoute } from './metrics';
 import { registerAlertRoutes } from './routes/alerts';
 import { registerBackfillRoutes } from './routes/backfills';
+import { registerBlockRoutes } from './routes/blocks';
 import { registerHealthRoutes } from './routes/health';
 import { incidentActionOf, registerIncidentRoutes } from './routes/incidents';
 
@@ -82,6 +83,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   registerAlertRoutes(app, { config, client, logger, metrics, auth, temporalTimeoutMs });
   registerIncidentRoutes(app, { client, taskQueue: config.temporal.taskQueue, logger, metrics, auth, temporalTimeoutMs });
   registerBackfillRoutes(app, { config, client, logger, auth, temporalTimeoutMs });
+  registerBlockRoutes(app, { config, logger, auth });
   auth.warnAboutUnconfiguredScopes();
 
   await app.ready();
