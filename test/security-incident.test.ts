@@ -15,7 +15,7 @@ import { ApiRoutes, RedisKeys } from '../src/sandbox/auditApp/contract';
 import { TEST_LABEL } from './harness/dockerd';
 import { freePorts } from './harness/util';
 import { dropAuditSchema } from './support/audit';
-import { cliWorkspace } from './support/cli';
+import { cliEnv, cliWorkspace } from './support/cli';
 import { testConfig, testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
 import { recordHistoryIfAsked } from './support/histories';
@@ -118,13 +118,15 @@ describe('Security Incidents runbook, against the sandbox audit-app', { timeout:
 
     // A human lifts it.
     const configFile = workspace.writeConfig(testConfigInput(overrides()));
-    const unblocked = await workspace.run(['--config', configFile, 'unblock', ATTACKER, '--by', 'sam']);
+    // REDIS_URL (the harness's Redis, in the CLI's environment) would win over the sandbox's targets.redis.url.
+    const env = cliEnv({ REDIS_URL: '' });
+    const unblocked = await workspace.run(['--config', configFile, 'unblock', ATTACKER, '--by', 'sam'], { env });
     assert.equal(unblocked.code, 0, unblocked.stderr);
     assert.equal(unblocked.stdout, `unblocked ${ATTACKER} (removed from Redis set blocklist:ips by sam; 0 left)\n`);
     assert.equal(await answerTo(ATTACKER), 200);
-    const twice = await workspace.run(['--config', configFile, 'unblock', ATTACKER]);
+    const twice = await workspace.run(['--config', configFile, 'unblock', ATTACKER], { env });
     assert.equal(twice.stdout, `${ATTACKER} was not blocked (Redis set blocklist:ips; 0 entries)\n`);
-    const hostile = await workspace.run(['--config', configFile, 'unblock', '$(rm -rf /)']);
+    const hostile = await workspace.run(['--config', configFile, 'unblock', '$(rm -rf /)'], { env });
     assert.equal(hostile.code, 1);
     assert.match(hostile.stderr, /"\$\(rm -rf \/\)" is not an IPv4 or IPv6 address or CIDR network/);
   });
