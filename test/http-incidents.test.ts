@@ -384,12 +384,12 @@ describe('the start-up warning about scopes no token has', () => {
           [
             'incidents',
             'no token has the "incidents" scope: GET /incidents, GET /incidents/:id and GET /incidents/:id/{report,report.svg,report.html} are open to anyone who can reach them; ' +
-              'POST /incidents/:id/{approve,reject,acknowledge,resolve} refuse every request (401) — create one with `runbooks token create NAME --scopes incidents`',
+              'POST /incidents/:id/{approve,reject,acknowledge,resolve,complete-task} refuse every request (401) — create one with `runbooks token create NAME --scopes incidents`',
           ],
           [
             'operations',
-            'no token has the "operations" scope: GET /backfills/:id is open to anyone who can reach it; ' +
-              'POST /backfills and POST /backfills/:id/{pause,resume,cancel,retry-chunk,skip-chunk} refuse every request (401) — create one with `runbooks token create NAME --scopes operations`',
+            'no token has the "operations" scope: GET /backfills/:id and GET /blocks are open to anyone who can reach them; ' +
+              'POST /backfills, POST /backfills/:id/{pause,resume,cancel,retry-chunk,skip-chunk} and DELETE /blocks/:ip refuse every request (401) — create one with `runbooks token create NAME --scopes operations`',
           ],
         ],
       );

@@ -2,6 +2,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
+import { parseNetwork } from '../security/address';
+import { summarizeBackendLog, type BackendLogEvidence } from '../security/evidence';
 import { targetConfig, type TargetRef } from './targets';
 
 /** Set at deploy time on the backend container: the image to roll back to. */
@@ -72,6 +74,22 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
     },
 
     /** `docker stats --no-stream` for the target's container: CPU % since the previous sample, memory. Read-only. */
+    /**
+     * Runbook §7 "Investigate": `docker logs backend | grep <ip>` without a shell or a pattern — the last `tailLines`
+     * (up to 20000) lines, those whose client field is the source (or in its network), summarised. Read-only.
+     */
+    async backendLogForSource({ target, source, tailLines = 5_000 }: TargetRef<'backend'> & { source: string; tailLines?: number }): Promise<BackendLogEvidence> {
+      const parsed = parseNetwork(source);
+      if (!parsed.ok) throw ApplicationFailure.nonRetryable(parsed.reason, ActivityErrorType.invalidInput);
+      const name = containerOf(target);
+      const info = await inspectOrNull(docker, name);
+      if (!info) return { ...summarizeBackendLog(name, [], parsed.network), exists: false };
+      const tail = Math.max(1, Math.min(Math.floor(tailLines), 20_000));
+      const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail, follow: false });
+      const lines = (info.Config.Tty ? raw : demultiplex(raw)).toString('utf8').split('\n').filter((l) => l.length > 0);
+      return { ...summarizeBackendLog(name, lines, parsed.network), exists: true };
+    },
+
     async containerStats({ target }: TargetRef): Promise<ContainerStats> {
       const name = containerOf(target);
       const info = await inspectOrNull(docker, name);

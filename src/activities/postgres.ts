@@ -8,6 +8,7 @@ import type Docker from 'dockerode';
 import { Client, escapeIdentifier } from 'pg';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
+import { parseNetwork } from '../security/address';
 import { execInContainer } from './docker';
 import { pollUntil } from './poll';
 import { targetConfig, type TargetRef } from './targets';
@@ -112,6 +113,21 @@ export interface Freshness {
   ageSeconds: number | null;
 }
 
+/** Runbook §7: `SELECT * FROM audit_log WHERE ip_address = …`, summarised (the sandbox's column is `ip inet`). */
+export interface AuditLogEvidence {
+  source: string;
+  /** False when the database has no audit_log table (the error says so). */
+  found: boolean;
+  error?: string;
+  rows: number;
+  users: Array<{ user: string | null; count: number }>;
+  actions: Array<{ action: string; count: number }>;
+  firstSeen?: string;
+  lastSeen?: string;
+  /** Its latest rows, at most 10. */
+  latest: Array<{ id: string; at: string; ip: string; user: string | null; action: string }>;
+}
+
 export interface RestoreResult {
   backupFile: string;
   output: string;
@@ -137,6 +153,40 @@ export function createPostgresActivities(config: Pick<Config, 'targets'>, docker
     },
 
     /** `SELECT 1` with short timeouts (the runbook's `pg_isready` / `psql -c "SELECT 1"`). Read-only. */
+    /**
+     * The audit_log rows of an address or network (`ip <<= $1::inet`, the source a bound parameter, never SQL
+     * text): how many, which users and actions, first and last seen, the latest ten. Read-only.
+     */
+    async auditLogForSource({ target, source }: PostgresRef & { source: string }): Promise<AuditLogEvidence> {
+      const parsed = parseNetwork(source);
+      if (!parsed.ok) throw ApplicationFailure.nonRetryable(parsed.reason, ActivityErrorType.invalidInput);
+      const cidr = parsed.network.text;
+      const empty: AuditLogEvidence = { source: cidr, found: false, rows: 0, users: [], actions: [], latest: [] };
+      return withDatabase(urlOf(target), async (db) => {
+        const exists = await db.query<{ found: boolean }>(`SELECT to_regclass('audit_log') IS NOT NULL AS found`);
+        if (!exists.rows[0]?.found) return { ...empty, error: 'the database has no audit_log table' };
+        const where = 'FROM audit_log WHERE ip <<= $1::inet';
+        const totals = await db.query<{ rows: number; first: Date | null; last: Date | null }>(`SELECT count(*)::int AS rows, min(at) AS first, max(at) AS last ${where}`, [cidr]);
+        const users = await db.query<{ user: string | null; count: number }>(`SELECT user_id AS "user", count(*)::int AS count ${where} GROUP BY user_id ORDER BY count DESC, user_id LIMIT 20`, [cidr]);
+        const actions = await db.query<{ action: string; count: number }>(`SELECT action, count(*)::int AS count ${where} GROUP BY action ORDER BY count DESC, action LIMIT 20`, [cidr]);
+        const latest = await db.query<{ id: string; at: Date; ip: string; user: string | null; action: string }>(
+          `SELECT id::text AS id, at, host(ip) AS ip, user_id AS "user", action ${where} ORDER BY at DESC, id DESC LIMIT 10`,
+          [cidr],
+        );
+        const { rows, first, last } = totals.rows[0]!;
+        return {
+          source: cidr,
+          found: true,
+          rows,
+          users: users.rows,
+          actions: actions.rows,
+          ...(first ? { firstSeen: first.toISOString() } : {}),
+          ...(last ? { lastSeen: last.toISOString() } : {}),
+          latest: latest.rows.map((r) => ({ ...r, at: r.at.toISOString() })),
+        };
+      });
+    },
+
     async checkDatabase({ target }: PostgresRef): Promise<DatabaseCheck> {
       return check(urlOf(target));
     },

@@ -1,5 +1,8 @@
+import { ApplicationFailure } from '@temporalio/activity';
 import Redis from 'ioredis';
 import type { Config } from '../config/schema';
+import { ActivityErrorType } from '../runbooks/errorTypes';
+import { blockRules, BlockRefusedError, checkedBlockTarget, checkedUnblockTarget, denyListOf } from '../security/denyList';
 import { pollUntil } from './poll';
 import { targetConfig, type TargetRef } from './targets';
 
@@ -34,10 +37,66 @@ interface RedisWait {
   error?: string;
 }
 
+/** An IP address or CIDR network on the deny-list (`security.denyList`), as the workflow asks for it. */
+export interface DenyListRef extends RedisTargetRef {
+  source: string;
+}
+
+export interface BlockResult {
+  /** The canonical entry written. */
+  source: string;
+  /** `Redis set blocklist:ips`. */
+  denyList: string;
+  /** False when it was on the list already: blocking twice is one block. */
+  added: boolean;
+  /** Entries on the list now. */
+  size: number;
+}
+
 /** The Redis URL comes from the worker's config (`targets.redis.url`), never from workflow history: it may carry a password. */
-export function createRedisActivities(config: Pick<Config, 'targets'>) {
+export function createRedisActivities(config: Pick<Config, 'targets' | 'security' | 'policies'>) {
   const urlOf = (target: RedisTargetRef['target']) => targetConfig(config, target).url;
+  const denyList = (target: RedisTargetRef['target']) => {
+    targetConfig(config, target);
+    return denyListOf(config);
+  };
+  /** The workflow checked it already; the worker checks again with its own config (and node:net): refused for good. */
+  const refusedForGood = <T>(check: () => T): T => {
+    try {
+      return check();
+    } catch (err) {
+      if (err instanceof BlockRefusedError) throw ApplicationFailure.nonRetryable(err.message, ActivityErrorType.blockRefused);
+      throw err;
+    }
+  };
   return {
+    /**
+     * Runbook §7 "Isolate": `SADD <security.denyList.key> <source>`, after checking the source again against the
+     * worker's rules (never wider than the policy's prefixes, never loopback, allow-listed or the runbooks' own).
+     * Idempotent: a retry or a second alert finds the member there and adds nothing (`added: false`).
+     */
+    async blockSource({ target, source }: DenyListRef): Promise<BlockResult> {
+      const entry = refusedForGood(() => checkedBlockTarget(source, blockRules(config))).text;
+      const list = denyList(target);
+      const { added, size } = await list.add(entry);
+      return { source: entry, denyList: list.name, added, size };
+    },
+
+    /** `SREM`: lifts a block. Idempotent: a second removal finds nothing (`removed: false`). */
+    async unblockSource({ target, source }: DenyListRef): Promise<{ source: string; denyList: string; removed: boolean; size: number }> {
+      const entry = refusedForGood(() => checkedUnblockTarget(source)).text;
+      const list = denyList(target);
+      const { removed, size } = await list.remove(entry);
+      return { source: entry, denyList: list.name, removed, size };
+    },
+
+    /** `SISMEMBER`: is the source on the deny-list now? Read-only. */
+    async isBlocked({ target, source }: DenyListRef): Promise<{ source: string; denyList: string; blocked: boolean }> {
+      const entry = refusedForGood(() => checkedUnblockTarget(source)).text;
+      const list = denyList(target);
+      return { source: entry, denyList: list.name, blocked: await list.has(entry) };
+    },
+
     /** `PING`, `INFO memory|clients|persistence`, `CONFIG GET maxmemory-policy`, `DBSIZE`. Read-only. */
     async diagnoseRedis({ target }: RedisTargetRef): Promise<RedisDiagnosis> {
       const url = urlOf(target);

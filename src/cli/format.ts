@@ -62,6 +62,15 @@ export function incidentReport(view: IncidentStatusView, cli = 'runbooks'): stri
       lines.push(`    ${cli} approve ${view.workflowId} --step ${quoteArg(p.step)} --by NAME   (or reject)`);
     }
   }
+  const tasks = view.tasks ?? [];
+  if (tasks.length > 0) {
+    lines.push('', 'Tasks:');
+    for (const t of tasks) {
+      const state = t.state === 'open' ? `open${t.dueAt ? `, due ${shortTime(t.dueAt)}` : ''}${t.overdue ? ', OVERDUE' : ''}` : `${t.state} by ${t.by} ${shortTime(t.at)}${t.note ? `: ${t.note}` : ''}`;
+      lines.push(`  ${t.id}: ${t.title} (${state})`);
+    }
+    if (tasks.some((t) => t.state === 'open')) lines.push(`    ${cli} complete-task ${view.workflowId} --task TASK --note '…'   (or resolve --reason '…')`);
+  }
   if (view.followUps.length > 0) {
     lines.push('', 'Follow-ups:', ...view.followUps.map((f) => `  - ${f}`));
   }

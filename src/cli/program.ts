@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { version } from '../../package.json';
 import { registerActionCommands } from './commands/actions';
 import { registerBackfillCommands } from './commands/backfill';
+import { registerBlockCommands } from './commands/blocks';
 import { registerCatalogCommand } from './commands/catalog';
 import { registerConfigCommands } from './commands/config';
 import { registerDemoCommand } from './commands/demo';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerActionCommands(program);
   registerBackfillCommands(program);
   registerReportCommand(program);
+  registerBlockCommands(program);
   registerTokenCommands(program);
   // Subcommands inherit exitOverride only when added after it; make sure every level throws instead of exiting.
   const everyCommand = (command: Command): Command[] => [command, ...command.commands.flatMap(everyCommand)];

@@ -94,6 +94,9 @@ function danglingReferences(config: Config): string[] {
       if (!config.channels[channel]) problems.push(`contacts.${contactName}.channels.${i}: no channel named "${channel}"`);
     });
   }
+  config.security.contacts?.forEach((contact, i) => {
+    if (!config.contacts[contact]) problems.push(`security.contacts.${i}: no contact named "${contact}"`);
+  });
   const tokenNames = config.tokens.map((t) => t.name);
   tokenNames.forEach((tokenName, i) => {
     if (tokenNames.indexOf(tokenName) !== i) problems.push(`tokens.${i}.name: "${tokenName}" is used twice`);

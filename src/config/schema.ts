@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { severities } from '../incidents/model';
 import { approvalKinds, catalog, FALLBACK_RUNBOOK, runbookNames, type PolicyValue, type RunbookName, type TargetName } from '../runbooks/catalog';
-import { ETL_COUNTIES, EtlPaths, LATEST_BACKUP_FILE } from '../sandbox/auditApp/contract';
+import { ETL_COUNTIES, EtlPaths, LATEST_BACKUP_FILE, RedisKeys } from '../sandbox/auditApp/contract';
+import { parseNetwork } from '../security/address';
 
 const SeveritySchema = z.enum(severities);
 /** Runbooks come from the catalog (src/runbooks/catalog.ts). */
@@ -108,6 +109,31 @@ const ChannelSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('log') }),
 ]);
 
+/** An IPv4/IPv6 address or CIDR network (host bits zero), kept in its canonical form. */
+const NetworkSchema = z.string().transform((text, ctx) => {
+  const parsed = parseNetwork(text);
+  if (parsed.ok) return parsed.network.text;
+  ctx.addIssue({ code: 'custom', message: parsed.reason });
+  return z.NEVER;
+});
+
+/** The security-incident runbook: where it blocks, what it never blocks, whom it tells at once. */
+const SecuritySchema = z.strictObject({
+  /** The deny-list the backend enforces. Only a Redis set of `targets.redis` so far (the audit-app's `blocklist:ips`). */
+  denyList: z
+    .strictObject({
+      target: z.literal('redis').default('redis'),
+      key: z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'a Redis key: letters, digits, _ . : -').default(RedisKeys.blocklist),
+    })
+    .prefault({}),
+  /** Networks that are never blocked (your offices, partners, monitoring), e.g. [10.0.0.0/8, 2001:db8::/32]. */
+  allowList: z.array(NetworkSchema).default([]),
+  /** The runbooks' own addresses and those of the proxies and services they need: never blocked (loopback never is). */
+  ownAddresses: z.array(NetworkSchema).default([]),
+  /** Told at once when a security incident opens, besides the severity's ladder. Default: `security-team` when that contact exists, else the critical ladder's first contact. */
+  contacts: z.array(name).min(1).optional(),
+});
+
 /** What a token lets in: `alerts` the webhook, `incidents` incident actions, `operations` backfills. */
 export const tokenScopes = ['alerts', 'incidents', 'operations'] as const;
 
@@ -210,12 +236,14 @@ export const ConfigSchema = z.strictObject({
     'team-lead': { channels: ['log'] },
     'team-member': { channels: ['log'] },
     team: { channels: ['log'] },
+    'security-team': { channels: ['log'] },
   }),
   channels: z.record(name, ChannelSchema).default({ log: { type: 'log' } }),
   /** Who may approve each kind of dangerous step (token names for the HTTP API, `--by` for the CLI). */
   approvers: z.partialRecord(ApprovalKindSchema, z.array(name).min(1)).default({}),
   tokens: z.array(TokenSchema).default([]),
   policies: PoliciesSchema.prefault({}),
+  security: SecuritySchema.prefault({}),
   /** `runbooks backfill` (runbook §3): what "every county" means, and how a backfill runs. */
   backfill: z
     .strictObject({

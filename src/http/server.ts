@@ -14,6 +14,7 @@ import { createHttpMetrics, registerMetricsRoute } from './metrics';
 import { registerAlertRoutes } from './routes/alerts';
 import { registerBackfillRoutes } from './routes/backfills';
 import { registerReportRoutes } from './routes/reports';
+import { registerBlockRoutes } from './routes/blocks';
 import { registerHealthRoutes } from './routes/health';
 import { incidentActionOf, registerIncidentRoutes } from './routes/incidents';
 
@@ -89,6 +90,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   auditPool.on('error', (err) => logger.warn({ err: err.message }, 'audit trail connection lost'));
   app.addHook('onClose', () => auditPool.end());
   registerReportRoutes(app, { config, pool: auditPool, logger, auth });
+  registerBlockRoutes(app, { config, logger, auth });
   auth.warnAboutUnconfiguredScopes();
 
   await app.ready();

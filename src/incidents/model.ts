@@ -67,6 +67,35 @@ export interface IncidentInput {
    * the config); absent for a procedure the config cannot run (no `targets.etl` for a backfill).
    */
   procedures?: ProcedureSetups;
+  /** The `security` config section, for runbooks whose catalog entry reads it (`settings`). */
+  security?: SecuritySetup;
+}
+
+/** What the security runbook needs from the config: where it blocks, what it never blocks, whom it tells. */
+export interface SecuritySetup {
+  /** The deny-list, in words (`Redis set blocklist:ips`); the worker knows how to reach it. */
+  denyList: string;
+  allowList: string[];
+  ownAddresses: string[];
+  contacts: string[];
+}
+
+/**
+ * A task for a human on the incident (rotate credentials…): listed in `status`, done by `completeTask`; the incident
+ * does not resolve while one is open, unless a human resolves it with a reason (which closes the open ones).
+ */
+export interface HumanTask {
+  id: string;
+  title: string;
+  addedAt: string;
+  /** When it is late: the incident escalates once then. */
+  dueAt?: string;
+  state: 'open' | 'done' | 'closed';
+  overdue: boolean;
+  /** Who completed it (or closed it by resolving the incident), when, and their note (or reason). */
+  by?: string;
+  at?: string;
+  note?: string;
 }
 
 /** How a runbook starts each procedure: its workflow ID and its input, all but what the runbook decides. */
@@ -97,6 +126,9 @@ export type TimelineKind =
   | 'alert-refired'
   | 'alert-resolved'
   | 'follow-up'
+  | 'task-added'
+  | 'task-done'
+  | 'task-overdue'
   | 'resolved'
   | 'note';
 
@@ -132,6 +164,8 @@ export interface IncidentStatusView {
   acknowledgedBy?: string;
   alertResolved: boolean;
   followUps: string[];
+  /** Tasks for humans, open and done; empty for most runbooks. */
+  tasks: HumanTask[];
   timeline: TimelineEvent[];
 }
 

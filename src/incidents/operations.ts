@@ -8,7 +8,7 @@ import {
 } from '@temporalio/client';
 import { z } from 'zod';
 import { runbookNames } from '../runbooks/catalog';
-import { acknowledgeUpdate, approveUpdate, rejectUpdate, resolveUpdate, statusQuery, UpdateRefusal } from '../workflows/lifecycle/definitions';
+import { acknowledgeUpdate, approveUpdate, completeTaskUpdate, rejectUpdate, resolveUpdate, statusQuery, UpdateRefusal } from '../workflows/lifecycle/definitions';
 import { incidentPhases, type IncidentStatusView } from '../incidents/model';
 import * as attributes from '../workflows/searchAttributes';
 
@@ -31,7 +31,7 @@ export interface IncidentSummary {
 }
 
 /** Why an operation was refused, in words an HTTP status or an exit code can carry. */
-export type RefusalReason = 'not-found' | 'not-an-approver' | 'no-such-step' | 'closed' | 'invalid';
+export type RefusalReason = 'not-found' | 'not-an-approver' | 'no-such-step' | 'no-such-task' | 'tasks-open' | 'closed' | 'invalid';
 
 export class IncidentOperationError extends Error {
   constructor(
@@ -88,7 +88,8 @@ export async function getIncident(client: Client, workflowId: string): Promise<I
 export type IncidentAction =
   | { kind: 'approve' | 'reject'; step: string; by: string; reason?: string }
   | { kind: 'acknowledge'; by: string; note?: string }
-  | { kind: 'resolve'; by: string; note?: string };
+  | { kind: 'resolve'; by: string; note?: string; reason?: string }
+  | { kind: 'complete-task'; task: string; by: string; note?: string };
 
 /** Runs an action as a Temporal Update, so the caller learns at once whether it was accepted. */
 export async function actOnIncident(client: Client, workflowId: string, action: IncidentAction): Promise<IncidentStatusView> {
@@ -102,10 +103,13 @@ export async function actOnIncident(client: Client, workflowId: string, action: 
         return await handle.executeUpdate(update, { args: [decision] });
       }
       case 'acknowledge':
-      case 'resolve': {
-        const update = action.kind === 'acknowledge' ? acknowledgeUpdate : resolveUpdate;
-        return await handle.executeUpdate(update, { args: [{ by: action.by, ...(action.note ? { note: action.note } : {}) }] });
-      }
+        return await handle.executeUpdate(acknowledgeUpdate, { args: [{ by: action.by, ...(action.note ? { note: action.note } : {}) }] });
+      case 'resolve':
+        return await handle.executeUpdate(resolveUpdate, {
+          args: [{ by: action.by, ...(action.note ? { note: action.note } : {}), ...(action.reason ? { reason: action.reason } : {}) }],
+        });
+      case 'complete-task':
+        return await handle.executeUpdate(completeTaskUpdate, { args: [{ task: action.task, by: action.by, ...(action.note ? { note: action.note } : {}) }] });
     }
   } catch (err) {
     if (err instanceof WorkflowNotFoundError && (await exists(client, workflowId))) {
@@ -137,6 +141,8 @@ const refusalReasons: Record<string, RefusalReason> = {
   [UpdateRefusal.noSuchPendingStep]: 'no-such-step',
   [UpdateRefusal.alreadyClosed]: 'closed',
   [UpdateRefusal.invalidPayload]: 'invalid',
+  [UpdateRefusal.noSuchOpenTask]: 'no-such-task',
+  [UpdateRefusal.tasksOpen]: 'tasks-open',
 };
 
 function summarize(execution: WorkflowExecutionInfo): IncidentSummary {

@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema';
-import type { EscalationPolicy, IncidentInput, IncidentTargets, ProcedureSetups, Severity } from '../incidents/model';
-import { catalog, policyOf, proceduresOf, type ProcedureName, type RunbookName } from '../runbooks/catalog';
+import type { EscalationPolicy, IncidentInput, IncidentTargets, ProcedureSetups, SecuritySetup, Severity } from '../incidents/model';
+import { catalog, policyOf, proceduresOf, settingsOf, type ProcedureName, type RunbookName } from '../runbooks/catalog';
 import type { Alert } from './alertmanager';
 import { backfillSetup } from './backfill';
 
@@ -62,7 +62,7 @@ export function routeAlert(alert: Alert, config: Config): RoutedAlert {
  * What every run of a runbook takes from the config, whatever started it: approvers, its targets (only those), its
  * policy, and what the procedures it may start need.
  */
-export function runbookInput(runbook: RunbookName, config: Config): Pick<IncidentInput, 'runbook' | 'approvers' | 'targets' | 'policy' | 'procedures'> {
+export function runbookInput(runbook: RunbookName, config: Config): Pick<IncidentInput, 'runbook' | 'approvers' | 'targets' | 'policy' | 'procedures' | 'security'> {
   const procedures = procedureSetups(proceduresOf(runbook), config);
   return {
     runbook,
@@ -70,7 +70,15 @@ export function runbookInput(runbook: RunbookName, config: Config): Pick<Inciden
     targets: targetFacts(runbook, config),
     policy: policyOf(runbook, config.policies[runbook]),
     ...(procedures ? { procedures } : {}),
+    ...(settingsOf(runbook).includes('security') ? { security: securitySetup(config) } : {}),
   };
+}
+
+/** The security section as a run needs it: names and networks only (the Redis URL stays in the worker). */
+export function securitySetup(config: Config): SecuritySetup {
+  const { denyList, allowList, ownAddresses, contacts } = config.security;
+  const fallback = config.contacts['security-team'] ? ['security-team'] : config.escalation.critical.escalateTo.slice(0, 1);
+  return { denyList: `Redis set ${denyList.key}`, allowList, ownAddresses, contacts: contacts ?? fallback };
 }
 
 /** How each procedure is set up from the config for a runbook to start it; undefined when the config cannot run it. */

@@ -28,6 +28,8 @@ interface RunbookEntry {
   policy: Readonly<Record<string, PolicyValue>>;
   /** Procedures it may start: intake adds what each needs from the config to the incident's input (`procedures`). */
   procedures?: readonly ProcedureName[];
+  /** Config sections it reads beyond its policy: intake copies what it needs of each into the input (`security`). */
+  settings?: readonly 'security'[];
 }
 
 export const catalog = {
@@ -82,6 +84,17 @@ export const catalog = {
     targets: ['redis'],
     policy: { memoryPressure: 0.9 },
   },
+  'security-incident': {
+    workflowType: 'securityIncident',
+    section: '7. Security Incidents',
+    summary:
+      'the source IP or CIDR from the alert\'s `ip` (or `ip_address`) label, validated in code (no hostnames, nothing wider than `minPrefixV4` /16 or `minPrefixV6` /48, never loopback, the allow-list or the runbooks\' own addresses) → the security contacts told at once → **isolate**: added to the deny-list the backend enforces (a Redis set, `SADD`), at once with `blockImmediately`, else **only with approval**; lifted by `runbooks unblock` or after `blockMinutes` → **investigate**: the backend\'s log lines of that client (matched in code) and its `audit_log` rows (`ip <<= $1::inet`), summarised → the mitigation tasks (rotate credentials, patch, update security rules) wait on the incident for a human (`complete-task`), escalated when not done within `taskDueMinutes` (240); it does not resolve while one is open.',
+    alerts: { SuspiciousActivity: 'high', BruteForceDetected: 'critical' },
+    approvalKinds: ['block-ip'],
+    targets: ['redis', 'backend', 'postgres'],
+    policy: { blockImmediately: false, blockMinutes: 0, taskDueMinutes: 240, minPrefixV4: 16, minPrefixV6: 48 },
+    settings: ['security'],
+  },
   generic: {
     workflowType: 'generic',
     section: 'Escalation Matrix',
@@ -115,6 +128,12 @@ export const runbookNames = Object.keys(catalog) as [RunbookName, ...RunbookName
 export function proceduresOf(name: RunbookName): readonly ProcedureName[] {
   const entry: RunbookEntry = catalog[name];
   return entry.procedures ?? [];
+}
+
+/** The config sections a runbook reads beyond its policy (its catalog entry's `settings`). */
+export function settingsOf(name: RunbookName): readonly 'security'[] {
+  const entry: RunbookEntry = catalog[name];
+  return entry.settings ?? [];
 }
 
 /** The runbook alerts fall back to when no route names them. */

@@ -25,6 +25,8 @@ export const ActivityErrorType = {
   etlDiskFull: 'EtlDiskFull',
   /** The ETL pipeline failed otherwise (crashed…); retried. */
   etlFailed: 'EtlFailed',
+  /** An IP or network the deny-list must not take (malformed, too wide, loopback, allow-listed, the runbooks' own). */
+  blockRefused: 'BlockRefused',
 } as const;
 
 /** Failures no retry can fix. */
@@ -37,4 +39,5 @@ export const permanentActivityErrors: string[] = [
   ActivityErrorType.invalidInput,
   ActivityErrorType.etlSourceChanged,
   ActivityErrorType.etlDiskFull,
+  ActivityErrorType.blockRefused,
 ];

@@ -8,6 +8,7 @@
  */
 import type { PolicyValue, RunbookName } from '../runbooks/catalog';
 import type { AuditAppFault, BackendImageSpec, FaultOptions } from './auditApp';
+import { BRUTE_FORCE } from './auditApp/contract';
 
 /** A fault, and the alert Alertmanager would send for it. */
 export interface AlertScenario {
@@ -17,6 +18,8 @@ export interface AlertScenario {
   /** A backend version deployed instead of a fault (its image is built when missing), and the version before it. */
   deploy?: BackendImageSpec & { previousVersion: string };
   fault?: { name: AuditAppFault; options?: FaultOptions };
+  /** Labels of the alert besides alertname, severity and service (the security scenario's `ip`). */
+  labels?: Record<string, string>;
   /** How long the fault lasts before the alert fires (as Prometheus waits out a rule's `for:`). */
   firesAfterSeconds?: number;
   /** Requests to the API while the incident runs: latency is measured from the traffic. */
@@ -76,6 +79,12 @@ export const demoScenarios = {
     summary: 'the redis container is stopped; a restart fixes it, verified by PING',
     alertname: 'RedisDown',
     fault: { name: 'redis-stopped' },
+  },
+  security: {
+    summary: `${BRUTE_FORCE.attempts} failed logins from ${BRUTE_FORCE.ip}; the runbook blocks it once approved (the backend answers it 403), finds its audit_log rows, and waits for the mitigation tasks (--approve completes them as demo)`,
+    alertname: 'BruteForceDetected',
+    fault: { name: 'brute-force' },
+    labels: { ip: BRUTE_FORCE.ip },
   },
   backfill: {
     summary:

@@ -32,9 +32,11 @@ export const http = { probeHealth, waitForHealthy };
 
 const { diagnoseRedis, flushRedisDb, startBackgroundSave } = proxyActivities<RedisActivities>({ startToCloseTimeout: '30s', retry: quickRetry });
 const { waitForRedis } = proxyActivities<RedisActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
-export const redis = { diagnoseRedis, flushRedisDb, startBackgroundSave, waitForRedis };
+// The deny-list (§7 "Isolate"): one SADD / SREM / SISMEMBER, seconds; a refused source (BlockRefused) is never retried.
+const { blockSource, unblockSource, isBlocked } = proxyActivities<RedisActivities>({ startToCloseTimeout: '15s', retry: quickRetry });
+export const redis = { diagnoseRedis, flushRedisDb, startBackgroundSave, waitForRedis, blockSource, unblockSource, isBlocked };
 
-const { checkDatabase, inspectConnections, terminateIdleSessions, topQueries, inspectTables, dataFreshness } = proxyActivities<PostgresActivities>({
+const { checkDatabase, inspectConnections, terminateIdleSessions, topQueries, inspectTables, dataFreshness, auditLogForSource } = proxyActivities<PostgresActivities>({
   startToCloseTimeout: '30s',
   retry: quickRetry,
 });
@@ -43,7 +45,7 @@ const { vacuumAnalyze, createIndex } = proxyActivities<PostgresActivities>({ sta
 const { waitForDatabase } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
 // pg_restore of a real dump takes as long as the data: generous, and retried only for transient failures.
 const { restoreFromBackup } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '30m', retry: { ...quickRetry, maximumAttempts: 3 } });
-export const postgres = { checkDatabase, waitForDatabase, inspectConnections, terminateIdleSessions, restoreFromBackup, topQueries, inspectTables, vacuumAnalyze, createIndex, dataFreshness };
+export const postgres = { checkDatabase, waitForDatabase, inspectConnections, terminateIdleSessions, restoreFromBackup, topQueries, inspectTables, vacuumAnalyze, createIndex, dataFreshness, auditLogForSource };
 
 // One county-year of the ETL: minutes; a dead worker is noticed by the missed heartbeat, and the retry resumes
 // from the last one's cursor. After the attempts, the backfill asks a human (retry-chunk / skip-chunk).

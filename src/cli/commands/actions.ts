@@ -12,7 +12,8 @@ import { actorOrDefault, ActorNameSchema, loadCliConfig, NoteSchema, osUserName,
 
 const StepSchema = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
 const DecisionInputSchema = z.object({ id: WorkflowIdSchema, step: StepSchema, by: ActorNameSchema, reason: NoteSchema });
-const ActorInputSchema = z.object({ id: WorkflowIdSchema, by: ActorNameSchema, note: NoteSchema });
+const ActorInputSchema = z.object({ id: WorkflowIdSchema, by: ActorNameSchema, note: NoteSchema, reason: NoteSchema });
+const TaskInputSchema = z.object({ id: WorkflowIdSchema, task: StepSchema, by: ActorNameSchema, note: NoteSchema });
 
 export function registerActionCommands(program: Command): void {
   const me = osUserName();
@@ -43,12 +44,29 @@ export function registerActionCommands(program: Command): void {
       .description(description)
       .argument('<id>', 'workflow ID of the incident')
       .option('--by <who>', `who acts (${byDefault})`)
-      .option('--note <text>', 'a note for the timeline')
-      .action(async (id: string, options: Record<string, unknown>, command: Command) => {
-        const input = parseInput(ActorInputSchema, { ...options, by: actorOrDefault(options.by), id }, ['id']);
-        await act(command, input.id, { kind, by: input.by, ...(input.note ? { note: input.note } : {}) }, done, after);
-      });
+      .option('--note <text>', 'a note for the timeline');
+    if (kind === 'resolve') command.option('--reason <text>', 'why it may close with tasks still open (closes them; needed only then)');
+    command.action(async (id: string, options: Record<string, unknown>, command: Command) => {
+      const input = parseInput(ActorInputSchema, { ...options, by: actorOrDefault(options.by), id }, ['id']);
+      const action: IncidentAction =
+        kind === 'resolve'
+          ? { kind, by: input.by, ...(input.note ? { note: input.note } : {}), ...(input.reason ? { reason: input.reason } : {}) }
+          : { kind, by: input.by, ...(input.note ? { note: input.note } : {}) };
+      await act(command, input.id, action, done, after);
+    });
   }
+
+  program
+    .command('complete-task')
+    .description('complete an open task of an incident (rotate credentials…): the incident resolves once none is open')
+    .argument('<id>', 'workflow ID of the incident')
+    .requiredOption('--task <task>', 'the task, as `runbooks show` lists it')
+    .option('--by <who>', `who did it (${byDefault})`)
+    .option('--note <text>', 'what was done, for the timeline and the incident report')
+    .action(async (id: string, options: Record<string, unknown>, command: Command) => {
+      const input = parseInput(TaskInputSchema, { ...options, by: actorOrDefault(options.by), id }, ['id']);
+      await act(command, input.id, { kind: 'complete-task', task: input.task, by: input.by, ...(input.note ? { note: input.note } : {}) }, `completed task ${input.task}`);
+    });
 }
 
 async function act(command: Command, id: string, action: IncidentAction, done: string, after = ''): Promise<void> {
@@ -64,6 +82,7 @@ function outcome(view: IncidentStatusView, action: IncidentAction): string {
   const pending = view.pendingApprovals.map((p) => p.step).filter((step) => step !== decided);
   return [
     ...(action.kind === 'acknowledge' ? [`  phase ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`] : []),
+    ...(view.tasks.some((t) => t.state === 'open') ? [`  open tasks: ${view.tasks.filter((t) => t.state === 'open').map((t) => t.id).join(', ')}`] : []),
     `  escalation ${view.escalatedTo ? `level ${view.escalationLevel} (${view.escalatedTo})` : 'none'}${view.acknowledgedBy ? `, acknowledged by ${view.acknowledgedBy}` : ''}`,
     ...(pending.length ? [`  still waiting for approval: ${pending.join(', ')}`] : []),
   ].join('\n');

@@ -156,7 +156,7 @@ async function runDemo(input: DemoInput, loaded: { config: Config; file?: string
 
     const fingerprint = randomBytes(8).toString('hex');
     const workflowId = incidentWorkflowId(scenario.alertname, fingerprint);
-    await postAlert(webhook!, token, scenario.alertname, fingerprint);
+    await postAlert(webhook!, token, scenario.alertname, fingerprint, scenario.labels);
     say(`fired ${scenario.alertname} at ${webhook} → incident ${workflowId}\n`);
 
     await withClient(demoConfig, async (client) => {
@@ -216,7 +216,7 @@ async function checkServerAnswers(webhook: string): Promise<void> {
 }
 
 /** The alert as Alertmanager would send it (webhook payload v4), with the catalog's severity for it. */
-async function postAlert(webhook: string, token: string | undefined, alertname: string, fingerprint: string): Promise<void> {
+async function postAlert(webhook: string, token: string | undefined, alertname: string, fingerprint: string, labels: Record<string, string> = {}): Promise<void> {
   const severity = Object.values(catalog).find((entry) => alertname in entry.alerts)!.alerts[alertname as never] as string;
   const payload = {
     version: '4',
@@ -225,7 +225,7 @@ async function postAlert(webhook: string, token: string | undefined, alertname: 
     alerts: [
       {
         status: 'firing',
-        labels: { alertname, severity, service: 'audit-app' },
+        labels: { ...labels, alertname, severity, service: 'audit-app' },
         annotations: { summary: `${alertname} on the audit-app sandbox (runbooks demo)` },
         startsAt: new Date().toISOString(),
         fingerprint,
@@ -284,7 +284,17 @@ async function follow(
         say(`  → waiting for approval; in another terminal:\n      npx runbooks approve ${workflowId} --step ${quoteArg(pending.step)} --by ${DEMO_APPROVER}`);
       }
     }
-    if (view.phase === 'needs-human' && !hinted.has('needs-human')) {
+    for (const task of view.tasks.filter((t) => t.state === 'open')) {
+      if (hinted.has(`task:${task.id}`)) continue;
+      hinted.add(`task:${task.id}`);
+      if (input.approve) {
+        say(`  → completing task "${task.id}" as ${DEMO_APPROVER} (--approve)`);
+        await actOnIncident(client, workflowId, { kind: 'complete-task', task: task.id, by: DEMO_APPROVER, note: 'runbooks demo --approve' });
+      } else {
+        say(`  → a task for a human; when done, in another terminal:\n      npx runbooks complete-task ${workflowId} --task ${quoteArg(task.id)} --note '…'`);
+      }
+    }
+    if (view.phase === 'needs-human' && !hinted.has('needs-human') && !view.tasks.some((t) => t.state === 'open')) {
       hinted.add('needs-human');
       say(`  → needs a human; when done: npx runbooks resolve ${workflowId}   (--by defaults to your user name)`);
     }

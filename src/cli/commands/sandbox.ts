@@ -58,6 +58,7 @@ const BreakInputSchema = z.object({
   sessions: count.optional(),
   seconds: count.optional(),
   exitCode: z.coerce.number().int().min(1, 'non-zero: it is a crash').max(255).optional(),
+  ip: z.ipv4().or(z.ipv6()).optional(),
   json: z.boolean().default(false),
 });
 
@@ -136,10 +137,11 @@ export function registerSandboxCommands(program: Command): void {
     .option('--prefix <prefix>', 'container name prefix', DEFAULT_PREFIX)
     .option('--route <route>', 'slow-route: the route, or "*" for every /api route (default /api/v1/documents)')
     .option('--ms <ms>', "slow-route: milliseconds added (default 1500); etl-rate-limited: the source's minimum delay between records (default 200)")
-    .option('--count <n>', 'leak-connections: pool connections to leak (default: the whole pool); etl-crash: records written before the crash (default 5)')
+    .option('--count <n>', 'leak-connections: pool connections to leak (default: the whole pool); etl-crash: records written before the crash (default 5); brute-force: failed logins (default 30)')
     .option('--sessions <n>', 'idle-in-transaction: sessions to hold (default 3)')
     .option('--seconds <s>', 'slow-query: how long pg_sleep runs (default 600)')
     .option('--exit-code <code>', 'backend-crash: the exit code (default 1)')
+    .option('--ip <address>', 'brute-force: the client the failed logins come from (default 203.0.113.66)')
     .option('--json', 'print the result as JSON')
     .action(async (fault: string, options: Record<string, unknown>, command: Command) => {
       const input = parseInput(BreakInputSchema, { ...options, fault }, ['fault']);

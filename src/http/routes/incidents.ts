@@ -35,6 +35,8 @@ const refusalStatus: Record<RefusalReason, number> = {
   'not-found': 404,
   'not-an-approver': 403,
   'no-such-step': 409,
+  'no-such-task': 409,
+  'tasks-open': 409,
   closed: 409,
   invalid: 400,
 };
@@ -48,8 +50,10 @@ const ParamsSchema = z.object({ id: z.string().min(1).max(1000) });
 // Lengths as the workflow validates them, so a bad request is a 400 here rather than a refused Update.
 const DecisionBodySchema = z.strictObject({ step: z.string().min(1).max(100), reason: z.string().max(1000).optional() });
 const NoteBodySchema = z.strictObject({ note: z.string().max(1000).optional() });
+const ResolveBodySchema = z.strictObject({ note: z.string().max(1000).optional(), reason: z.string().trim().min(1).max(1000).optional() });
+const TaskBodySchema = z.strictObject({ task: z.string().min(1).max(100), note: z.string().max(1000).optional() });
 
-const actionKinds = ['approve', 'reject', 'acknowledge', 'resolve'] as const;
+const actionKinds = ['approve', 'reject', 'acknowledge', 'resolve', 'complete-task'] as const;
 type ActionKind = (typeof actionKinds)[number];
 
 export function registerIncidentRoutes(app: FastifyInstance, deps: IncidentRouteDeps): void {
@@ -132,6 +136,16 @@ function parseAction(kind: ActionKind, by: string, rawBody: unknown): IncidentAc
     const parsed = DecisionBodySchema.safeParse(body);
     if (!parsed.success) throw invalidInput('body', parsed.error);
     return { kind, by, step: parsed.data.step, ...(parsed.data.reason ? { reason: parsed.data.reason } : {}) };
+  }
+  if (kind === 'complete-task') {
+    const parsed = TaskBodySchema.safeParse(body);
+    if (!parsed.success) throw invalidInput('body', parsed.error);
+    return { kind, by, task: parsed.data.task, ...(parsed.data.note ? { note: parsed.data.note } : {}) };
+  }
+  if (kind === 'resolve') {
+    const parsed = ResolveBodySchema.safeParse(body);
+    if (!parsed.success) throw invalidInput('body', parsed.error);
+    return { kind, by, ...(parsed.data.note ? { note: parsed.data.note } : {}), ...(parsed.data.reason ? { reason: parsed.data.reason } : {}) };
   }
   const parsed = NoteBodySchema.safeParse(body);
   if (!parsed.success) throw invalidInput('body', parsed.error);

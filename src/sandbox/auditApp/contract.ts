@@ -114,6 +114,7 @@ export const AUDIT_APP_FAULTS = [
   'etl-source-changed',
   'etl-disk-full',
   'etl-crash',
+  'brute-force',
 ] as const;
 export type AuditAppFault = (typeof AUDIT_APP_FAULTS)[number];
 
@@ -210,6 +211,8 @@ export const DEFAULT_ETL_DELAY_MS = 20;
 export const DEFAULT_ETL_MIN_DELAY_MS = 200;
 /** The crash fault's default: the next run crashes after writing this many records. */
 export const DEFAULT_ETL_CRASH_AFTER = 5;
+/** The brute-force fault's client (TEST-NET-3, never a real host), its failed logins and the users it tries. */
+export const BRUTE_FORCE = { ip: '203.0.113.66', attempts: 30, action: 'login-failed', users: ['admin', 'root', 'alice'] } as const;
 /** The `report_type` of record i: report-001 … */
 export const etlReportType = (record: number): string => `report-${String(record).padStart(3, '0')}`;
 /** The selector the parser looks for (the source-changed fault makes the source serve a page without it). */

@@ -21,6 +21,9 @@
  *                        table.audit-reports any more (§3 "Source changed")
  *   etl-disk-full        `etl.js fault disk-full` fills the downloads tmpfs, then a run fails with ENOSPC (§3 "Disk full")
  *   etl-crash            `etl.js fault crash --after N` (5), then a run crashes after N records (exit 70); one-shot
+ *   brute-force          N (30) failed logins from one client (`POST /api/v1/audit` {action: login-failed} with
+ *                        X-Forwarded-For: --ip, 203.0.113.66 by default, as the backend's trusted proxy would send):
+ *                        N rows of audit_log with that ip and N request lines of it in the backend's log (§7)
  * The etl-* faults stay set (except the one-shot crash) until `etl.js fault clear` (or, for disk-full, the downloads
  * dir is cleaned): each leaves its run's failure line in `docker logs <prefix>etl`.
  */
@@ -29,6 +32,7 @@ import { Client as PgClient } from 'pg';
 import { execInContainer } from '../../activities/docker';
 import {
   AdminRoutes,
+  BRUTE_FORCE,
   DEFAULT_ETL_CRASH_AFTER,
   DEFAULT_ETL_MIN_DELAY_MS,
   EtlExitCodes,
@@ -57,6 +61,8 @@ export interface FaultOptions {
   seconds?: number;
   /** backend-crash: the exit code (default 1). */
   exitCode?: number;
+  /** brute-force: the client's address (default 203.0.113.66). */
+  ip?: string;
 }
 
 export interface FaultResult {
@@ -266,5 +272,26 @@ export async function breakAuditApp(docker: Docker, app: AuditApp, fault: AuditA
       const line = await breakEtl(docker, app, ['crash', '--after', String(after)], EtlExitCodes.crashed, EtlLogPatterns.crashed);
       return done(`a run in ${app.containers.etl} crashed after writing ${after} record(s) (exit ${EtlExitCodes.crashed}), its log says "${line}"`);
     }
+    case 'brute-force': {
+      const ip = options.ip ?? BRUTE_FORCE.ip;
+      const attempts = options.count ?? BRUTE_FORCE.attempts;
+      await bruteForce(app, ip, attempts);
+      return done(`${attempts} failed logins from ${ip} (POST ${ApiRoutes.audit}, X-Forwarded-For: ${ip}) as ${BRUTE_FORCE.users.join(', ')}: ${attempts} audit_log row(s) with ip ${ip}`);
+    }
+  }
+}
+
+/** Failed logins from one client, through the backend's trusted proxy (127.0.0.1 + X-Forwarded-For); each must land. */
+export async function bruteForce(app: AuditApp, ip: string, attempts: number): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    const user = BRUTE_FORCE.users[i % BRUTE_FORCE.users.length]!;
+    const response = await fetch(`${app.urls.api}${ApiRoutes.audit}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': ip, 'x-user-id': user },
+      body: JSON.stringify({ action: BRUTE_FORCE.action, details: { attempt: i + 1, reason: 'bad password' } }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await response.text();
+    if (response.status !== 201) throw new Error(`brute-force: login attempt ${i + 1} from ${ip} answered ${response.status}: ${text.slice(0, 200)}`);
   }
 }

@@ -12,8 +12,13 @@ import type { IncidentStatusView } from '../../incidents/model';
 const who = z.string().trim().min(1).max(100);
 export const ApprovalDecisionSchema = z.strictObject({ step: z.string().min(1).max(100), by: who, reason: z.string().max(1000).optional() });
 export const ActorSchema = z.strictObject({ by: who, note: z.string().max(1000).optional() });
+/** A resolve; `reason` is needed only while tasks are open, and closes them (the reason is recorded on each). */
+export const ResolveSchema = z.strictObject({ by: who, note: z.string().max(1000).optional(), reason: z.string().trim().min(1).max(1000).optional() });
+export const CompleteTaskSchema = z.strictObject({ task: z.string().min(1).max(100), by: who, note: z.string().max(1000).optional() });
 export type ApprovalDecision = z.infer<typeof ApprovalDecisionSchema>;
 export type Actor = z.infer<typeof ActorSchema>;
+export type Resolve = z.infer<typeof ResolveSchema>;
+export type CompleteTask = z.infer<typeof CompleteTaskSchema>;
 /** The webhook's note of when it saw the alert; the workflow reads nothing from it, so it needs no validation. */
 interface AlertUpdate {
   at?: string;
@@ -23,7 +28,8 @@ interface AlertUpdate {
 export const approveSignal = defineSignal<[ApprovalDecision]>('approve');
 export const rejectSignal = defineSignal<[ApprovalDecision]>('reject');
 export const acknowledgeSignal = defineSignal<[Actor]>('acknowledge');
-export const resolveSignal = defineSignal<[Actor]>('resolve');
+export const resolveSignal = defineSignal<[Resolve]>('resolve');
+export const completeTaskSignal = defineSignal<[CompleteTask]>('completeTask');
 /** From the webhook: Alertmanager sent the same alert again, or sent it resolved. */
 export const alertFiringSignal = defineSignal<[AlertUpdate]>('alertFiring');
 export const alertResolvedSignal = defineSignal<[AlertUpdate]>('alertResolved');
@@ -32,7 +38,8 @@ export const alertResolvedSignal = defineSignal<[AlertUpdate]>('alertResolved');
 export const approveUpdate = defineUpdate<IncidentStatusView, [ApprovalDecision]>('approve');
 export const rejectUpdate = defineUpdate<IncidentStatusView, [ApprovalDecision]>('reject');
 export const acknowledgeUpdate = defineUpdate<IncidentStatusView, [Actor]>('acknowledge');
-export const resolveUpdate = defineUpdate<IncidentStatusView, [Actor]>('resolve');
+export const resolveUpdate = defineUpdate<IncidentStatusView, [Resolve]>('resolve');
+export const completeTaskUpdate = defineUpdate<IncidentStatusView, [CompleteTask]>('completeTask');
 
 export const statusQuery = defineQuery<IncidentStatusView>('status');
 
@@ -42,4 +49,7 @@ export const UpdateRefusal = {
   noSuchPendingStep: 'NoSuchPendingStep',
   notAnApprover: 'NotAnApprover',
   alreadyClosed: 'IncidentClosed',
+  noSuchOpenTask: 'NoSuchOpenTask',
+  /** A resolve without a reason while tasks are open. */
+  tasksOpen: 'TasksOpen',
 } as const;

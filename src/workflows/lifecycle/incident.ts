@@ -18,6 +18,7 @@ import type { IncidentRecord } from '../../activities/audit';
 import {
   alertOf,
   describeTrigger,
+  type HumanTask,
   type IncidentInput,
   type IncidentPhase,
   type IncidentStatusView,
@@ -37,14 +38,20 @@ import {
   ApprovalDecisionSchema,
   approveSignal,
   approveUpdate,
+  completeTaskSignal,
+  CompleteTaskSchema,
+  completeTaskUpdate,
   rejectSignal,
   rejectUpdate,
   resolveSignal,
+  ResolveSchema,
   resolveUpdate,
   statusQuery,
   UpdateRefusal,
   type Actor,
   type ApprovalDecision,
+  type CompleteTask,
+  type Resolve,
 } from './definitions';
 
 /** Thrown at a guarded step once the alert resolved or a human resolved the incident: nothing destructive starts after that. */
@@ -66,6 +73,8 @@ export class Incident {
   private readonly pending = new Map<string, PendingApproval>();
   private readonly decisions = new Map<string, boolean>();
   private readonly followUps: string[] = [];
+  private readonly tasks = new Map<string, HumanTask>();
+  private readonly dueTimes = new Set<string>();
   private phase: IncidentPhase = 'investigating';
   private currentStep = 'Detected';
   private closedAt?: string;
@@ -173,6 +182,56 @@ export class Incident {
     return this.decisions.get(step)!;
   }
 
+  /**
+   * A task for a human (rotate credentials…): listed in `status` until someone completes it (`completeTask`); once
+   * `dueInMs` passes with it still open, the incident escalates once. Adding one twice (same id) adds it once.
+   */
+  addTask(id: string, title: string, dueInMs?: number): void {
+    if (this.tasks.has(id)) return;
+    const now = Date.now();
+    const task: HumanTask = {
+      id,
+      title,
+      addedAt: new Date(now).toISOString(),
+      ...(dueInMs !== undefined && dueInMs > 0 ? { dueAt: new Date(now + dueInMs).toISOString() } : {}),
+      state: 'open',
+      overdue: false,
+    };
+    this.tasks.set(id, task);
+    const due = task.dueAt ? `, due ${task.dueAt}` : '';
+    this.record('task-added', `Task "${id}" for a human: ${title}${due} (runbooks complete-task ${this.workflowId} --task ${id} --note …).`, {
+      data: { task: id, title, ...(task.dueAt ? { dueAt: task.dueAt } : {}) },
+    });
+    this.showInUi();
+    // Tasks due at the same moment (added together) escalate together, once.
+    if (task.dueAt && !this.dueTimes.has(task.dueAt)) {
+      this.dueTimes.add(task.dueAt);
+      void this.escalateWhenLate(task.dueAt, dueInMs!);
+    }
+  }
+
+  get openTasks(): HumanTask[] {
+    return [...this.tasks.values()].filter((t) => t.state === 'open');
+  }
+
+  private async escalateWhenLate(dueAt: string, dueInMs: number): Promise<void> {
+    const lateOnes = () => this.openTasks.filter((t) => t.dueAt === dueAt);
+    const settled = await condition(() => lateOnes().length === 0 || this.closed, dueInMs);
+    const late = lateOnes();
+    if (settled || late.length === 0) return;
+    for (const task of late) {
+      task.overdue = true;
+      this.record('task-overdue', `Task "${task.id}" (${task.title}) is not done by ${dueAt}.`, { data: { task: task.id } });
+    }
+    this.showInUi();
+    await this.escalate(`${late.length} task(s) overdue: ${late.map((t) => t.id).join(', ')}`);
+  }
+
+  /** Tells contacts now, outside the escalation ladder (a runbook's own escalation path, e.g. the security team). */
+  async notify(contacts: string[], text: string): Promise<void> {
+    await this.tell(contacts, `${this.headline()}: ${text} (${this.workflowId})`);
+  }
+
   /** Prevention notes from the runbook and anything learned on the way, for the post-incident review. */
   followUp(text: string): void {
     this.followUps.push(text);
@@ -264,6 +323,7 @@ export class Incident {
       acknowledgedBy: this.acknowledgedBy,
       alertResolved: this.alertResolved,
       followUps: [...this.followUps],
+      tasks: [...this.tasks.values()].map((t) => ({ ...t })),
       timeline: [...this.timeline],
     };
   }
@@ -293,8 +353,9 @@ export class Incident {
     const paged = this.escalatedTo
       ? `Escalated to **${this.escalatedTo}** (level ${this.escalationLevel})${this.acknowledgedBy ? `, acknowledged by ${this.acknowledgedBy}` : ''}`
       : '';
+    const open = this.openTasks.map((t) => `\`${t.id}\` ${t.title}${t.overdue ? ' (overdue)' : ''}`);
     setCurrentDetails(
-      [`**${this.phase}** — ${this.currentStep}`, paged, waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '']
+      [`**${this.phase}** — ${this.currentStep}`, paged, waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '', open.length > 0 ? `Open tasks: ${open.join(', ')}` : '']
         .filter(Boolean)
         .join('\n\n'),
     );
@@ -311,11 +372,15 @@ export class Incident {
     setHandler(rejectUpdate, (d) => this.decide(d, false, true), { validator: (d) => this.validateDecision(d), description: decision('Reject') });
 
     const ackDescription = 'Acknowledge: stops the escalation clock. {"by": "<name>", "note"?: "…"}';
-    const resolveDescription = 'Mark resolved: stops remediation and closes the incident. {"by": "<name>", "note"?: "…"}';
+    const resolveDescription =
+      'Mark resolved: stops remediation and closes the incident. {"by": "<name>", "note"?: "…", "reason"?: "…"} — while tasks are open only with a reason, which closes them.';
+    const taskDescription = 'Complete an open task of the incident: {"task": "<id>", "by": "<name>", "note"?: "what was done"}';
     setHandler(acknowledgeSignal, (raw) => void this.acknowledge(raw), { description: ackDescription });
     setHandler(acknowledgeUpdate, (actor) => this.acknowledge(actor), { validator: (a) => this.validateActor(a), description: ackDescription });
     setHandler(resolveSignal, (raw) => void this.resolveByHuman(raw), { description: resolveDescription });
-    setHandler(resolveUpdate, (actor) => this.resolveByHuman(actor), { validator: (a) => this.validateActor(a), description: resolveDescription });
+    setHandler(resolveUpdate, (actor) => this.resolveByHuman(actor), { validator: (a) => this.validateResolve(a), description: resolveDescription });
+    setHandler(completeTaskSignal, (raw) => void this.completeTask(raw), { description: taskDescription });
+    setHandler(completeTaskUpdate, (done) => this.completeTask(done), { validator: (d) => this.validateCompleteTask(d), description: taskDescription });
 
     setHandler(
       alertFiringSignal,
@@ -346,6 +411,41 @@ export class Incident {
   private validateActor(raw: Actor): void {
     parseOrRefuse(ActorSchema, raw);
     if (this.closed) throw ApplicationFailure.nonRetryable('the incident is closed', UpdateRefusal.alreadyClosed);
+  }
+
+  private validateResolve(raw: Resolve): void {
+    const resolve = parseOrRefuse(ResolveSchema, raw);
+    if (this.closed) throw ApplicationFailure.nonRetryable('the incident is closed', UpdateRefusal.alreadyClosed);
+    const open = this.openTasks;
+    if (open.length > 0 && !resolve.reason) {
+      throw ApplicationFailure.nonRetryable(`${open.length} task(s) still open (${open.map((t) => t.id).join(', ')}): complete them, or resolve with a reason`, UpdateRefusal.tasksOpen);
+    }
+  }
+
+  private validateCompleteTask(raw: CompleteTask): void {
+    const done = parseOrRefuse(CompleteTaskSchema, raw);
+    if (this.closed) throw ApplicationFailure.nonRetryable('the incident is closed', UpdateRefusal.alreadyClosed);
+    if (this.tasks.get(done.task)?.state !== 'open') {
+      throw ApplicationFailure.nonRetryable(`no open task "${done.task}"${this.tasks.has(done.task) ? ' (it is done)' : ''}`, UpdateRefusal.noSuchOpenTask);
+    }
+  }
+
+  private completeTask(raw: unknown): IncidentStatusView {
+    const parsed = CompleteTaskSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.record('note', `Ignored a malformed complete-task: ${describe(parsed.error)}`);
+      return this.status();
+    }
+    const { task: id, by, note } = parsed.data;
+    const task = this.tasks.get(id);
+    if (!task || task.state !== 'open' || this.closed) {
+      this.record('note', `Ignored complete-task "${id}" by ${by}: no such open task.`, { actor: by });
+      return this.status();
+    }
+    Object.assign(task, { state: 'done', by, at: new Date().toISOString(), ...(note ? { note } : {}) });
+    this.record('task-done', `${by} completed task "${id}" (${task.title})${note ? `: ${note}` : ''}.`, { actor: by, data: { task: id, ...(note ? { note } : {}) } });
+    this.showInUi();
+    return this.status();
   }
 
   /** Signals can only be recorded when refused; Updates also tell the caller by failing. */
@@ -395,11 +495,26 @@ export class Incident {
   }
 
   private resolveByHuman(raw: unknown): IncidentStatusView {
-    const parsed = ActorSchema.safeParse(raw);
-    if (!parsed.success) this.record('note', `Ignored a malformed resolve: ${describe(parsed.error)}`);
-    else if (!this.closeRequested) {
-      const { by, note } = parsed.data;
-      this.resolvedBy = parsed.data;
+    const parsed = ResolveSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.record('note', `Ignored a malformed resolve: ${describe(parsed.error)}`);
+      return this.status();
+    }
+    const { by, note, reason } = parsed.data;
+    const open = this.openTasks;
+    if (open.length > 0 && !this.closed) {
+      if (!reason) {
+        this.record('note', `Ignored resolve by ${by}: ${open.length} task(s) still open (${open.map((t) => t.id).join(', ')}); complete them, or resolve with a reason.`, { actor: by });
+        return this.status();
+      }
+      for (const task of open) {
+        Object.assign(task, { state: 'closed', by, at: new Date().toISOString(), note: reason });
+        this.record('task-done', `${by} closed task "${task.id}" (${task.title}) without completing it: ${reason}.`, { actor: by, data: { task: task.id, reason } });
+      }
+      this.showInUi();
+    }
+    if (!this.closeRequested) {
+      this.resolvedBy = { by, ...(note ? { note } : {}) };
       this.record('note', `${by} marked the incident resolved${note ? `: ${note}` : ''}.`, { actor: by, ...(note ? { data: { note } } : {}) });
     }
     return this.status();

@@ -29,6 +29,7 @@ export async function runIncident(input: IncidentInput, runbook: Runbook): Promi
     incident.record('note', `Automatic remediation is exhausted: waiting for a human to resolve${input.escalation ? ' (the escalation ladder keeps running)' : ''}.`);
     await condition(() => incident.closeRequested);
   }
+  await waitForOpenTasks(incident);
   const resolution: IncidentResolution = remediated ? 'remediated' : incident.resolvedBy ? 'resolved-by-human' : 'alert-resolved';
   if (resolution === 'alert-resolved') await verifyAfterAlertResolved(incident, rb, runbook);
   for (const note of runbook.prevention) incident.followUp(note);
@@ -43,6 +44,15 @@ export async function runIncident(input: IncidentInput, runbook: Runbook): Promi
   await auditTrail;
   await condition(allHandlersFinished);
   return { resolution, resolvedBy, escalationLevel: incident.escalationLevel, timeline: incident.eventsFrom(0) };
+}
+
+/** Tasks for humans hold the incident open: until each is done, or a human resolves it with a reason (which closes them). */
+async function waitForOpenTasks(incident: Incident): Promise<void> {
+  const open = incident.openTasks;
+  if (open.length === 0) return;
+  incident.setPhase('needs-human', `Waiting for ${open.length} open task(s)`);
+  incident.record('note', `Waiting for ${open.length} open task(s) before the incident can resolve: ${open.map((t) => t.id).join(', ')} (runbooks complete-task, or resolve with a reason).`);
+  await condition(() => incident.openTasks.length === 0);
 }
 
 function recordDetected(incident: Incident): void {

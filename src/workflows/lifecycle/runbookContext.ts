@@ -41,6 +41,13 @@ export interface RunbookContext {
   note(message: string, data?: Record<string, unknown>): void;
   /** An item for the post-incident review. */
   followUp(text: string): void;
+  /**
+   * A task for a human, listed in `status` until completed (`runbooks complete-task`); the incident does not resolve
+   * while it is open (unless a human resolves it with a reason), and escalates once if it is still open after `dueInMs`.
+   */
+  task(id: string, title: string, options?: { dueInMs?: number }): void;
+  /** Tells these contacts now, beside the escalation ladder (a runbook's own escalation path). Never fails the runbook. */
+  notify(contacts: string[], text: string): Promise<void>;
   /** Pages the next level of the ladder now. */
   escalate(reason: string): Promise<void>;
   /**
@@ -133,6 +140,8 @@ export function runbookContext(incident: Incident, undo: UndoStack): RunbookCont
     finding: (message, data) => incident.record('finding', message, withData(data)),
     note: (message, data) => incident.record('note', message, withData(data)),
     followUp: (text) => incident.followUp(text),
+    task: (id, title, options) => incident.addTask(id, title, options?.dueInMs),
+    notify: (contacts, text) => incident.notify(contacts, text),
     escalate: (reason) => incident.escalate(reason),
     onClose(activity, arg, { title, summary, record, after }) {
       undo.push({ title, run: () => activity.executeWithOptions({ summary }, [arg]), record }, after);
