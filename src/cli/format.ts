@@ -62,6 +62,14 @@ export function incidentReport(view: IncidentStatusView, cli = 'runbooks'): stri
       lines.push(`    ${cli} approve ${view.workflowId} --step ${quoteArg(p.step)} --by NAME   (or reject)`);
     }
   }
+  const undos = view.undos ?? [];
+  if (undos.length > 0) {
+    lines.push('', 'Undo steps:');
+    for (const u of undos) {
+      const when = u.state === 'pending' ? (u.dueAt ? `due ${shortTime(u.dueAt)} (or when the incident closes, if sooner)` : 'when the incident closes') : u.state;
+      lines.push(`  - ${u.title}: ${when}`);
+    }
+  }
   if (view.followUps.length > 0) {
     lines.push('', 'Follow-ups:', ...view.followUps.map((f) => `  - ${f}`));
   }

@@ -117,6 +117,14 @@ export interface PendingApproval {
   approvers: string[];
 }
 
+/** An undo step registered with `onClose`: when it is due (timed ones), and whether it ran. */
+export interface UndoView {
+  title: string;
+  state: 'pending' | 'running' | 'done' | 'failed';
+  /** When its durable timer runs it, if the incident has not wound down first; absent: at close. */
+  dueAt?: string;
+}
+
 export interface IncidentStatusView {
   workflowId: string;
   runbook: RunbookName;
@@ -132,6 +140,8 @@ export interface IncidentStatusView {
   acknowledgedBy?: string;
   alertResolved: boolean;
   followUps: string[];
+  /** Undo steps registered so far (absent in views of incidents started before undo steps were shown). */
+  undos?: UndoView[];
   timeline: TimelineEvent[];
 }
 

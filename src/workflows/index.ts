@@ -4,6 +4,7 @@ export { dbConnections } from './dbConnections';
 export { redisDown } from './redisDown';
 export { slowResponses } from './slowResponses';
 export { etlFailures } from './etlFailures';
+export { rateLimiting } from './rateLimiting';
 export { generic } from './generic';
 // One per procedure of the catalog: workflows an operator starts, not incidents.
 export { backfill } from './backfill';

@@ -24,6 +24,7 @@ import {
   type PendingApproval,
   type TimelineEvent,
   type TimelineKind,
+  type UndoView,
 } from '../../incidents/model';
 import type { ApprovalKind } from '../../runbooks/catalog';
 import { notify } from '../activityProxies';
@@ -78,10 +79,16 @@ export class Incident {
   private windingDown = false;
   private phaseBeforeApproval: IncidentPhase = 'investigating';
   private stepBeforeApproval = '';
+  private undoViews: () => UndoView[] = () => [];
 
   constructor(readonly input: IncidentInput) {
     this.installHandlers();
     this.showInUi();
+  }
+
+  /** Where the status view reads the undo steps from (the incident's UndoStack). */
+  showUndos(views: () => UndoView[]): void {
+    this.undoViews = views;
   }
 
   /** Remediation finished, the alert resolved, or a human resolved the incident: nothing new starts. */
@@ -264,6 +271,7 @@ export class Incident {
       acknowledgedBy: this.acknowledgedBy,
       alertResolved: this.alertResolved,
       followUps: [...this.followUps],
+      undos: this.undoViews(),
       timeline: [...this.timeline],
     };
   }
