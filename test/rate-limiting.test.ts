@@ -18,7 +18,7 @@ import { auditAppTargets, removeAuditApp, startAuditApp, startTraffic, type Audi
 import { TEST_LABEL } from './harness/dockerd';
 import { freePorts } from './harness/util';
 import { dropAuditSchema } from './support/audit';
-import { cliWorkspace, exitWithin, type CliProcess } from './support/cli';
+import { cliEnv, cliWorkspace, exitWithin, type CliProcess } from './support/cli';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
 import { recordHistoryIfAsked } from './support/histories';
@@ -160,7 +160,10 @@ describe('Rate Limiting runbook, against the sandbox backend and Redis under rea
     configs.push(config);
     const configFile = workspace.writeConfig(input);
     const spawnWorker = () => {
-      const child = workspace.spawn(['--config', configFile, 'worker']);
+      // Not the harness's REDIS_URL: the environment wins over the config file for it, and this worker acts on the sandbox's Redis.
+      const env = cliEnv({ LOG_LEVEL: 'warn' });
+      delete env.REDIS_URL;
+      const child = workspace.spawn(['--config', configFile, 'worker'], env);
       children.push(child);
       return child;
     };
