@@ -44,7 +44,7 @@ describe('runbooks config check', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stderr, '');
     assert.match(result.stdout, /^ok: .*runbooks\.example\.yaml\n/);
-    assert.match(result.stdout, /routes\s+12 \(APIDown → api-down, DatabaseDown → db-connections, .*, RedisDown → redis-down, ETLJobFailed → etl-failures, ETLJobNotRunning → etl-failures, ETLDataStale → etl-failures, DiskAlmostFull → generic\); fallback generic/);
+    assert.match(result.stdout, /routes\s+14 \(APIDown → api-down, DatabaseDown → db-connections, .*, RedisDown → redis-down, HighRequestRate → rate-limiting, RateLimitExceeded → rate-limiting, ETLJobFailed → etl-failures, ETLJobNotRunning → etl-failures, ETLDataStale → etl-failures, DiskAlmostFull → generic\); fallback generic/);
     assert.match(result.stdout, /targets\s+4 \(backend \(backend\), redis \(redis\), postgres \(postgres\), etl \(etl\)\)/);
     assert.match(result.stdout, /contacts\s+7, channels 3/);
     assert.match(result.stdout, /approvers\s+rollback: alice, bob; flush-cache: alice/);
