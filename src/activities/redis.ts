@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { ApplicationFailure } from '@temporalio/activity';
 import Redis from 'ioredis';
+import { z } from 'zod';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
 import { pollUntil } from './poll';
@@ -298,11 +299,19 @@ async function withRedis<T>(url: string, use: (redis: Redis) => Promise<T>): Pro
   }
 }
 
+/** The raise record as the runbooks write it; anything else in that key is not a raise of theirs. */
+const RateLimitRaiseSchema = z.strictObject({
+  incident: z.string().min(1).max(300),
+  previous: z.number().int().nullable(),
+  value: z.number().int().min(1),
+  at: z.string().max(64),
+});
+
 function parseRaise(text: string | null): RateLimitRaise | undefined {
   if (!text) return undefined;
   try {
-    const parsed = JSON.parse(text) as RateLimitRaise;
-    return typeof parsed.incident === 'string' && typeof parsed.value === 'number' ? parsed : undefined;
+    const parsed = RateLimitRaiseSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
   }
