@@ -44,7 +44,10 @@ describe('runbooks config check', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stderr, '');
     assert.match(result.stdout, /^ok: .*runbooks\.example\.yaml\n/);
-    assert.match(result.stdout, /routes\s+14 \(APIDown → api-down, DatabaseDown → db-connections, .*, RedisDown → redis-down, ETLJobFailed → etl-failures, ETLJobNotRunning → etl-failures, ETLDataStale → etl-failures, SuspiciousActivity → security-incident, BruteForceDetected → security-incident, DiskAlmostFull → generic\); fallback generic/);
+    assert.match(result.stdout, /routes\s+16 \(APIDown → api-down, DatabaseDown → db-connections, .*, DiskAlmostFull → generic\); fallback generic/);
+    for (const route of ['HighRequestRate → rate-limiting', 'RateLimitExceeded → rate-limiting', 'ETLDataStale → etl-failures', 'SuspiciousActivity → security-incident', 'BruteForceDetected → security-incident']) {
+      assert.ok(result.stdout.includes(route), route);
+    }
     assert.match(result.stdout, /targets\s+4 \(backend \(backend\), redis \(redis\), postgres \(postgres\), etl \(etl\)\)/);
     assert.match(result.stdout, /contacts\s+8, channels 4/);
     assert.match(result.stdout, /approvers\s+rollback: alice, bob; flush-cache: alice/);

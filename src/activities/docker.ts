@@ -40,6 +40,38 @@ export interface RollbackResult {
   alreadyDone: boolean;
 }
 
+export interface RateLimitLog {
+  container: string;
+  linesRead: number;
+  /** Lines saying "Rate limit exceeded <client>". */
+  rateLimited: number;
+  /** Clients by their rate-limited lines, most first (at most 10); `share` of all rate-limited lines, 0..1. */
+  top: { client: string; count: number; share: number }[];
+}
+
+/** The most log lines `rateLimitLog` reads. */
+export const RATE_LIMIT_LOG_MAX_LINES = 20_000;
+
+/**
+ * The runbook's `docker logs backend | grep "Rate limit" | awk '{print $NF}' | sort | uniq -c | sort -rn | head -10`,
+ * in code: every line saying "Rate limit exceeded", counted by its last field (the client). Pure.
+ */
+export function countRateLimited(lines: readonly string[], top = 10): { rateLimited: number; top: RateLimitLog['top'] } {
+  const counts = new Map<string, number>();
+  let rateLimited = 0;
+  for (const line of lines) {
+    if (!/\bRate limit exceeded\b/i.test(line)) continue;
+    const client = line.trim().split(/\s+/).pop() ?? '';
+    rateLimited += 1;
+    counts.set(client, (counts.get(client) ?? 0) + 1);
+  }
+  const sorted = [...counts.entries()]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .slice(0, top)
+    .map(([client, count]) => ({ client: client.slice(0, 64), count, share: rateLimited ? count / rateLimited : 0 }));
+  return { rateLimited, top: sorted };
+}
+
 const LOG_TAIL_LINES = 100;
 const LOG_MAX_BYTES = 16 * 1024;
 
@@ -71,6 +103,18 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
     async containerLogs({ target, tailLines = LOG_TAIL_LINES }: TargetRef & { tailLines?: number }): Promise<string> {
       const text = (await tailLogs(docker, containerOf(target), tailLines)) ?? '';
       return text.length > LOG_MAX_BYTES ? `…${text.slice(-LOG_MAX_BYTES)}` : text;
+    },
+
+    /**
+     * The backend's "Rate limit exceeded <client>" lines of the last `tailLines` log lines (at most 20 000), counted per
+     * client in the worker: only the counts reach workflow history. Read-only.
+     */
+    async rateLimitLog({ target, tailLines = RATE_LIMIT_LOG_MAX_LINES }: TargetRef & { tailLines?: number }): Promise<RateLimitLog> {
+      const container = containerOf(target);
+      const text = await tailLogs(docker, container, tailLines, RATE_LIMIT_LOG_MAX_LINES);
+      if (text === undefined) throw ApplicationFailure.nonRetryable(`container ${container} does not exist`, ActivityErrorType.containerNotFound);
+      const lines = text.split('\n').filter((l) => l.length > 0);
+      return { container, linesRead: lines.length, ...countRateLimited(lines) };
     },
 
     /** `docker stats --no-stream` for the target's container: CPU % since the previous sample, memory. Read-only. */
@@ -168,10 +212,10 @@ async function ownEnvironment(docker: Docker, container: Docker.ContainerInspect
 }
 
 /** `docker logs --tail=N` (1 to 1000 lines) of a container, stdout and stderr as text; undefined when it does not exist. */
-export async function tailLogs(docker: Docker, name: string, tailLines: number): Promise<string | undefined> {
+export async function tailLogs(docker: Docker, name: string, tailLines: number, maxLines = 1000): Promise<string | undefined> {
   const info = await inspectOrNull(docker, name);
   if (!info) return undefined;
-  const tail = Math.max(1, Math.min(Math.floor(tailLines), 1000));
+  const tail = Math.max(1, Math.min(Math.floor(tailLines), maxLines));
   const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail, follow: false });
   return (info.Config.Tty ? raw : demultiplex(raw)).toString('utf8');
 }

@@ -1,5 +1,7 @@
+import { isIP } from 'node:net';
 import { ApplicationFailure } from '@temporalio/activity';
 import Redis from 'ioredis';
+import { z } from 'zod';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
 import { blockRules, BlockRefusedError, checkedBlockTarget, checkedUnblockTarget, denyListOf } from '../security/denyList';
@@ -25,10 +27,113 @@ export interface RedisDiagnosis {
 export interface RateLimitStatus {
   /** `rate_limit:*` keys counted by SCAN (never KEYS). */
   keys: number;
-  /** The busiest clients by their counter, highest first. */
-  top: { key: string; count: number }[];
+  /** The busiest clients by their counter, highest first (`client`: the key without its prefix). */
+  top: { key: string; client: string; count: number }[];
+  /** The sum of every counter scanned: all requests of the current windows. */
+  total: number;
   /** True when the scan stopped at its key or time bound before the end. */
   truncated: boolean;
+}
+
+/** A temporary raise of the limit, as the runbooks record it in `rateLimit.raiseKey`. */
+export interface RateLimitRaise {
+  incident: string;
+  /** The limit before it, null when the limit key was absent (the backend's default applied). */
+  previous: number | null;
+  value: number;
+  at: string;
+}
+
+export interface RateLimitSettings {
+  /** The limit the backend applies now. */
+  limit: number;
+  /** `redis`: the limit key holds it; `default`: the key is absent and the backend's default applies. */
+  source: 'redis' | 'default';
+  /** Clients in the allow-list set. */
+  allowListed: number;
+  /** A raise a runbook made and has not undone yet. */
+  raise?: RateLimitRaise;
+}
+
+export interface RaiseResult {
+  /**
+   * raised: done now; already-raised: this incident had done it (a retry, or the alert re-sent); held: another
+   * incident's raise is in place (not raised twice); changed: the limit is not the one the runbook saw (not raised).
+   */
+  outcome: 'raised' | 'already-raised' | 'held' | 'changed';
+  /** The limit after the call (null: absent). */
+  limit: number | null;
+  /** The raise in place, for `held`. */
+  raise?: RateLimitRaise;
+}
+
+export interface RestoreResult {
+  /**
+   * restored: the previous value is back (or the key deleted); already-restored: it was (a retry); changed: someone set
+   * another value since the raise, which is left as it is; not-ours: another incident's raise is in place, left alone.
+   */
+  outcome: 'restored' | 'already-restored' | 'changed' | 'not-ours';
+  limit: number | null;
+}
+
+interface RaiseRef extends RedisTargetRef {
+  /** The incident (workflow ID) that owns the raise; a value in Redis, never a key. */
+  incident: string;
+  /** The limit the runbook saw (null: absent): the raise happens only if it is still so. */
+  expected: number | null;
+  value: number;
+  /** How long the raise record lives if nothing undoes it (the raise's duration and a margin). */
+  recordTtlMs: number;
+}
+
+interface RestoreRef extends RedisTargetRef {
+  incident: string;
+  /** What to put back: a number, or null to delete the key (it was absent). */
+  previous: number | null;
+  /** The value the runbook set: only that is replaced. */
+  raised: number;
+}
+
+/**
+ * KEYS: limit key, raise record. ARGV: incident, expected ('' = absent), value, record TTL ms, record JSON.
+ * One raise at a time: a record of this incident's own means it is done already; another incident's, that it stays.
+ */
+const RAISE_SCRIPT = `
+local record = redis.call('GET', KEYS[2])
+local current = redis.call('GET', KEYS[1])
+if record then
+  if cjson.decode(record).incident == ARGV[1] then return {'already-raised', current or '', ''} end
+  return {'held', current or '', record}
+end
+if ARGV[2] == '' then
+  if current then return {'changed', current, ''} end
+elseif not current or tonumber(current) ~= tonumber(ARGV[2]) then
+  return {'changed', current or '', ''}
+end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[4])
+return {'raised', ARGV[3], ''}
+`;
+
+/** KEYS: limit key, raise record. ARGV: incident, previous ('' = delete), raised value. */
+const RESTORE_SCRIPT = `
+local record = redis.call('GET', KEYS[2])
+if record and cjson.decode(record).incident ~= ARGV[1] then return {'not-ours', redis.call('GET', KEYS[1]) or ''} end
+local current = redis.call('GET', KEYS[1])
+local function matches(value) if value == '' then return not current end return current and tonumber(current) == tonumber(value) end
+if current and tonumber(current) == tonumber(ARGV[3]) then
+  if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2]) end
+  redis.call('DEL', KEYS[2])
+  return {'restored', ARGV[2]}
+end
+if record then redis.call('DEL', KEYS[2]) end
+if matches(ARGV[2]) then return {'already-restored', current or ''} end
+return {'changed', current or ''}
+`;
+
+/** A plain IPv4 or IPv6 address of one client: not a network, not a hostname, not the unspecified address. */
+export function isClientAddress(text: string): boolean {
+  return text.length <= 45 && isIP(text) !== 0 && text !== '0.0.0.0' && !/^[0:]+$/.test(text);
 }
 
 interface RedisWait {
@@ -69,6 +174,7 @@ export function createRedisActivities(config: Pick<Config, 'targets' | 'security
       throw err;
     }
   };
+  const keysOf = (target: RedisTargetRef['target']) => targetConfig(config, target).rateLimit;
   return {
     /**
      * Runbook §7 "Isolate": `SADD <security.denyList.key> <source>`, after checking the source again against the
@@ -145,23 +251,79 @@ export function createRedisActivities(config: Pick<Config, 'targets' | 'security
      * and `maxMs` of scanning, then the counters of the busiest keys. Read-only.
      */
     async rateLimitStatus({ target, maxKeys = 100_000, maxMs = 5_000, top = 10 }: RedisTargetRef & { maxKeys?: number; maxMs?: number; top?: number }): Promise<RateLimitStatus> {
+      const prefix = keysOf(target).counterPrefix;
       return withRedis(urlOf(target), async (redis) => {
         const deadline = Date.now() + maxMs;
-        const counts: { key: string; count: number }[] = [];
+        const counts: { key: string; client: string; count: number }[] = [];
         let cursor = '0';
         let keys = 0;
         do {
-          const [next, batch] = await redis.scan(cursor, 'MATCH', 'rate_limit:*', 'COUNT', 500);
+          const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
           cursor = next;
           const values = batch.length > 0 ? await redis.mget(...batch) : [];
           batch.forEach((key, i) => {
             const count = Number(values[i]);
-            if (Number.isFinite(count)) counts.push({ key, count });
+            if (Number.isFinite(count)) counts.push({ key, client: key.slice(prefix.length), count });
           });
           keys += batch.length;
         } while (cursor !== '0' && keys < maxKeys && Date.now() < deadline);
-        counts.sort((a, b) => b.count - a.count);
-        return { keys, top: counts.slice(0, top), truncated: cursor !== '0' };
+        counts.sort((a, b) => b.count - a.count || a.client.localeCompare(b.client));
+        const total = counts.reduce((sum, c) => sum + c.count, 0);
+        return { keys, top: counts.slice(0, top), total, truncated: cursor !== '0' };
+      });
+    },
+
+    /** The limit the backend applies (the limit key, else its default), the allow-list's size, a raise in place. Read-only. */
+    async rateLimitSettings({ target }: RedisTargetRef): Promise<RateLimitSettings> {
+      const keys = keysOf(target);
+      return withRedis(urlOf(target), async (redis) => {
+        const [raw, allowListed, record] = await Promise.all([redis.get(keys.limitKey), redis.scard(keys.allowListKey), redis.get(keys.raiseKey)]);
+        const stored = raw === null ? undefined : Number(raw);
+        const raise = parseRaise(record);
+        return {
+          limit: stored !== undefined && Number.isFinite(stored) ? stored : keys.defaultLimit,
+          source: stored !== undefined && Number.isFinite(stored) ? 'redis' : 'default',
+          allowListed,
+          ...(raise ? { raise } : {}),
+        };
+      });
+    },
+
+    /**
+     * Sets the limit to `value` if it is still `expected`, and records the raise for `incident` — one script, atomic.
+     * On retry (or a second call of the same incident) it finds its own record and changes nothing: raised once. A
+     * raise of another incident in place, or a limit someone changed, is reported and left as it is.
+     */
+    async raiseRateLimit({ target, incident, expected, value, recordTtlMs }: RaiseRef): Promise<RaiseResult> {
+      if (!Number.isSafeInteger(value) || value < 1) throw ApplicationFailure.nonRetryable(`not a limit: ${value}`, ActivityErrorType.invalidInput);
+      const keys = keysOf(target);
+      const record: RateLimitRaise = { incident, previous: expected, value, at: new Date().toISOString() };
+      return withRedis(urlOf(target), async (redis) => {
+        const [outcome, current, held] = (await redis.eval(RAISE_SCRIPT, 2, keys.limitKey, keys.raiseKey, incident, expected === null ? '' : String(expected), String(value), String(Math.max(1, Math.round(recordTtlMs))), JSON.stringify(record))) as [RaiseResult['outcome'], string, string];
+        const raise = parseRaise(held || null);
+        return { outcome, limit: current === '' ? null : Number(current), ...(raise ? { raise } : {}) };
+      });
+    },
+
+    /**
+     * Puts the limit back to `previous` (deletes the key when it was absent) if it is still the raised value, and drops
+     * the raise record. A retry finds it restored already and changes nothing; a value someone set since is kept.
+     */
+    async restoreRateLimit({ target, incident, previous, raised }: RestoreRef): Promise<RestoreResult> {
+      const keys = keysOf(target);
+      return withRedis(urlOf(target), async (redis) => {
+        const [outcome, current] = (await redis.eval(RESTORE_SCRIPT, 2, keys.limitKey, keys.raiseKey, incident, previous === null ? '' : String(previous), String(raised))) as [RestoreResult['outcome'], string];
+        return { outcome, limit: current === '' ? null : Number(current) };
+      });
+    },
+
+    /** SADD of one client address to the allow-list; idempotent (a second add finds it there). Refuses anything but one plain IP. */
+    async allowClient({ target, client }: RedisTargetRef & { client: string }): Promise<{ added: boolean; allowListed: number }> {
+      if (!isClientAddress(client)) throw ApplicationFailure.nonRetryable(`not one client's IP address: ${JSON.stringify(client.slice(0, 64))}`, ActivityErrorType.invalidInput);
+      const { allowListKey } = keysOf(target);
+      return withRedis(urlOf(target), async (redis) => {
+        const added = await redis.sadd(allowListKey, client);
+        return { added: added === 1, allowListed: await redis.scard(allowListKey) };
       });
     },
 
@@ -191,6 +353,24 @@ async function withRedis<T>(url: string, use: (redis: Redis) => Promise<T>): Pro
     return await use(redis);
   } finally {
     redis.disconnect();
+  }
+}
+
+/** The raise record as the runbooks write it; anything else in that key is not a raise of theirs. */
+const RateLimitRaiseSchema = z.strictObject({
+  incident: z.string().min(1).max(300),
+  previous: z.number().int().nullable(),
+  value: z.number().int().min(1),
+  at: z.string().max(64),
+});
+
+function parseRaise(text: string | null): RateLimitRaise | undefined {
+  if (!text) return undefined;
+  try {
+    const parsed = RateLimitRaiseSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
   }
 }
 

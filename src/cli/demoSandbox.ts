@@ -70,8 +70,11 @@ export async function breakSandbox(options: {
   } else if (scenario.fault) {
     broke = (await sandboxStep(() => sandboxBreak({ dockerHost, prefix: place.prefix, fault: scenario.fault!.name, ...scenario.fault!.options }))).description;
   }
-  const traffic = scenario.traffic ? startTraffic(up.app) : undefined;
-  if (traffic) log(`sending steady traffic to ${up.app.urls.api}`);
+  const shape = typeof scenario.traffic === 'object' ? scenario.traffic : {};
+  const traffic = scenario.traffic ? startTraffic(up.app, shape) : undefined;
+  if (traffic && shape.clients) {
+    log(`flooding ${up.app.urls.api}${shape.path ?? ''} from ${shape.clients.length} client(s) (X-Forwarded-For ${shape.clients.join(', ')})${shape.perSecond ? `, ${shape.perSecond} request(s)/s each` : ''}`);
+  } else if (traffic) log(`sending steady traffic to ${up.app.urls.api}`);
   return {
     targets: up.targets,
     broke,

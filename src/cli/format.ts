@@ -71,6 +71,14 @@ export function incidentReport(view: IncidentStatusView, cli = 'runbooks'): stri
     }
     if (tasks.some((t) => t.state === 'open')) lines.push(`    ${cli} complete-task ${view.workflowId} --task TASK --note '…'   (or resolve --reason '…')`);
   }
+  const undos = view.undos ?? [];
+  if (undos.length > 0) {
+    lines.push('', 'Undo steps:');
+    for (const u of undos) {
+      const when = u.state === 'pending' ? (u.dueAt ? `due ${shortTime(u.dueAt)} (or when the incident closes, if sooner)` : 'when the incident closes') : u.state;
+      lines.push(`  - ${u.title}: ${when}`);
+    }
+  }
   if (view.followUps.length > 0) {
     lines.push('', 'Follow-ups:', ...view.followUps.map((f) => `  - ${f}`));
   }

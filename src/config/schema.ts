@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { severities } from '../incidents/model';
 import { approvalKinds, catalog, FALLBACK_RUNBOOK, runbookNames, type PolicyValue, type RunbookName, type TargetName } from '../runbooks/catalog';
-import { ETL_COUNTIES, EtlPaths, LATEST_BACKUP_FILE, RedisKeys } from '../sandbox/auditApp/contract';
 import { parseNetwork } from '../security/address';
+import { DEFAULT_RATE_LIMIT, ETL_COUNTIES, EtlPaths, LATEST_BACKUP_FILE, RedisKeys } from '../sandbox/auditApp/contract';
 
 const SeveritySchema = z.enum(severities);
 /** Runbooks come from the catalog (src/runbooks/catalog.ts). */
@@ -33,11 +33,32 @@ const BackendTargetSchema = z.strictObject({
   healthyWithin: DurationSchema.prefault('30s'),
 });
 
+/** A Redis key of letters, digits and _ . : - (no glob characters, no spaces): the runbooks never build one from alert data. */
+const redisKey = z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'a Redis key of letters, digits, _ . : - (max 200)');
+
+/**
+ * Where the backend keeps its rate limiting in this Redis (the rate-limiting runbook reads and changes it). Defaults: the
+ * audit-app's keys (`rate_limit:<client ip>` counters, the limit in `config:rate_limit:limit`, absent = 120).
+ */
+const RateLimitKeysSchema = z.strictObject({
+  /** Per-client counters are `<counterPrefix><client ip>`; SCAN matches `<counterPrefix>*`. */
+  counterPrefix: redisKey.default(RedisKeys.rateLimit('')),
+  /** The limit per window (an integer) the backend reads. */
+  limitKey: redisKey.default(RedisKeys.rateLimitConfig),
+  /** The backend's limit when `limitKey` is absent (its own default): a raise starts from it, and the undo deletes the key again. */
+  defaultLimit: z.number().int().min(1).default(DEFAULT_RATE_LIMIT),
+  /** A set of client IPs the backend never limits. */
+  allowListKey: redisKey.default(RedisKeys.allowlist),
+  /** The runbooks' own record of a temporary raise (JSON: incident, previous, raised value): one raise at a time, undone once. */
+  raiseKey: redisKey.default('runbooks:rate_limit:raise'),
+});
+
 const RedisTargetSchema = z.strictObject({
   container: name,
   /** May carry a password: stays in the worker, never in workflow history. */
   url: z.url({ protocol: /^rediss?$/ }),
   healthyWithin: DurationSchema.prefault('30s'),
+  rateLimit: RateLimitKeysSchema.prefault({}),
 });
 
 const PostgresTargetSchema = z.strictObject({

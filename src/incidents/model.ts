@@ -149,6 +149,14 @@ export interface PendingApproval {
   approvers: string[];
 }
 
+/** An undo step registered with `onClose`: when it is due (timed ones), and whether it ran. */
+export interface UndoView {
+  title: string;
+  state: 'pending' | 'running' | 'done' | 'failed';
+  /** When its durable timer runs it, if the incident has not wound down first; absent: at close. */
+  dueAt?: string;
+}
+
 export interface IncidentStatusView {
   workflowId: string;
   runbook: RunbookName;
@@ -166,6 +174,8 @@ export interface IncidentStatusView {
   followUps: string[];
   /** Tasks for humans, open and done; empty for most runbooks. */
   tasks: HumanTask[];
+  /** Undo steps registered so far (absent in views of incidents started before undo steps were shown). */
+  undos?: UndoView[];
   timeline: TimelineEvent[];
 }
 

@@ -3,7 +3,7 @@
  * interpolation inside the bucket the rank falls in, over the increase between two scrapes. Pure.
  */
 import { Readable } from 'node:stream';
-import { getMetricsFromStream, type PromHistogramData } from 'prom2javascript';
+import { getMetricsFromStream, type PromData, type PromHistogramData } from 'prom2javascript';
 
 export interface RouteLatency {
   route: string;
@@ -18,6 +18,14 @@ export async function histogramSeries(text: string, metric: string): Promise<Pro
   const found = metrics[metric];
   if (!found || found.type !== 'histogram') return [];
   return found.data as PromHistogramData[];
+}
+
+/** The sum of a counter's (or gauge's) series, optionally only those whose labels pass `keep`; 0 when it is absent. */
+export async function counterTotal(text: string, metric: string, keep: (labels: Record<string, string>) => boolean = () => true): Promise<number> {
+  const metrics = await getMetricsFromStream(Readable.from([text]));
+  const found = metrics[metric];
+  if (!found || (found.type !== 'counter' && found.type !== 'gauge' && found.type !== 'untyped')) return 0;
+  return (found.data as PromData[]).filter((d) => keep(d.labels)).reduce((sum, d) => sum + (Number.isFinite(d.value) ? d.value : 0), 0);
 }
 
 /** The q-quantile (0..1) of the observations counted in cumulative `buckets` (upper bound → count). */

@@ -74,6 +74,16 @@ export const catalog = {
     targets: ['backend', 'postgres', 'redis'],
     policy: { p95ThresholdMs: 2000, sampleWindowSeconds: 15, recoverWithinSeconds: 120, minSeqScans: 50 },
   },
+  'rate-limiting': {
+    workflowType: 'rateLimiting',
+    section: '5. Rate Limiting Issues',
+    summary:
+      '`rate_limit:*` keys by a bounded SCAN (never KEYS) with each client\'s counter, the backend log\'s "Rate limit exceeded" lines counted per client, the top client\'s share of all requests, the limit in force, 429s per minute from `/metrics` → **one client** at or over `topShare` (0.5) of the traffic: allow-list it **only with approval** (`allow-client`), else hand it over to security (§7: a `SuspiciousActivity` alert for its IP, escalated); **a legitimate spike**: raise the limit × `raiseFactor` (2) **only with approval** (`raise-rate-limit`), put back after `raiseMinutes` (60) on a durable timer (at once if the incident is closed early; an absent limit is deleted again) → verify 429s under `max429PerMinute` (10) over `sampleWindowSeconds` (15) windows. One raise at a time, recorded in Redis: a retry or a second incident never raises twice.',
+    alerts: { HighRequestRate: 'medium', RateLimitExceeded: 'high' },
+    approvalKinds: ['raise-rate-limit', 'allow-client'],
+    targets: ['redis', 'backend'],
+    policy: { raiseFactor: 2, raiseMinutes: 60, topShare: 0.5, max429PerMinute: 10, sampleWindowSeconds: 15, recoverWithinSeconds: 120 },
+  },
   'redis-down': {
     workflowType: 'redisDown',
     section: '6. Redis Connection Failures',

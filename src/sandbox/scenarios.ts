@@ -7,8 +7,8 @@
  * latency windows of 15 s), so a demo takes a minute. The demo prints them; production keeps the catalog's values.
  */
 import type { PolicyValue, RunbookName } from '../runbooks/catalog';
-import type { AuditAppFault, BackendImageSpec, FaultOptions } from './auditApp';
 import { BRUTE_FORCE } from './auditApp/contract';
+import type { AuditAppFault, BackendImageSpec, FaultOptions, TrafficOptions } from './auditApp';
 
 /** A fault, and the alert Alertmanager would send for it. */
 export interface AlertScenario {
@@ -22,8 +22,8 @@ export interface AlertScenario {
   labels?: Record<string, string>;
   /** How long the fault lasts before the alert fires (as Prometheus waits out a rule's `for:`). */
   firesAfterSeconds?: number;
-  /** Requests to the API while the incident runs: latency is measured from the traffic. */
-  traffic?: boolean;
+  /** Requests to the API while the incident runs (latency is measured from them); with options, a flood from many clients. */
+  traffic?: boolean | TrafficOptions;
   policies?: Partial<Record<RunbookName, Record<string, PolicyValue>>>;
 }
 
@@ -74,6 +74,14 @@ export const demoScenarios = {
     fault: { name: 'slow-route', options: { route: '/api/v1/documents', ms: 2_500 } },
     traffic: true,
     policies: { 'slow-responses': { p95ThresholdMs: 1_000, sampleWindowSeconds: 5, recoverWithinSeconds: 60 } },
+  },
+  'rate-limit': {
+    summary:
+      'four clients (X-Forwarded-For) send 5 requests/s each, over the limit of 120 a minute: 429s; an approved raise (×3 for 20 s) lets them through, verified from /metrics, and is put back by its timer',
+    alertname: 'RateLimitExceeded',
+    traffic: { clients: ['198.51.100.11', '198.51.100.12', '198.51.100.13', '198.51.100.14'], perSecond: 5, path: '/api/v1/counties' },
+    firesAfterSeconds: 27,
+    policies: { 'rate-limiting': { raiseFactor: 3, raiseMinutes: 0.34, sampleWindowSeconds: 5, recoverWithinSeconds: 30 } },
   },
   'redis-down': {
     summary: 'the redis container is stopped; a restart fixes it, verified by PING',

@@ -34,7 +34,28 @@ const { diagnoseRedis, flushRedisDb, startBackgroundSave } = proxyActivities<Red
 const { waitForRedis } = proxyActivities<RedisActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
 // The deny-list (§7 "Isolate"): one SADD / SREM / SISMEMBER, seconds; a refused source (BlockRefused) is never retried.
 const { blockSource, unblockSource, isBlocked } = proxyActivities<RedisActivities>({ startToCloseTimeout: '15s', retry: quickRetry });
-export const redis = { diagnoseRedis, flushRedisDb, startBackgroundSave, waitForRedis, blockSource, unblockSource, isBlocked };
+// Rate limiting in Redis: a bounded SCAN (5 s at most) and one-script reads and writes, each safe to retry (the raise and
+// its undo are compare-and-set scripts keyed by the incident; SADD is idempotent). Retried longer than the others: a
+// revert that runs on a timer must not give up on a Redis that restarts.
+const { rateLimitStatus, rateLimitSettings, raiseRateLimit, allowClient } = proxyActivities<RedisActivities>({ startToCloseTimeout: '30s', retry: quickRetry });
+const { restoreRateLimit } = proxyActivities<RedisActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 20, nonRetryableErrorTypes: permanentActivityErrors },
+});
+export const redis = {
+  diagnoseRedis,
+  flushRedisDb,
+  startBackgroundSave,
+  waitForRedis,
+  blockSource,
+  unblockSource,
+  isBlocked,
+  rateLimitStatus,
+  rateLimitSettings,
+  raiseRateLimit,
+  restoreRateLimit,
+  allowClient,
+};
 
 const { checkDatabase, inspectConnections, terminateIdleSessions, topQueries, inspectTables, dataFreshness, auditLogForSource } = proxyActivities<PostgresActivities>({
   startToCloseTimeout: '30s',

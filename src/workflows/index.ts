@@ -5,6 +5,7 @@ export { redisDown } from './redisDown';
 export { slowResponses } from './slowResponses';
 export { etlFailures } from './etlFailures';
 export { securityIncident } from './securityIncident';
+export { rateLimiting } from './rateLimiting';
 export { generic } from './generic';
 // One per procedure of the catalog: workflows an operator starts, not incidents.
 export { backfill } from './backfill';

@@ -25,6 +25,7 @@ import {
   type PendingApproval,
   type TimelineEvent,
   type TimelineKind,
+  type UndoView,
 } from '../../incidents/model';
 import type { ApprovalKind } from '../../runbooks/catalog';
 import { notify } from '../activityProxies';
@@ -87,10 +88,16 @@ export class Incident {
   private windingDown = false;
   private phaseBeforeApproval: IncidentPhase = 'investigating';
   private stepBeforeApproval = '';
+  private undoViews: () => UndoView[] = () => [];
 
   constructor(readonly input: IncidentInput) {
     this.installHandlers();
     this.showInUi();
+  }
+
+  /** Where the status view reads the undo steps from (the incident's UndoStack). */
+  showUndos(views: () => UndoView[]): void {
+    this.undoViews = views;
   }
 
   /** Remediation finished, the alert resolved, or a human resolved the incident: nothing new starts. */
@@ -324,6 +331,7 @@ export class Incident {
       alertResolved: this.alertResolved,
       followUps: [...this.followUps],
       tasks: [...this.tasks.values()].map((t) => ({ ...t })),
+      undos: this.undoViews(),
       timeline: [...this.timeline],
     };
   }

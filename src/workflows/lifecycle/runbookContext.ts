@@ -4,8 +4,9 @@
  * register undo steps that run when the incident winds down. The lifecycle (ladder, audit, handlers) stays out of reach.
  */
 import type { Duration } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time';
 import { ActivityFailure, condition, type ActivityFunctionWithOptions } from '@temporalio/workflow';
-import type { IncidentInput } from '../../incidents/model';
+import type { IncidentInput, UndoView } from '../../incidents/model';
 import type { ApprovalKind } from '../../runbooks/catalog';
 import type { Incident, RecordOptions } from './incident';
 
@@ -56,6 +57,12 @@ export interface RunbookContext {
    * Each undo runs once, is recorded on the timeline, and is retried by its activity's retry policy.
    */
   onClose<A, R>(activity: Activity<A, R>, arg: A, options: StepOptions<R> & UndoOptions): void;
+  /**
+   * Keeps the incident open while a temporary change lasts: returns once every undo registered with `after` has run
+   * (its timer fired), or at once when a human resolves the incident (closed early: the undos then run at close).
+   * An alert that resolves meanwhile does not shorten it. The status view shows when each undo is due.
+   */
+  untilUndone(): Promise<void>;
 }
 
 /** What `verify` gets: it may look, never change anything. */
@@ -65,7 +72,9 @@ interface Undo {
   title: string;
   run: () => Promise<unknown>;
   record?: (result: never) => Recorded;
-  state: 'pending' | 'running' | 'done' | 'failed';
+  state: UndoView['state'];
+  /** Workflow time (ms) its timer runs it at, for timed undos. */
+  dueAtMs?: number;
 }
 
 /** The compensations of one incident, run once each: when their time runs out, or all at once at close, last first. */
@@ -74,16 +83,27 @@ export class UndoStack {
   private readonly timed: Promise<void>[] = [];
   private unwinding = false;
 
-  constructor(private readonly incident: Incident) {}
+  constructor(private readonly incident: Incident) {
+    incident.showUndos(() => this.views());
+  }
 
-  push(undo: Omit<Undo, 'state'>, after?: Duration): void {
-    const entry: Undo = { ...undo, state: 'pending' };
+  push(undo: Omit<Undo, 'state' | 'dueAtMs'>, after?: Duration): void {
+    const entry: Undo = { ...undo, state: 'pending', ...(after === undefined ? {} : { dueAtMs: Date.now() + msToNumber(after) }) };
     this.undos.push(entry);
     if (after !== undefined) this.timed.push(this.runWhenDue(entry, after));
   }
 
   get size(): number {
     return this.undos.length;
+  }
+
+  /** True while an undo with a timer has not run yet (or is running). */
+  get timedPending(): boolean {
+    return this.undos.some((u) => u.dueAtMs !== undefined && (u.state === 'pending' || u.state === 'running'));
+  }
+
+  views(): UndoView[] {
+    return this.undos.map((u) => ({ title: u.title, state: u.state, ...(u.dueAtMs === undefined ? {} : { dueAt: new Date(u.dueAtMs).toISOString() }) }));
   }
 
   /** Runs every pending undo, last registered first, and waits for any that a timer already started. */
@@ -145,6 +165,13 @@ export function runbookContext(incident: Incident, undo: UndoStack): RunbookCont
     escalate: (reason) => incident.escalate(reason),
     onClose(activity, arg, { title, summary, record, after }) {
       undo.push({ title, run: () => activity.executeWithOptions({ summary }, [arg]), record }, after);
+    },
+    async untilUndone() {
+      if (!undo.timedPending) return;
+      const due = undo.views().filter((u) => u.dueAt !== undefined && u.state === 'pending');
+      await incident.step(`Waiting to undo: ${due.map((u) => `${u.title} at ${u.dueAt}`).join('; ')}`, () =>
+        condition(() => !undo.timedPending || incident.resolvedBy !== undefined),
+      );
     },
   };
 }
