@@ -10,7 +10,7 @@ import { isClientAddress as activityIsClientAddress, type RaiseResult, type Rate
 import { incidentReport } from '../src/cli/format';
 import type { ConfigInput } from '../src/config/schema';
 import { AlertSchema } from '../src/intake/alertmanager';
-import { alertFiringSignal, alertResolvedSignal, approveUpdate, rejectUpdate, resolveUpdate } from '../src/workflows/lifecycle/definitions';
+import { alertFiringSignal, alertResolvedSignal, approveUpdate, rejectUpdate, resolveUpdate, statusQuery } from '../src/workflows/lifecycle/definitions';
 import { isClientAddress } from '../src/workflows/rateLimiting';
 import { timeSkippingIncidents, type ActivityStubs } from './support/timeSkipping';
 
@@ -292,15 +292,25 @@ describe('Rate Limiting runbook, branch by branch (time-skipping server, stub ac
     assert.ok(outcome.timeline.some((e) => e.kind === 'follow-up' && e.message.startsWith('Review the allow-list entry of 203.0.113.7')));
   });
 
-  test('one client, not allow-listed: handed over to security (SuspiciousActivity for its IP), escalated, nothing written', async () => {
+  test('one client, not allow-listed: handed over to the security runbook as a child SuspiciousActivity incident for its IP (linked both ways), escalated, nothing written', async () => {
     const { stubs, writes } = rateStubs({ counters: [['203.0.113.7', 900], ['198.51.100.1', 100]] });
     const incident = await incidents.startIncident({}, config, stubs);
     await observe(incident);
     await incident.executeUpdate(rejectUpdate, { args: [{ step: 'allow-client', by: 'dana', reason: 'we do not know this client' }] });
     const status = await observe(incident);
     assert.equal(status.phase, 'needs-human');
-    const handOver = status.timeline.find((e) => e.message.startsWith('Handed over to security: 203.0.113.7'))!;
-    assert.deepEqual(handOver.data?.securityAlert, { alertname: 'SuspiciousActivity', labels: { ip: '203.0.113.7', source: incident.workflowId } });
+    const childId = `SuspiciousActivity-from-${incident.workflowId}`;
+    const handOver = status.timeline.find((e) => e.message === `Handed over to the security-incident runbook: ${childId} (SuspiciousActivity).`);
+    assert.ok(handOver, JSON.stringify(status.timeline.map((e) => e.message), null, 1));
+    const child = incidents.env.client.workflow.getHandle(childId);
+    const described = await child.describe();
+    assert.equal(described.type, 'securityIncident');
+    assert.equal(described.raw.workflowExecutionInfo?.parentExecution?.workflowId, incident.workflowId, 'the child names its parent');
+    const childStatus = await child.query(statusQuery);
+    const alertLabels = childStatus.trigger.kind === 'alert' ? childStatus.trigger.alert.labels : {};
+    assert.equal(alertLabels.ip, '203.0.113.7');
+    assert.equal(alertLabels.handed_over_by, incident.workflowId);
+    await child.terminate('test over');
     assert.ok(status.timeline.some((e) => e.kind === 'escalated' && e.message.startsWith('Possible attack from 203.0.113.7 (90% of the traffic): handed over to security')));
     assert.ok(pages.some((p) => p.workflowId === incident.workflowId && p.text.includes('Possible attack from 203.0.113.7')));
     assert.deepEqual(writes, []);

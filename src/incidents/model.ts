@@ -69,7 +69,12 @@ export interface IncidentInput {
   procedures?: ProcedureSetups;
   /** The `security` config section, for runbooks whose catalog entry reads it (`settings`). */
   security?: SecuritySetup;
+  /** By alertname: how the runbook that alert routes to would start, for a hand-over (its catalog entry's `handOvers`). */
+  handOvers?: Record<string, HandOverSetup>;
 }
+
+/** A child incident's input, but for what the hand-over itself says (the alert, the service). */
+export type HandOverSetup = Omit<IncidentInput, 'trigger' | 'service' | 'handOvers'> & { workflowType: string };
 
 /** What the security runbook needs from the config: where it blocks, what it never blocks, whom it tells. */
 export interface SecuritySetup {

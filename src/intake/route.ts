@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema';
-import type { EscalationPolicy, IncidentInput, IncidentTargets, ProcedureSetups, SecuritySetup, Severity } from '../incidents/model';
-import { catalog, policyOf, proceduresOf, settingsOf, type ProcedureName, type RunbookName } from '../runbooks/catalog';
+import type { EscalationPolicy, HandOverSetup, IncidentInput, IncidentTargets, ProcedureSetups, SecuritySetup, Severity } from '../incidents/model';
+import { catalog, handOversOf, policyOf, proceduresOf, settingsOf, type ProcedureName, type RunbookName } from '../runbooks/catalog';
 import type { Alert } from './alertmanager';
 import { backfillSetup } from './backfill';
 
@@ -62,8 +62,13 @@ export function routeAlert(alert: Alert, config: Config): RoutedAlert {
  * What every run of a runbook takes from the config, whatever started it: approvers, its targets (only those), its
  * policy, and what the procedures it may start need.
  */
-export function runbookInput(runbook: RunbookName, config: Config): Pick<IncidentInput, 'runbook' | 'approvers' | 'targets' | 'policy' | 'procedures' | 'security'> {
+export function runbookInput(
+  runbook: RunbookName,
+  config: Config,
+  { withHandOvers = true }: { withHandOvers?: boolean } = {},
+): Pick<IncidentInput, 'runbook' | 'approvers' | 'targets' | 'policy' | 'procedures' | 'security' | 'handOvers'> {
   const procedures = procedureSetups(proceduresOf(runbook), config);
+  const handOvers = withHandOvers ? handOversOf(runbook) : [];
   return {
     runbook,
     approvers: config.approvers,
@@ -71,7 +76,16 @@ export function runbookInput(runbook: RunbookName, config: Config): Pick<Inciden
     policy: policyOf(runbook, config.policies[runbook]),
     ...(procedures ? { procedures } : {}),
     ...(settingsOf(runbook).includes('security') ? { security: securitySetup(config) } : {}),
+    ...(handOvers.length ? { handOvers: Object.fromEntries(handOvers.map((alertname) => [alertname, handOverSetup(alertname, config)])) } : {}),
   };
+}
+
+/** How the runbook an alert routes to would start for it (the config's route, its default severity's ladder). */
+function handOverSetup(alertname: string, config: Config): HandOverSetup {
+  const route = config.routing.alerts[alertname] ?? config.routing.fallback;
+  // One level: a hand-over does not hand over again (and a route back to this runbook cannot loop).
+  const input = runbookInput(route.runbook, config, { withHandOvers: false });
+  return { ...input, workflowType: catalog[route.runbook].workflowType, escalation: escalationPolicy(route.defaultSeverity, config) };
 }
 
 /** The security section as a run needs it: names and networks only (the Redis URL stays in the worker). */

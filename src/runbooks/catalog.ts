@@ -30,6 +30,11 @@ interface RunbookEntry {
   procedures?: readonly ProcedureName[];
   /** Config sections it reads beyond its policy: intake copies what it needs of each into the input (`security`). */
   settings?: readonly 'security'[];
+  /**
+   * Alerts it may raise itself to hand an incident over to another runbook (as a child incident): intake routes each
+   * like a real alert and adds the routed runbook's input (`handOvers`).
+   */
+  handOvers?: readonly string[];
 }
 
 export const catalog = {
@@ -78,10 +83,11 @@ export const catalog = {
     workflowType: 'rateLimiting',
     section: '5. Rate Limiting Issues',
     summary:
-      '`rate_limit:*` keys by a bounded SCAN (never KEYS) with each client\'s counter, the backend log\'s "Rate limit exceeded" lines counted per client, the top client\'s share of all requests, the limit in force, 429s per minute from `/metrics` → **one client** at or over `topShare` (0.5) of the traffic: allow-list it **only with approval** (`allow-client`), else hand it over to security (§7: a `SuspiciousActivity` alert for its IP, escalated); **a legitimate spike**: raise the limit × `raiseFactor` (2) **only with approval** (`raise-rate-limit`), put back after `raiseMinutes` (60) on a durable timer (at once if the incident is closed early; an absent limit is deleted again) → verify 429s under `max429PerMinute` (10) over `sampleWindowSeconds` (15) windows. One raise at a time, recorded in Redis: a retry or a second incident never raises twice.',
+      '`rate_limit:*` keys by a bounded SCAN (never KEYS) with each client\'s counter, the backend log\'s "Rate limit exceeded" lines counted per client, the top client\'s share of all requests, the limit in force, 429s per minute from `/metrics` → **one client** at or over `topShare` (0.5) of the traffic: allow-list it **only with approval** (`allow-client`), else hand it over to security (§7: a child `SuspiciousActivity` incident for its IP, routed by the config, linked both ways; escalated); **a legitimate spike**: raise the limit × `raiseFactor` (2) **only with approval** (`raise-rate-limit`), put back after `raiseMinutes` (60) on a durable timer (at once if the incident is closed early; an absent limit is deleted again) → verify 429s under `max429PerMinute` (10) over `sampleWindowSeconds` (15) windows. One raise at a time, recorded in Redis: a retry or a second incident never raises twice.',
     alerts: { HighRequestRate: 'medium', RateLimitExceeded: 'high' },
     approvalKinds: ['raise-rate-limit', 'allow-client'],
     targets: ['redis', 'backend'],
+    handOvers: ['SuspiciousActivity'],
     policy: { raiseFactor: 2, raiseMinutes: 60, topShare: 0.5, max429PerMinute: 10, sampleWindowSeconds: 15, recoverWithinSeconds: 120 },
   },
   'redis-down': {
@@ -141,6 +147,12 @@ export function proceduresOf(name: RunbookName): readonly ProcedureName[] {
 }
 
 /** The config sections a runbook reads beyond its policy (its catalog entry's `settings`). */
+/** The alerts a runbook may raise to hand over to another one (its catalog entry's `handOvers`). */
+export function handOversOf(name: RunbookName): readonly string[] {
+  const entry: RunbookEntry = catalog[name];
+  return entry.handOvers ?? [];
+}
+
 export function settingsOf(name: RunbookName): readonly 'security'[] {
   const entry: RunbookEntry = catalog[name];
   return entry.settings ?? [];

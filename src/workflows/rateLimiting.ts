@@ -20,6 +20,7 @@ import { policyOf } from '../runbooks/catalog';
 import { docker, metrics, redis } from './activityProxies';
 import type { RunbookContext, VerifyContext } from './lifecycle/runbookContext';
 import { runIncident } from './lifecycle/runIncident';
+import { handOver } from './steps/handOver';
 
 type Policy = ReturnType<typeof policyOf<'rate-limiting'>>;
 
@@ -65,7 +66,7 @@ export async function rateLimiting(input: IncidentInput): Promise<IncidentOutcom
       }
 
       // Resolution: one client is most of the traffic, or a legitimate spike.
-      if (top && top.share >= policy.topShare) return oneClient(rb, backend, top, policy);
+      if (top && top.share >= policy.topShare) return oneClient(rb, input, backend, top, policy);
       return temporarilyRaiseLimit(rb, cache, backend, settings, limited, policy);
     },
   });
@@ -129,14 +130,14 @@ function topRequester(counters: RateLimitStatus, log: RateLimitLog): TopRequeste
  * "Whitelist specific IPs": one client is most of the traffic. A legitimate high-volume client is allow-listed, only
  * with approval; not approved, it may be an attack, and the security runbook takes it over.
  */
-async function oneClient(rb: RunbookContext, backend: TargetFacts, top: TopRequester, policy: Policy): Promise<boolean> {
+async function oneClient(rb: RunbookContext, input: IncidentInput, backend: TargetFacts, top: TopRequester, policy: Policy): Promise<boolean> {
   if (!isClientAddress(top.client)) {
     await rb.escalate(`The top requester is not one client's IP address (${literal(top.client)}): nothing is allow-listed or blocked automatically`);
     return false;
   }
   const question = `${top.client} is ${percent(top.share)} of the traffic (${top.count} request(s), from the ${top.from}). Allow-list it as a legitimate high-volume client (never rate limited)? Reject to hand it over to security as a possible attack.`;
   if (!(await rb.approval('allow-client', question))) {
-    await handOverToSecurity(rb, top);
+    await handOverToSecurity(rb, input, top);
     return false;
   }
   await rb.act(redis.allowClient, { target: 'redis', client: top.client }, {
@@ -149,18 +150,21 @@ async function oneClient(rb: RunbookContext, backend: TargetFacts, top: TopReque
 }
 
 /**
- * The hand-over to runbook §7 "Security Incidents", whose first symptom is "HighRequestRate from single IP": the client,
- * the alert that opens a security incident for it (SuspiciousActivity with label ip), and the next level paged. The
- * security runbook is another incident; this one waits for a human.
+ * The hand-over to runbook §7 "Security Incidents", whose first symptom is "HighRequestRate from single IP": a
+ * SuspiciousActivity incident for the client, started as a child (linked both ways; it outlives this one). Without a
+ * route for it in the config, the timeline says which alert to fire. Either way this incident waits for a human.
  */
-async function handOverToSecurity(rb: RunbookContext, top: TopRequester): Promise<void> {
-  const alert = { alertname: 'SuspiciousActivity', labels: { ip: top.client, source: workflowInfo().workflowId } };
-  rb.note(`Handed over to security: ${top.client} was not allow-listed and may be an attack. Open a security incident for it: alert SuspiciousActivity with label ip=${top.client} (runbook §7: block it, investigate its requests and audit_log rows).`, {
-    client: top.client,
-    share: top.share,
-    securityAlert: alert,
-  });
-  rb.followUp(`Security incident for ${top.client} (SuspiciousActivity, ip=${top.client}): block, investigate, notify.`);
+async function handOverToSecurity(rb: RunbookContext, input: IncidentInput, top: TopRequester): Promise<void> {
+  const alert = { alertname: 'SuspiciousActivity', labels: { ip: top.client } };
+  const child = await handOver(rb, input, { ...alert, summary: `${top.client} is ${percent(top.share)} of the traffic and was not allow-listed` });
+  if (!child) {
+    rb.note(`Handed over to security: ${top.client} was not allow-listed and may be an attack. Open a security incident for it: alert SuspiciousActivity with label ip=${top.client} (runbook §7: block it, investigate its requests and audit_log rows).`, {
+      client: top.client,
+      share: top.share,
+      securityAlert: alert,
+    });
+  }
+  rb.followUp(`Security incident for ${top.client} (SuspiciousActivity, ip=${top.client})${child ? `: ${child}` : ''}: block, investigate, notify.`);
   await rb.escalate(`Possible attack from ${top.client} (${percent(top.share)} of the traffic): handed over to security`);
 }
 
