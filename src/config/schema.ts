@@ -155,7 +155,7 @@ const SecuritySchema = z.strictObject({
   contacts: z.array(name).min(1).optional(),
 });
 
-/** What a token lets in: `alerts` the webhook, `incidents` incident actions, `operations` backfills. */
+/** What a token lets in: `alerts` the webhook, `incidents` incident actions, `operations` backfills and the deny-list. */
 export const tokenScopes = ['alerts', 'incidents', 'operations'] as const;
 
 const TokenSchema = z.strictObject({
