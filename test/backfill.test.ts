@@ -19,14 +19,14 @@ import type { BackfillOutcome } from '../src/backfills/model';
 import { parseConfig } from '../src/config/load';
 import type { Config, ConfigInput } from '../src/config/schema';
 import { startBackfill } from '../src/intake/backfill';
-import { auditAppTargets, removeAuditApp, startAuditApp, type AuditApp } from '../src/sandbox/auditApp';
-import { TEST_LABEL } from './harness/dockerd';
+import { auditAppTargets, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
 import { startDevServer, type DevServer } from './harness/temporal';
-import { freePort, freePorts, isAlive, LOG_DIR } from './harness/util';
+import { freePort, isAlive, LOG_DIR } from './harness/util';
 import { cliWorkspace } from './support/cli';
 import { dropAuditSchema } from './support/audit';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
+import { startTestAuditApp } from './support/sandbox';
 import { recordHistoryIfAsked } from './support/histories';
 import { waitFor } from './support/wait';
 import { startWorker } from './support/worker';
@@ -46,8 +46,7 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    app = await startAuditApp(docker, { prefix, ports: { backend: backend!, admin: admin!, postgres: postgres!, redis: redis! }, labels: { [TEST_LABEL]: 'true' } });
+    app = await startTestAuditApp(docker, prefix);
   });
 
   after(async () => {

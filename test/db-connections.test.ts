@@ -7,14 +7,13 @@ import type Docker from 'dockerode';
 import { Client as PgClient } from 'pg';
 import { dockerClient } from '../src/activities';
 import { actOnIncident } from '../src/incidents/operations';
-import { auditAppTargets, breakAuditApp, removeAuditApp, startAuditApp, type AuditApp } from '../src/sandbox/auditApp';
-import { TEST_LABEL } from './harness/dockerd';
-import { freePorts } from './harness/util';
+import { auditAppTargets, breakAuditApp, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
 import { dropAuditSchema } from './support/audit';
 import { testConfig } from './support/config';
 import { recordHistoryIfAsked } from './support/histories';
 import { alert, fire, outcomeOf, waitForStatus } from './support/incidents';
 import { requireEnv } from './support/env';
+import { startTestAuditApp } from './support/sandbox';
 import { startWorker, type RunningWorker } from './support/worker';
 
 describe('Database Connection Issues runbook, against the sandbox audit-app', { timeout: 280_000 }, () => {
@@ -57,8 +56,7 @@ describe('Database Connection Issues runbook, against the sandbox audit-app', { 
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    app = await startAuditApp(docker, { prefix, ports: { backend: backend!, admin: admin!, postgres: postgres!, redis: redis! }, poolSize: 5, labels: { [TEST_LABEL]: 'true' } });
+    app = await startTestAuditApp(docker, prefix, { poolSize: 5 });
     config = testConfig({
       ...auditAppTargets(app),
       approvers: { 'terminate-sessions': ['dana'], 'restore-database': ['dana'] },

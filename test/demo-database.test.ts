@@ -8,10 +8,10 @@ import { Client as PgClient } from 'pg';
 import { dockerClient } from '../src/activities';
 import { approvalKinds } from '../src/runbooks/catalog';
 import { removeAuditApp } from '../src/sandbox/auditApp';
-import { freePorts } from './harness/util';
 import { cliEnv, cliWorkspace, exitWithin } from './support/cli';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
+import { freeAuditAppPorts, sandboxPlaceArgs } from './support/sandbox';
 import { waitFor } from './support/wait';
 
 describe('runbooks demo: the database and latency scenarios, and dev --sandbox', { timeout: 290_000 }, () => {
@@ -25,9 +25,9 @@ describe('runbooks demo: the database and latency scenarios, and dev --sandbox',
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    postgresPort = postgres!;
-    place = ['--prefix', prefix, '--backend-port', String(backend), '--admin-port', String(admin), '--postgres-port', String(postgres), '--redis-port', String(redis)];
+    const ports = await freeAuditAppPorts();
+    postgresPort = ports.postgres;
+    place = sandboxPlaceArgs(prefix, ports);
     configFile = workspace.writeConfig(testConfigInput());
   });
 

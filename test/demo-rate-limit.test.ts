@@ -8,10 +8,10 @@ import type Docker from 'dockerode';
 import Redis from 'ioredis';
 import { dockerClient } from '../src/activities';
 import { removeAuditApp } from '../src/sandbox/auditApp';
-import { freePorts } from './harness/util';
 import { cliWorkspace } from './support/cli';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
+import { freeAuditAppPorts, sandboxPlaceArgs } from './support/sandbox';
 
 describe('runbooks demo: the rate-limit scenario', { timeout: 290_000 }, () => {
   const workspace = cliWorkspace('demo-rate-limit-test');
@@ -23,9 +23,9 @@ describe('runbooks demo: the rate-limit scenario', { timeout: 290_000 }, () => {
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    redisPort = redis!;
-    place = ['--prefix', prefix, '--backend-port', String(backend), '--admin-port', String(admin), '--postgres-port', String(postgres), '--redis-port', String(redis)];
+    const ports = await freeAuditAppPorts();
+    redisPort = ports.redis;
+    place = sandboxPlaceArgs(prefix, ports);
     configFile = workspace.writeConfig(testConfigInput());
   });
 

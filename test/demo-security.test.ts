@@ -8,10 +8,10 @@ import type Docker from 'dockerode';
 import { dockerClient } from '../src/activities';
 import { removeAuditApp } from '../src/sandbox/auditApp';
 import { BRUTE_FORCE } from '../src/sandbox/auditApp/contract';
-import { freePorts } from './harness/util';
 import { cliWorkspace } from './support/cli';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
+import { freeAuditAppPorts, sandboxPlaceArgs } from './support/sandbox';
 
 describe('runbooks demo --scenario security', { timeout: 290_000 }, () => {
   const workspace = cliWorkspace('demo-security-test');
@@ -23,9 +23,9 @@ describe('runbooks demo --scenario security', { timeout: 290_000 }, () => {
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    backendPort = backend!;
-    place = ['--prefix', prefix, '--backend-port', String(backend), '--admin-port', String(admin), '--postgres-port', String(postgres), '--redis-port', String(redis)];
+    const ports = await freeAuditAppPorts();
+    backendPort = ports.backend;
+    place = sandboxPlaceArgs(prefix, ports);
     configFile = workspace.writeConfig(testConfigInput());
   });
 

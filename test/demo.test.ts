@@ -8,10 +8,10 @@ import { after, before, describe, test } from 'node:test';
 import type Docker from 'dockerode';
 import { dockerClient } from '../src/activities';
 import { removeAuditApp } from '../src/sandbox/auditApp';
-import { freePorts } from './harness/util';
 import { cliWorkspace, exitWithin } from './support/cli';
 import { testConfigInput } from './support/config';
 import { requireEnv } from './support/env';
+import { freeAuditAppPorts, sandboxPlaceArgs } from './support/sandbox';
 import { waitFor } from './support/wait';
 
 describe('runbooks demo: the API and Redis scenarios on the audit-app sandbox', { timeout: 280_000 }, () => {
@@ -25,8 +25,8 @@ describe('runbooks demo: the API and Redis scenarios on the audit-app sandbox', 
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    place = ['--prefix', prefix, '--backend-port', String(backend), '--admin-port', String(admin), '--postgres-port', String(postgres), '--redis-port', String(redis)];
+    const ports = await freeAuditAppPorts();
+    place = sandboxPlaceArgs(prefix, ports);
     configFile = workspace.writeConfig(testConfigInput());
   });
 

@@ -11,10 +11,9 @@ import Redis from 'ioredis';
 import { stringify } from 'yaml';
 import { dockerClient } from '../src/activities';
 import { execInContainer } from '../src/activities/docker';
-import { auditAppTargets, removeAuditApp, startAuditApp, type AuditApp } from '../src/sandbox/auditApp';
-import { TEST_LABEL } from './harness/dockerd';
-import { freePorts } from './harness/util';
+import { auditAppTargets, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
 import { requireEnv } from './support/env';
+import { startTestAuditApp } from './support/sandbox';
 
 const BIN = path.resolve(__dirname, '..', 'bin', 'runbooks.js');
 
@@ -38,8 +37,7 @@ describe('runbooks diag, against the sandbox audit-app', { timeout: 200_000 }, (
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    app = await startAuditApp(docker, { prefix, ports: { backend: backend!, admin: admin!, postgres: postgres!, redis: redis! }, rateLimit: 5, labels: { [TEST_LABEL]: 'true' } });
+    app = await startTestAuditApp(docker, prefix, { rateLimit: 5 });
     dir = mkdtempSync(path.join(tmpdir(), 'runbooks-diag-'));
     configFile = path.join(dir, 'runbooks.yaml');
     writeFileSync(configFile, stringify(auditAppTargets(app, requireEnv('DOCKER_HOST'))));

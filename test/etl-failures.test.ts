@@ -10,13 +10,12 @@ import { Client as PgClient } from 'pg';
 import { dockerClient } from '../src/activities';
 import { demultiplex, execInContainer } from '../src/activities/docker';
 import { actOnIncident } from '../src/incidents/operations';
-import { auditAppTargets, breakAuditApp, EtlLogPatterns, removeAuditApp, startAuditApp, type AuditApp, type EtlStatus } from '../src/sandbox/auditApp';
+import { auditAppTargets, breakAuditApp, EtlLogPatterns, removeAuditApp, type AuditApp, type EtlStatus } from '../src/sandbox/auditApp';
 import type { IncidentOutcome } from '../src/incidents/model';
-import { TEST_LABEL } from './harness/dockerd';
-import { freePorts } from './harness/util';
 import { dropAuditSchema } from './support/audit';
 import { testConfig } from './support/config';
 import { requireEnv } from './support/env';
+import { startTestAuditApp } from './support/sandbox';
 import { recordHistoryIfAsked } from './support/histories';
 import { alert, fire, outcomeOf, waitForStatus } from './support/incidents';
 import { startWorker, type RunningWorker } from './support/worker';
@@ -62,8 +61,7 @@ describe('ETL Job Failures runbook, against the sandbox etl container', { timeou
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    app = await startAuditApp(docker, { prefix, ports: { backend: backend!, admin: admin!, postgres: postgres!, redis: redis! }, labels: { [TEST_LABEL]: 'true' } });
+    app = await startTestAuditApp(docker, prefix);
     config = testConfig({
       ...auditAppTargets(app),
       approvers: { 'clean-downloads': ['dana'] },

@@ -7,8 +7,9 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DEFAULT_DOCKER_SOCKET } from '../src/sandbox/engine';
 import { dockerClient } from '../src/activities';
-import { freePorts, isAlive } from './harness/util';
+import { isAlive } from './harness/util';
 import { cliEnv, cliWorkspace } from './support/cli';
+import { freeAuditAppPorts, sandboxPlaceArgs } from './support/sandbox';
 
 describe('runbooks sandbox on a machine where no Docker daemon answers', { timeout: 280_000 }, () => {
   const workspace = cliWorkspace('sandbox-engine');
@@ -23,8 +24,8 @@ describe('runbooks sandbox on a machine where no Docker daemon answers', { timeo
       .ping()
       .then(() => true, () => false);
     assert.equal(answers, false, `a Docker daemon answers at ${DEFAULT_DOCKER_SOCKET}: this machine cannot show the no-daemon path (stop that daemon to run this test)`);
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    place = ['--prefix', 'engine-', '--backend-port', String(backend), '--admin-port', String(admin), '--postgres-port', String(postgres), '--redis-port', String(redis)];
+    const ports = await freeAuditAppPorts();
+    place = sandboxPlaceArgs('engine-', ports);
   });
 
   after(async () => {

@@ -10,10 +10,8 @@ import Redis from 'ioredis';
 import { dockerClient } from '../src/activities';
 import { createRedisActivities } from '../src/activities/redis';
 import { actOnIncident, IncidentOperationError } from '../src/incidents/operations';
-import { auditAppTargets, breakAuditApp, removeAuditApp, startAuditApp, type AuditApp } from '../src/sandbox/auditApp';
+import { auditAppTargets, breakAuditApp, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
 import { ApiRoutes, RedisKeys } from '../src/sandbox/auditApp/contract';
-import { TEST_LABEL } from './harness/dockerd';
-import { freePorts } from './harness/util';
 import { dropAuditSchema } from './support/audit';
 import { cliEnv, cliWorkspace } from './support/cli';
 import { testConfig, testConfigInput } from './support/config';
@@ -21,6 +19,7 @@ import { requireEnv } from './support/env';
 import { recordHistoryIfAsked } from './support/histories';
 import { alert, fire, outcomeOf, waitForStatus } from './support/incidents';
 import { startWorker, type RunningWorker } from './support/worker';
+import { startTestAuditApp } from './support/sandbox';
 
 const ATTACKER = '203.0.113.77';
 const BYSTANDER = '198.51.100.23';
@@ -53,8 +52,7 @@ describe('Security Incidents runbook, against the sandbox audit-app', { timeout:
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    app = await startAuditApp(docker, { prefix, ports: { backend: backend!, admin: admin!, postgres: postgres!, redis: redis! }, labels: { [TEST_LABEL]: 'true' } });
+    app = await startTestAuditApp(docker, prefix);
     config = testConfig(overrides());
     worker = await startWorker(config);
   });

@@ -15,13 +15,10 @@ import {
   breakAuditApp,
   removeAuditApp,
   resetBackendFaults,
-  startAuditApp,
   startTraffic,
   type AuditApp,
   type Traffic,
 } from '../src/sandbox/auditApp';
-import { TEST_LABEL } from './harness/dockerd';
-import { freePorts } from './harness/util';
 import { dropAuditSchema } from './support/audit';
 import { testConfig } from './support/config';
 import { requireEnv } from './support/env';
@@ -29,6 +26,7 @@ import { recordHistoryIfAsked } from './support/histories';
 import { alert, fire, outcomeOf, waitForStatus } from './support/incidents';
 import { eventually } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
+import { startTestAuditApp } from './support/sandbox';
 
 /** A short-lived connection to the audit-app's own database (audit_app in the sandbox's PostgreSQL). */
 async function withAppDatabase<T>(app: AuditApp, use: (db: PgClient) => Promise<T>): Promise<T> {
@@ -52,8 +50,7 @@ describe('High Response Times runbook, against the sandbox audit-app', { timeout
 
   before(async () => {
     docker = dockerClient(requireEnv('DOCKER_HOST'));
-    const [backend, admin, postgres, redis] = await freePorts(4);
-    app = await startAuditApp(docker, { prefix, ports: { backend: backend!, admin: admin!, postgres: postgres!, redis: redis! }, labels: { [TEST_LABEL]: 'true' } });
+    app = await startTestAuditApp(docker, prefix);
     config = testConfig({
       ...auditAppTargets(app),
       approvers: { 'scale-backend': ['erin'], 'create-index': ['erin'] },

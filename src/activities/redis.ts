@@ -1,12 +1,12 @@
 import { isIP } from 'node:net';
 import { ApplicationFailure } from '@temporalio/activity';
-import Redis from 'ioredis';
 import { z } from 'zod';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
 import { blockRules, BlockRefusedError, checkedBlockTarget, checkedUnblockTarget, denyListOf } from '../security/denyList';
 import { pollUntil } from './poll';
 import { targetConfig, type TargetRef } from './targets';
+import { withRedis } from './redisConnection';
 
 type RedisTargetRef = TargetRef<'redis'>;
 
@@ -344,17 +344,6 @@ export function createRedisActivities(config: Pick<Config, 'targets' | 'security
 
 export type RedisActivities = ReturnType<typeof createRedisActivities>;
 
-/** A short-lived connection per call: a runbook must not depend on a client that broke with the server. */
-async function withRedis<T>(url: string, use: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on('error', () => undefined); // surfaced through the failing command instead
-  try {
-    await redis.connect();
-    return await use(redis);
-  } finally {
-    redis.disconnect();
-  }
-}
 
 /** The raise record as the runbooks write it; anything else in that key is not a raise of theirs. */
 const RateLimitRaiseSchema = z.strictObject({

@@ -5,7 +5,8 @@
  * cross-checked with node:net, so nothing wider than intended ever reaches the set.
  */
 import { isIP } from 'node:net';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
+import { withRedis } from '../activities/redisConnection';
 import type { Config } from '../config/schema';
 import { policyOf } from '../runbooks/catalog';
 import { checkBlockTarget, parseNetwork, type BlockRules, type IpNetwork } from './address';
@@ -61,22 +62,15 @@ export interface DenyList {
 export function denyListOf(config: Pick<Config, 'security' | 'targets'>): DenyList {
   const { key } = config.security.denyList;
   const url = config.targets.redis?.url;
-  const withRedis = async <T>(use: (redis: Redis) => Promise<T>): Promise<T> => {
+  const onList = <T>(use: (redis: Redis) => Promise<T>): Promise<T> => {
     if (!url) throw new Error('no Redis is configured (targets.redis), so there is no deny-list (security.denyList)');
-    const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    redis.on('error', () => undefined); // surfaced through the failing command instead
-    try {
-      await redis.connect();
-      return await use(redis);
-    } finally {
-      redis.disconnect();
-    }
+    return withRedis(url, use);
   };
   return {
     name: `Redis set ${key}`,
-    add: (entry) => withRedis(async (redis) => ({ added: (await redis.sadd(key, entry)) === 1, size: await redis.scard(key) })),
-    remove: (entry) => withRedis(async (redis) => ({ removed: (await redis.srem(key, entry)) === 1, size: await redis.scard(key) })),
-    has: (entry) => withRedis(async (redis) => (await redis.sismember(key, entry)) === 1),
-    members: () => withRedis((redis) => redis.smembers(key)),
+    add: (entry) => onList(async (redis) => ({ added: (await redis.sadd(key, entry)) === 1, size: await redis.scard(key) })),
+    remove: (entry) => onList(async (redis) => ({ removed: (await redis.srem(key, entry)) === 1, size: await redis.scard(key) })),
+    has: (entry) => onList(async (redis) => (await redis.sismember(key, entry)) === 1),
+    members: () => onList((redis) => redis.smembers(key)),
   };
 }

@@ -9,10 +9,10 @@
 import { createHash } from 'node:crypto';
 import * as net from 'node:net';
 import type Docker from 'dockerode';
-import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { stringify as toYaml } from 'yaml';
 import { PREVIOUS_IMAGE_LABEL, tailLogs } from '../../activities/docker';
+import { withRedis } from '../../activities/redisConnection';
 import { BackendEnv, DATABASE_NAME, DEFAULT_POOL_SIZE, DEFAULT_PORTS, DEFAULT_PREFIX, DEFAULT_RATE_LIMIT, EtlEnv, EtlLogPatterns, EtlPaths } from './contract';
 import { BACKEND_USER, backendImage, DEFAULT_BACKEND_VERSION, ETL_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE } from './images';
 
@@ -305,15 +305,8 @@ export async function databaseAnswers(url: string, timeoutMs = 2_000): Promise<b
   }
 }
 
-async function redisAnswers(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } finally {
-    client.disconnect();
-  }
+function redisAnswers(url: string): Promise<boolean> {
+  return withRedis(url, async (client) => (await client.ping()) === 'PONG', { connectTimeoutMs: 1_000 });
 }
 
 /** The status code of GET `url` and its JSON body (if any); throws when nothing answers. */
