@@ -134,7 +134,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
       namespace,
       timeoutMs: options.timeoutMs,
       isDead: () => {
-        if (exitReason()) return `it exited during start-up (${exitReason()}): ${logTail(logFile)}`;
+        if (exitReason()) return `it exited during start-up (${exitReason()}): ${whyItFailed(logFile)}`;
         return options.abort?.aborted ? 'interrupted' : undefined;
       },
     });
@@ -265,6 +265,13 @@ export function logTail(file: string, lines = 3): string {
   } catch {
     return '';
   }
+}
+
+/** A Go panic's own line (its stack trace is what the log ends with), else the log's last lines. */
+function whyItFailed(logFile: string): string {
+  const tail = logTail(logFile, 200).split(' | ');
+  const panic = tail.find((line) => line.startsWith('panic:') || line.startsWith('Error:'));
+  return panic ?? tail.slice(-3).join(' | ');
 }
 
 /** gRPC errors carry metadata on later lines; the first one says what went wrong. */

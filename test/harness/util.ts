@@ -36,16 +36,25 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
+/**
+ * A TCP port that was free a moment ago on 127.0.0.1, held back from other processes' bind(0) for a minute the way
+ * the temporal CLI holds its own: a connection that the listening side closes leaves the port in TIME_WAIT, which
+ * bind(0) skips but an explicit bind with SO_REUSEADDR (Node, Go, Docker) does not. Without it a port given to a
+ * test could also go to a dev server's internal service, which then panics at start-up.
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const srv = net.createServer();
+    const srv = net.createServer((accepted) => accepted.destroy());
     srv.unref();
     srv.on('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
       const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error('no free port'))));
+      if (!port) return srv.close(() => reject(new Error('no free port')));
+      const client = net.connect(port, '127.0.0.1');
+      client.on('error', (err) => srv.close(() => reject(err)));
+      client.on('close', () => srv.close(() => resolve(port)));
+      client.resume();
     });
   });
 }
