@@ -3,10 +3,11 @@
  * the activity's last heartbeat, which the workflow itself cannot see), throughput and ETA; and the decisions, sent
  * as Updates so the caller learns at once whether they were taken.
  */
-import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { ChunkCursor } from '../activities/etl';
 import { BackfillRefusal, backfillStatusQuery, backfillUpdates, type BackfillDecision, type BackfillVerb } from '../workflows/backfill/messages';
+import { asRefusal } from '../temporal/errors';
 import type { BackfillStatus } from './model';
 
 export interface BackfillView extends BackfillStatus {
@@ -66,12 +67,7 @@ export async function actOnBackfill(client: Client, workflowId: string, verb: Ba
 }
 
 function translate(err: unknown, workflowId: string): unknown {
-  if (err instanceof WorkflowNotFoundError) return new BackfillOperationError('not-found', `no backfill ${workflowId}`);
-  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-    const reason = refusalReasons[err.cause.type ?? ''];
-    if (reason) return new BackfillOperationError(reason, err.cause.message);
-  }
-  return err;
+  return asRefusal(err, refusalReasons, (reason, message) => new BackfillOperationError(reason, message), `no backfill ${workflowId}`);
 }
 
 const refusalReasons: Record<string, BackfillRefusalReason> = {

@@ -4,6 +4,7 @@ import { WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { PayloadConverterError, ValueError } from '@temporalio/common';
 import type { FastifyReply } from 'fastify';
 import type { z } from 'zod';
+import type { Logger } from 'pino';
 import { causeChain, grpcStatusOf, isTemporalUnavailable } from '../temporal/errors';
 
 export interface Issue {
@@ -92,6 +93,22 @@ export function classifyTemporalError(err: unknown): TemporalFailure {
   if (causeChain(err).some((e) => e instanceof ValueError || e instanceof PayloadConverterError)) return 'rejected';
   if (causeChain(err).some((e) => e instanceof Error && connectionTrouble.test(e.message))) return 'unavailable';
   return 'bug';
+}
+
+/**
+ * The answer to a failed Temporal call that no route-specific refusal explains: 503 when Temporal or the worker is
+ * unavailable (logged with `what`), 400 when Temporal refused the request; anything else is rethrown (a 500).
+ */
+export function sendTemporalFailure(reply: FastifyReply, err: unknown, logger: Logger, what: string): FastifyReply {
+  const failure = classifyTemporalError(err);
+  if (failure === 'unavailable') {
+    const reason = describeTemporalError(err);
+    logger.warn({ what, reason }, 'Temporal or the worker unavailable');
+    const noWorker = /no poller seen/i.test(reason);
+    return sendError(reply, 503, { error: noWorker ? `no worker is serving this workflow: ${reason}` : `Temporal is unavailable: ${reason}` });
+  }
+  if (failure === 'rejected') return sendError(reply, 400, { error: `Temporal refused the request: ${describeTemporalError(err)}` });
+  throw err;
 }
 
 /** The message of the innermost cause worth showing (gRPC `details` rather than "Failed to start Workflow"). */

@@ -1,8 +1,6 @@
 /** What operators do to incidents, shared by the HTTP API and the CLI. */
 import {
-  ApplicationFailure,
   WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
   type Client,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
@@ -10,6 +8,7 @@ import { z } from 'zod';
 import { runbookNames } from '../runbooks/catalog';
 import { acknowledgeUpdate, approveUpdate, completeTaskUpdate, rejectUpdate, resolveUpdate, statusQuery, UpdateRefusal } from '../workflows/lifecycle/definitions';
 import { incidentPhases, type IncidentStatusView } from '../incidents/model';
+import { asRefusal } from '../temporal/errors';
 import * as attributes from '../workflows/searchAttributes';
 
 export const incidentStatusFilters = ['open', 'closed', 'all', ...incidentPhases] as const;
@@ -128,12 +127,7 @@ async function exists(client: Client, workflowId: string): Promise<boolean> {
 }
 
 function translate(err: unknown, workflowId: string): unknown {
-  if (err instanceof WorkflowNotFoundError) return new IncidentOperationError('not-found', `no incident ${workflowId}`);
-  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-    const reason = refusalReasons[err.cause.type ?? ''];
-    if (reason) return new IncidentOperationError(reason, err.cause.message);
-  }
-  return err;
+  return asRefusal(err, refusalReasons, (reason, message) => new IncidentOperationError(reason, message), `no incident ${workflowId}`);
 }
 
 const refusalReasons: Record<string, RefusalReason> = {

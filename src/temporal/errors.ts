@@ -1,4 +1,5 @@
-import { isGrpcServiceError } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 
 /** Temporal could not be reached (down, restarting, overloaded): the caller should retry later. */
@@ -22,4 +23,22 @@ export function causeChain(err: unknown): unknown[] {
   const seen: unknown[] = [];
   for (let e: unknown = err; e && seen.length < 10; e = (e as { cause?: unknown }).cause) seen.push(e);
   return seen;
+}
+
+/**
+ * A failed call on one workflow as the caller's own refusal: an unknown workflow is `notFound`, an Update its
+ * validator refused with an error type in `reasons` is that reason; anything else comes back unchanged.
+ */
+export function asRefusal<Reason extends string>(
+  err: unknown,
+  reasons: Readonly<Record<string, Reason>>,
+  refuse: (reason: Reason | 'not-found', message: string) => Error,
+  notFound: string,
+): unknown {
+  if (err instanceof WorkflowNotFoundError) return refuse('not-found', notFound);
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+    const reason = reasons[err.cause.type ?? ''];
+    if (reason) return refuse(reason, err.cause.message);
+  }
+  return err;
 }

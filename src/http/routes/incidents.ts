@@ -17,7 +17,7 @@ import {
   type RefusalReason,
 } from '../../incidents/operations';
 import type { Authenticator } from '../auth';
-import { classifyTemporalError, describeTemporalError, invalidInput, sendError } from '../errors';
+import { classifyTemporalError, invalidInput, sendError, sendTemporalFailure } from '../errors';
 import type { HttpMetrics } from '../metrics';
 import { TEMPORAL_CALL_TIMEOUT_MS, withTemporalDeadline } from '../temporal';
 
@@ -163,13 +163,5 @@ function sendFailure(reply: FastifyReply, err: unknown, logger: Logger, what: st
   if (err instanceof IncidentOperationError) return sendError(reply, refusalStatus[err.reason], { error: err.message });
   // A workflow that is not an incident (no status query): as far as this API goes, there is no such incident.
   if (err instanceof QueryNotRegisteredError) return sendError(reply, 404, { error: 'no such incident (the workflow is not an incident)' });
-  const failure = classifyTemporalError(err);
-  if (failure === 'unavailable') {
-    const reason = describeTemporalError(err);
-    logger.warn({ what, reason }, 'Temporal or the worker unavailable');
-    const noWorker = /no poller seen/i.test(reason);
-    return sendError(reply, 503, { error: noWorker ? `no worker is serving this incident: ${reason}` : `Temporal is unavailable: ${reason}` });
-  }
-  if (failure === 'rejected') return sendError(reply, 400, { error: `Temporal refused the request: ${describeTemporalError(err)}` });
-  throw err;
+  return sendTemporalFailure(reply, err, logger, what);
 }
