@@ -3,6 +3,7 @@
  * routes and does not listen; the caller does `.listen({ host: config.http.host, port: config.http.port })`.
  */
 import type { Client } from '@temporalio/client';
+import type { IncomingHttpHeaders } from 'node:http';
 import { Pool } from 'pg';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -42,10 +43,13 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     return503OnClosing: true,
   });
 
-  // JSON bodies as usual, except that an empty body is no body (e.g. `curl -X POST -H 'content-type: application/json'` on /acknowledge).
+  // JSON bodies as usual, except that an empty body is no body (e.g. `curl -X POST -H 'content-type: application/json'` on
+  // /acknowledge), and a body we would misread — another charset, a content coding — is refused (415), not guessed at.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const unreadable = unreadableBody(request.headers);
+    if (unreadable) return done(new HttpError(415, unreadable), undefined);
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, undefined);
     return parseJson(request, text, done);
@@ -98,6 +102,15 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
 }
 
 /** Fastify's own 4xx errors (bad JSON, body too large, wrong content type) in words for the caller. */
+/** Why a JSON body with these headers cannot be read as UTF-8 text, or undefined when it can. */
+function unreadableBody(headers: IncomingHttpHeaders): string | undefined {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(headers['content-type'] ?? '')?.[1];
+  if (charset && !/^utf-?8$/i.test(charset)) return `charset ${charset.slice(0, 40)} is not supported: send UTF-8 JSON`;
+  const coding = headers['content-encoding'];
+  if (coding && coding.trim().toLowerCase() !== 'identity') return `content-encoding ${coding.slice(0, 40)} is not supported: send the body uncompressed`;
+  return undefined;
+}
+
 function clientErrorMessage(error: FastifyError, bodyLimitBytes: number): string {
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
