@@ -5,10 +5,11 @@ import {
   type Client,
 } from '@temporalio/client';
 import type { Config } from '../config/schema';
+import type { IncidentInput } from '../incidents/model';
 import { alertFiringSignal, alertResolvedSignal } from '../workflows/lifecycle/definitions';
 import { initialSearchAttributes } from '../workflows/searchAttributes';
 import type { Alert } from './alertmanager';
-import { routeAlert } from './route';
+import { routeAlert, type RoutedAlert } from './route';
 
 type IntakeAction = 'started' | 'signalled' | 'ignored';
 
@@ -47,15 +48,7 @@ export async function ingestAlert(client: Client, config: Config, alert: Alert):
 
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      await client.workflow.start(routed.workflowType, {
-        workflowId: routed.workflowId,
-        taskQueue: config.temporal.taskQueue,
-        args: [routed.input],
-        // A closed incident may be reopened by a new firing; an open one is never duplicated.
-        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        staticSummary: routed.summary,
-        typedSearchAttributes: initialSearchAttributes(routed.input),
-      });
+      await client.workflow.start(routed.workflowType, incidentStartOptions(routed, config));
       return result('started');
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -69,6 +62,19 @@ export async function ingestAlert(client: Client, config: Config, alert: Alert):
     }
   }
   throw new IntakeContention(routed.workflowId);
+}
+
+/** How an alert's incident is started: its id, queue, input, summary and search attributes. */
+export function incidentStartOptions(routed: RoutedAlert, config: Config) {
+  return {
+    workflowId: routed.workflowId,
+    taskQueue: config.temporal.taskQueue,
+    args: [routed.input] as [IncidentInput],
+    // A closed incident may be reopened by a new firing; an open one is never duplicated.
+    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    staticSummary: routed.summary,
+    typedSearchAttributes: initialSearchAttributes(routed.input),
+  };
 }
 
 /** The incident kept opening and closing under us; the caller should answer "retry later". */

@@ -4,7 +4,7 @@ import { catalog, handOversOf, policyOf, proceduresOf, settingsOf, type Procedur
 import type { Alert } from './alertmanager';
 import { backfillSetup } from './backfill';
 
-interface RoutedAlert {
+export interface RoutedAlert {
   workflowId: string;
   workflowType: string;
   input: IncidentInput;
