@@ -8,6 +8,7 @@ export interface LoadResult {
   errorSamples: string[];
   seconds: number;
   perSecond: number;
+  meanMs: number;
   p50Ms: number;
   p99Ms: number;
 }
@@ -40,6 +41,7 @@ export async function runLoad(total: number, concurrency: number, op: (i: number
     errorSamples,
     seconds,
     perSecond: (total - errors) / seconds,
+    meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
   };

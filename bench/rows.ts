@@ -10,6 +10,7 @@ import type { Alert } from '../src/intake/alertmanager';
 import { incidentStartOptions } from '../src/intake/ingest';
 import { routeAlert } from '../src/intake/route';
 import { alertFiringSignal } from '../src/workflows/lifecycle/definitions';
+import { counterTotal, histogramSeries } from '../src/metrics/histogram';
 import { postJson, runLoad, type LoadResult } from './load';
 import { BENCH_TOKEN, countWorkflows, terminateAll } from './stack';
 
@@ -67,6 +68,7 @@ export async function ingestionRow(stack: Stack, label: string, total: number, c
   const { client, config, urls } = stack;
   const ours: LoadResult[] = [];
   const bare: LoadResult[] = [];
+  let profileNotes: string[] = [];
   for (let round = 0; round < rounds; round++) {
     bare.push(
       await runLoad(total, concurrency, async () => {
@@ -74,7 +76,9 @@ export async function ingestionRow(stack: Stack, label: string, total: number, c
         await client.workflow.start(routed.workflowType, incidentStartOptions(routed, config));
       }),
     );
-    ours.push(await runLoad(total, concurrency, (i) => postJson(`${urls[i % urls.length]}/alerts`, notification('BenchIngest', fingerprint()), BENCH_TOKEN).then(() => {})));
+    const profile = await profiled(urls, () => runLoad(total, concurrency, (i) => postJson(`${urls[i % urls.length]}/alerts`, notification('BenchIngest', fingerprint()), BENCH_TOKEN).then(() => {})));
+    ours.push(profile.result);
+    profileNotes = profile.notes;
   }
   await terminateAll(client, config.temporal.taskQueue);
   const best = (results: LoadResult[]) => results.reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
@@ -91,7 +95,7 @@ export async function ingestionRow(stack: Stack, label: string, total: number, c
     target: '≥ 0.95× throughput, p99 ≤ 1.10×',
     met: ratio >= 0.95 && p99Ratio <= 1.1 && errors === 0,
     figures: { total, concurrency, rounds, oursPerSecond: o.perSecond, oursP50Ms: o.p50Ms, oursP99Ms: o.p99Ms, barePerSecond: b.perSecond, bareP50Ms: b.p50Ms, bareP99Ms: b.p99Ms, p99Ratio, errors },
-    notes: [`p99 ratio ${fmt(p99Ratio, 2)}×`, ...(errors ? [`${errors} error(s): ${[...ours, ...bare].flatMap((r) => r.errorSamples)[0]}`] : [])],
+    notes: [`p99 ratio ${fmt(p99Ratio, 2)}×`, ...profileNotes, ...(errors ? [`${errors} error(s): ${[...ours, ...bare].flatMap((r) => r.errorSamples)[0]}`] : [])],
   };
 }
 
@@ -114,11 +118,13 @@ export async function stormRow(stack: Stack, label: string, fingerprints: number
 
   const names = Array.from({ length: fingerprints }, fingerprint);
   const actions = new Map<string, string[]>();
-  const ours = await runLoad(sequence.length, concurrency, async (i) => {
-    const fp = names[sequence[i]!]!;
-    const answer = (await postJson(`${urls[i % urls.length]}/alerts`, notification('BenchStorm', fp), BENCH_TOKEN)) as { results: Array<{ action: string }> };
-    actions.set(fp, [...(actions.get(fp) ?? []), answer.results[0]!.action]);
-  });
+  const { result: ours, notes: profileNotes } = await profiled(urls, () =>
+    runLoad(sequence.length, concurrency, async (i) => {
+      const fp = names[sequence[i]!]!;
+      const answer = (await postJson(`${urls[i % urls.length]}/alerts`, notification('BenchStorm', fp), BENCH_TOKEN)) as { results: Array<{ action: string }> };
+      actions.set(fp, [...(actions.get(fp) ?? []), answer.results[0]!.action]);
+    }),
+  );
   const incidents = await countWorkflows(client, config.temporal.taskQueue, `AlertName = 'BenchStorm'`);
   const started = [...actions.values()].map((a) => a.filter((x) => x === 'started').length);
   const lost = names.filter((fp) => !actions.get(fp)?.includes('started')).length;
@@ -134,8 +140,60 @@ export async function stormRow(stack: Stack, label: string, fingerprints: number
     target: `exactly ${fingerprints} incidents, 0 lost, 0 dup, re-sends signalled; ≥ 0.9× drain`,
     met: incidents === fingerprints && lost === 0 && duplicates === 0 && notSignalled === 0 && ours.errors === 0 && ratio >= 0.9,
     figures: { sends: ours.operations, fingerprints, incidents, lost, duplicates, notSignalled, errors: ours.errors, oursPerSecond: ours.perSecond, barePerSecond: bare.perSecond },
-    notes: ours.errors ? [`${ours.errors} error(s): ${ours.errorSamples[0]}`] : [],
+    notes: [...profileNotes, ...(ours.errors ? [`${ours.errors} error(s): ${ours.errorSamples[0]}`] : [])],
     open: incidents,
+  };
+}
+
+interface ServerCounters {
+  cpuSeconds: number;
+  alertsSeconds: number;
+  alertsRequests: number;
+  started: number;
+  signalled: number;
+  ignored: number;
+}
+
+/** What the webhook processes' own /metrics say (summed over `urls`). */
+async function serverCounters(urls: string[]): Promise<ServerCounters> {
+  const totals: ServerCounters = { cpuSeconds: 0, alertsSeconds: 0, alertsRequests: 0, started: 0, signalled: 0, ignored: 0 };
+  for (const url of urls) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    totals.cpuSeconds += await counterTotal(text, 'process_cpu_seconds_total');
+    for (const series of await histogramSeries(text, 'runbooks_http_request_duration_seconds')) {
+      if (series.labels.route !== '/alerts') continue;
+      totals.alertsSeconds += series.sum ?? 0;
+      totals.alertsRequests += series.count;
+    }
+    for (const action of ['started', 'signalled', 'ignored'] as const) totals[action] += await counterTotal(text, 'runbooks_alert_signals_total', (l) => l.action === action);
+  }
+  return totals;
+}
+
+/**
+ * Where a webhook request's time goes, from the servers' metrics over a run: CPU per alert in the webhook process, the
+ * time the server spent on it against what the client saw (the rest is the network, the client and queueing), and the
+ * Temporal round trips per alert (a start; a re-send is a refused start and then a signal).
+ */
+async function profiled<T extends LoadResult>(urls: string[], run: () => Promise<T>): Promise<{ result: T; notes: string[] }> {
+  const before = await serverCounters(urls);
+  const result = await run();
+  const after = await serverCounters(urls);
+  const alerts = after.started + after.signalled + after.ignored - (before.started + before.signalled + before.ignored);
+  const requests = after.alertsRequests - before.alertsRequests;
+  if (alerts <= 0 || requests <= 0) return { result, notes: [] };
+  const started = after.started - before.started;
+  const signalled = after.signalled - before.signalled;
+  const roundTrips = (started + 2 * signalled + (after.ignored - before.ignored)) / alerts;
+  const serverMs = ((after.alertsSeconds - before.alertsSeconds) / requests) * 1000;
+  const cpuMs = ((after.cpuSeconds - before.cpuSeconds) / alerts) * 1000;
+  return {
+    result,
+    notes: [
+      `webhook CPU ${fmt(cpuMs, 2)} ms/alert`,
+      `server-side ${fmt(serverMs, 1)} ms of a mean ${fmt(result.meanMs, 1)} ms seen by the client`,
+      `Temporal round trips ${fmt(roundTrips, 2)}/alert (${started} started, ${signalled} signalled)`,
+    ],
   };
 }
 

@@ -85,9 +85,14 @@ export interface BenchProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** Environment variables src/config/load.ts lets override the config file. */
+const CONFIG_OVERRIDES = ['RUNBOOKS_CONFIG', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'DATABASE_URL', 'DOCKER_HOST', 'HOST', 'PORT', 'REDIS_URL'];
+
 function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}): BenchProcess {
   const log = fs.openSync(path.join(BENCH_DIR, `${name}.log`), 'a');
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', RUNBOOKS_WORKFLOW_BUNDLE: WORKFLOW_BUNDLE, ...env }, stdio: ['ignore', log, log] });
+  // The config file is the whole truth: environment overrides (a test harness's TEMPORAL_ADDRESS, PORT…) are dropped.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !CONFIG_OVERRIDES.includes(key)));
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...inherited, LOG_LEVEL: 'warn', RUNBOOKS_WORKFLOW_BUNDLE: WORKFLOW_BUNDLE, ...env }, stdio: ['ignore', log, log] });
   fs.closeSync(log);
   return {
     name,
