@@ -1,5 +1,5 @@
 import { Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions as SdkWorkerOptions } from '@temporalio/worker';
 import { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { createActivities, dockerClient } from '../activities';
@@ -19,10 +19,12 @@ export interface WorkerOptions {
   logger: Logger;
   /** A pre-built workflow bundle (tests build one per run); otherwise the workflows are bundled at start. */
   workflowBundlePath?: string;
+  /** Fault injection (`npm run chaos`): interceptors and a shorter sticky-queue timeout. Production sets neither. */
+  chaos?: Pick<SdkWorkerOptions, 'interceptors' | 'stickyQueueScheduleToStartTimeout'>;
 }
 
 /** Prepares what incidents need (search attributes, audit schema) and creates the worker. */
-export async function createIncidentWorker({ config, logger, workflowBundlePath }: WorkerOptions): Promise<IncidentWorker> {
+export async function createIncidentWorker({ config, logger, workflowBundlePath, chaos }: WorkerOptions): Promise<IncidentWorker> {
   const { address, namespace, taskQueue } = config.temporal;
   routeSdkLogsTo(logger);
   const admin = await Connection.connect({ address, connectTimeout: '10s' });
@@ -46,6 +48,7 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath 
     // Heartbeats reach the server at most this late (default: 80% of the heartbeat timeout). A backfill chunk
     // resumes from its last heartbeat's cursor after a crash, so this bounds the records loaded twice.
     maxHeartbeatThrottleInterval: '1s',
+    ...chaos,
   });
   logger.info({ address, namespace, taskQueue }, 'worker ready');
   return {
