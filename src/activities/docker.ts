@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
@@ -152,12 +152,15 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
     },
 
     /**
-     * `docker restart`. Not idempotent in the strict sense: a retry after a lost reply restarts once more,
-     * which is harmless for a service that is down anyway.
+     * `docker restart`, once: a retry whose earlier attempt restarted the container (the worker died before the server
+     * heard) finds it running since after the step was scheduled, and does not restart it again. (Found by
+     * `npm run chaos`: the worker SIGKILLed right after the restart made a second one.)
      */
     async restartContainer({ target }: TargetRef): Promise<void> {
       const name = containerOf(target);
-      await requireContainer(docker, name);
+      const info = await requireContainer(docker, name);
+      const { attempt, scheduledTimestampMs } = Context.current().info;
+      if (attempt > 1 && info.State.Running && Date.parse(info.State.StartedAt) >= scheduledTimestampMs) return;
       await docker.getContainer(name).restart({ t: 10 });
     },
 
