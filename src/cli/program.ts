@@ -12,6 +12,7 @@ import { registerDevCommand } from './commands/dev';
 import { registerIncidentCommands } from './commands/incidents';
 import { registerReportCommand } from './commands/report';
 import { registerSandboxCommands } from './commands/sandbox';
+import { registerScheduleCommands } from './commands/schedules';
 import { registerServerCommand } from './commands/server';
 import { registerTokenCommands } from './commands/token';
 import { registerWorkerCommand } from './commands/worker';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerReportCommand(program);
   registerBlockCommands(program);
   registerTokenCommands(program);
+  registerScheduleCommands(program);
   // Subcommands inherit exitOverride only when added after it; make sure every level throws instead of exiting.
   const everyCommand = (command: Command): Command[] => [command, ...command.commands.flatMap(everyCommand)];
   for (const command of everyCommand(program)) command.exitOverride();
