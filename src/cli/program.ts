@@ -5,6 +5,7 @@ import { registerActionCommands } from './commands/actions';
 import { registerBackfillCommands } from './commands/backfill';
 import { registerBlockCommands } from './commands/blocks';
 import { registerCatalogCommand } from './commands/catalog';
+import { registerChecklistsCommand } from './commands/checklists';
 import { registerConfigCommands } from './commands/config';
 import { registerDemoCommand } from './commands/demo';
 import { registerDiagCommands } from './commands/diag';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerBlockCommands(program);
   registerTokenCommands(program);
   registerScheduleCommands(program);
+  registerChecklistsCommand(program);
   // Subcommands inherit exitOverride only when added after it; make sure every level throws instead of exiting.
   const everyCommand = (command: Command): Command[] => [command, ...command.commands.flatMap(everyCommand)];
   for (const command of everyCommand(program)) command.exitOverride();

@@ -113,21 +113,18 @@ export async function describeSchedules(client: Client, taskQueue: string, desir
       views.push({ scheduleId: schedule.scheduleId, state: 'not-applied', nextRuns: [] });
       continue;
     }
-    const { note, ...view } = described;
-    views.push({ ...view, state: note === scheduleNote(schedule, taskQueue) ? 'applied' : 'differs' });
+    views.push({ ...described.view, state: described.note === scheduleNote(schedule, taskQueue) ? 'applied' : 'differs' });
   }
   const wanted = new Set(desired.map((s) => s.scheduleId));
   for await (const summary of client.schedule.list()) {
     if (!isManagedBy(summary.memo, taskQueue) || wanted.has(summary.scheduleId)) continue;
     const described = await describeOne(client, summary.scheduleId);
-    if (!described) continue;
-    const { note: _note, ...view } = described;
-    views.push({ ...view, state: 'not-configured' });
+    if (described) views.push({ ...described.view, state: 'not-configured' });
   }
   return views;
 }
 
-async function describeOne(client: Client, scheduleId: string): Promise<(Omit<ScheduleView, 'state'> & { note?: string }) | undefined> {
+async function describeOne(client: Client, scheduleId: string): Promise<{ view: Omit<ScheduleView, 'state'>; note?: string } | undefined> {
   let described;
   try {
     described = await client.schedule.getHandle(scheduleId).describe();
@@ -136,7 +133,7 @@ async function describeOne(client: Client, scheduleId: string): Promise<(Omit<Sc
     throw err;
   }
   const last = described.info.recentActions.at(-1);
-  return {
+  const view = {
     scheduleId,
     workflowType: described.action.workflowType,
     spec: {
@@ -146,6 +143,6 @@ async function describeOne(client: Client, scheduleId: string): Promise<(Omit<Sc
     nextRuns: described.info.nextActionTimes.map((d) => d.toISOString()),
     ...(last ? { lastRun: { workflowId: last.action.workflow.workflowId, at: last.takenAt.toISOString() } } : {}),
     paused: described.state.paused,
-    note: described.state.note,
   };
+  return { view, note: described.state.note };
 }
