@@ -1,8 +1,10 @@
-// The weekly checklist against the sandbox audit-app (real PostgreSQL 15 with pg_dump / pg_restore in its container,
+// The daily and weekly checklists against the sandbox audit-app (real PostgreSQL 15 with pg_dump / pg_restore in its container,
 // the Node backend's /metrics), on real Temporal with real workers and the real report store: the backup-restore
 // check restores a real dump into a scratch database and compares the row counts (dropping a leftover scratch
 // database first, and its own afterwards); and with the dump truncated on disk between the dump and the restore, as a
-// bad disk would, it fails with pg_restore's words and opens a BackupRestoreFailed incident.
+// bad disk would, it fails with pg_restore's words and opens a BackupRestoreFailed incident. The daily checks read the
+// real ETL container (a real run; then a real full download directory, which opens an etl-failures incident and a
+// generic one), the backend's real log and its /metrics under real traffic.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +19,7 @@ import type { ChecklistReport } from '../src/checklists/model';
 import { parseConfig } from '../src/config/load';
 import type { Config, ConfigInput } from '../src/config/schema';
 import { configuredSchedules } from '../src/intake/schedules';
-import { auditAppTargets, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
+import { auditAppTargets, breakAuditApp, removeAuditApp, startTraffic, type AuditApp } from '../src/sandbox/auditApp';
 import { statusQuery } from '../src/workflows/lifecycle/definitions';
 import { dropAuditSchema } from './support/audit';
 import { testConfigInput } from './support/config';
@@ -29,7 +31,7 @@ import { startWorker, type RunningWorker } from './support/worker';
 
 const SCRATCH = 'audit_app_restore_check';
 
-describe('the weekly checklist against the sandbox audit-app', { timeout: 280_000 }, () => {
+describe('the daily and weekly checklists against the sandbox audit-app', { timeout: 280_000 }, () => {
   let docker: Docker;
   let app: AuditApp;
   let worker: RunningWorker;
@@ -51,12 +53,13 @@ describe('the weekly checklist against the sandbox audit-app', { timeout: 280_00
   }
   const scratchExists = async () => (await sql('postgres', `SELECT 1 FROM pg_database WHERE datname = '${SCRATCH}'`)).length > 0;
 
-  /** Starts the weekly checklist as its schedule would, on this config's task queue; its report once it closed. */
-  async function runWeekly(on: Config): Promise<{ workflowId: string; report: ChecklistReport }> {
-    const schedule = configuredSchedules(on)[0]!;
+  /** Starts a checklist as its schedule would, on this config's task queue; its report once it closed. */
+  async function runChecklist(on: Config, runbook: 'daily-checklist' | 'weekly-checklist'): Promise<{ workflowId: string; report: ChecklistReport }> {
+    const schedule = configuredSchedules(on).find((s) => s.input.runbook === runbook)!;
+    const workflowType = { 'daily-checklist': 'dailyChecklist', 'weekly-checklist': 'weeklyChecklist' }[runbook];
     const workflowId = `${schedule.scheduleId}-${randomBytes(4).toString('hex')}`;
     started.push(workflowId);
-    await worker.client.workflow.start('weeklyChecklist', { workflowId, taskQueue: on.temporal.taskQueue, args: [schedule.input] });
+    await worker.client.workflow.start(workflowType, { workflowId, taskQueue: on.temporal.taskQueue, args: [schedule.input] });
     const outcome = await outcomeOf(worker.client, workflowId, { timeoutMs: 120_000 });
     assert.equal(outcome.resolution, 'remediated', JSON.stringify(outcome.timeline.map((e) => e.message), null, 1));
     const report = (await readChecklistReportsOnce(on.audit.databaseUrl, on.audit.schema, 10)).find((r) => r.workflowId === workflowId);
@@ -69,8 +72,8 @@ describe('the weekly checklist against the sandbox audit-app', { timeout: 280_00
     app = await startTestAuditApp(docker, prefix);
     input = testConfigInput({
       ...auditAppTargets(app),
-      policies: { 'weekly-checklist': { sampleWindowSeconds: 1 } },
-      schedules: { weekly: { runbook: 'weekly-checklist', cron: '0 6 * * 1' } },
+      policies: { 'weekly-checklist': { sampleWindowSeconds: 1 }, 'daily-checklist': { sampleWindowSeconds: 2 } },
+      schedules: { weekly: { runbook: 'weekly-checklist', cron: '0 6 * * 1' }, daily: { runbook: 'daily-checklist', cron: '0 7 * * *' } },
     });
     config = parseConfig(input);
     worker = await startWorker(config);
@@ -89,7 +92,7 @@ describe('the weekly checklist against the sandbox audit-app', { timeout: 280_00
     await sql('postgres', `CREATE DATABASE ${SCRATCH}`);
     await sql(SCRATCH, 'CREATE TABLE leftover (x int)');
 
-    const { workflowId, report } = await runWeekly(config);
+    const { workflowId, report } = await runChecklist(config, 'weekly-checklist');
     const restore = report.checks.find((c) => c.name === 'Test backup restoration')!;
     assert.equal(restore.result, 'pass', restore.summary);
     assert.match(restore.summary, /^Restored into audit_app_restore_check: 2 table\(s\), 23 row\(s\), every count matches; the scratch database is dropped\.$/);
@@ -136,7 +139,7 @@ describe('the weekly checklist against the sandbox audit-app', { timeout: 280_00
     });
     const running = corrupting.run();
     try {
-      const { workflowId, report } = await runWeekly(corrupt);
+      const { workflowId, report } = await runChecklist(corrupt, 'weekly-checklist');
       const restore = report.checks.find((c) => c.name === 'Test backup restoration')!;
       assert.equal(restore.result, 'fail');
       assert.match(restore.summary, /^The dump of audit_app does not restore: pg_restore exited 1: pg_restore: error: .+\. \(Scratch database audit_app_restore_check dropped\.\)$/);
@@ -157,5 +160,41 @@ describe('the weekly checklist against the sandbox audit-app', { timeout: 280_00
       await connection.close();
       await pool.end();
     }
+  });
+
+  test('a healthy day on the sandbox: a real ETL run, the backend\'s real log and its /metrics under traffic pass every daily check', async () => {
+    const etlRun = await execInContainer(docker, app.containers.etl, [...app.etl.program, 'run', '--county', 'Nairobi', '--records', '3']);
+    assert.equal(etlRun.exitCode, 0, etlRun.output);
+    const traffic = startTraffic(app);
+    const { workflowId, report } = await runChecklist(config, 'daily-checklist').finally(() => traffic.stop());
+    assert.deepEqual(
+      report.checks.map((c) => [c.name, c.result]),
+      [
+        ['Check for new errors', 'pass'],
+        ['Review response times', 'pass'],
+        ['Verify ETL jobs succeeded', 'pass'],
+        ['Check disk space usage', 'pass'],
+      ],
+      JSON.stringify(report.checks, null, 1),
+    );
+    assert.match(report.checks[1]!.summary, /^worst p95 \d+ ms \(threshold 2000 ms\)\.$/);
+    assert.match(report.checks[2]!.summary, /^The last run succeeded \d+(\.\d)? h ago\.$/);
+    assert.match(report.checks[3]!.summary, /^\/tmp\/etl_downloads: \d+ of \d+ bytes free/);
+    await recordHistoryIfAsked(workflowId, 'daily-checklist-sandbox');
+  });
+
+  test('a full download directory fails the ETL and disk checks on the real container and opens an etl-failures and a generic incident', async () => {
+    await breakAuditApp(docker, app, 'etl-disk-full');
+    const { workflowId, report } = await runChecklist(config, 'daily-checklist');
+    const byName = Object.fromEntries(report.checks.map((c) => [c.name, c]));
+    assert.equal(byName['Verify ETL jobs succeeded']!.result, 'fail');
+    assert.match(byName['Verify ETL jobs succeeded']!.summary, /^The last run \S+ failed: .*ERROR disk full: ENOSPC/);
+    assert.equal(byName['Check disk space usage']!.result, 'fail');
+    assert.match(byName['Check disk space usage']!.summary, /^Low: \/tmp\/etl_downloads: 0 of \d+ bytes free \(0%, minimum 10%\)\.$/);
+    const opened = { etl: byName['Verify ETL jobs succeeded']!.incident!, disk: byName['Check disk space usage']!.incident! };
+    assert.deepEqual(opened, { etl: `ETLJobFailed-from-${workflowId}`, disk: `DiskSpaceLow-from-${workflowId}` });
+    started.push(opened.etl, opened.disk);
+    assert.equal((await worker.client.workflow.getHandle(opened.etl).query(statusQuery)).runbook, 'etl-failures');
+    assert.equal((await worker.client.workflow.getHandle(opened.disk).query(statusQuery)).runbook, 'generic');
   });
 });
