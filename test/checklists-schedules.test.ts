@@ -5,7 +5,9 @@
 // the monthly one is signed off task by task (Update and CLI).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
 import { parseConfig } from '../src/config/load';
+import { buildHttpServer } from '../src/http/server';
 import type { ConfigInput } from '../src/config/schema';
 import type { ChecklistReport } from '../src/checklists/model';
 import { ensureSchedules, type ScheduleView } from '../src/temporal/schedules';
@@ -80,7 +82,7 @@ describe('checklist schedules on the real dev server, through the CLI', { timeou
     await assert.rejects(worker.client.schedule.getHandle(id).describe(), /not found/i);
   });
 
-  test('a schedule fires at its time: the daily checklist runs, stores its report, and runbooks checklists shows it', async () => {
+  test('a schedule fires at its time: the daily checklist runs, stores its report, and runbooks checklists and GET /checklists show it', async () => {
     const at = new Date(Math.ceil((Date.now() + 20_000) / 1000) * 1000);
     const calendar = { second: at.getUTCSeconds(), minute: at.getUTCMinutes(), hour: at.getUTCHours() };
     const file = withSchedules({ soon: { runbook: 'daily-checklist', calendar, timeZone: 'UTC' } });
@@ -108,6 +110,15 @@ describe('checklist schedules on the real dev server, through the CLI', { timeou
     ]);
     const text = await runCli(['--config', file, 'checklists']);
     assert.match(text, new RegExp(`^daily-checklist  ${workflowId}  started \\S+, finished \\S+\\n  skipped    Check for new errors: No backend is configured \\(targets\\.backend\\)\\.\\n`));
+    const http = await buildHttpServer({ config, client: worker.client, logger: pino({ level: 'silent' }) });
+    try {
+      const answer = await http.inject({ method: 'GET', url: '/checklists?last=1' });
+      assert.equal(answer.statusCode, 200, answer.body);
+      assert.deepEqual(answer.json(), [report]);
+      assert.equal((await http.inject({ method: 'GET', url: '/checklists?last=0' })).statusCode, 400);
+    } finally {
+      await http.close();
+    }
     await recordHistoryIfAsked(workflowId, 'daily-checklist-scheduled');
     await apply(withSchedules({}));
   });
