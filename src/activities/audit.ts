@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { ChecklistReport } from '../checklists/model';
 import type { IncidentPhase, Severity, TimelineEvent, TriggerKind } from '../incidents/model';
 import type { RunbookName } from '../runbooks/catalog';
@@ -32,9 +32,7 @@ export function createAuditActivities(pool: Pool, schema: string) {
      * retries: events are keyed by (run_id, seq) and duplicates are ignored.
      */
     async recordTimeline({ incident, events }: TimelineBatch): Promise<void> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      await inTransaction(pool, async (client) => {
         await client.query(
           `INSERT INTO ${table('incidents')}
              (run_id, workflow_id, runbook, trigger, triggered_by, alertname, fingerprint, severity, service, phase, opened_at, closed_at)
@@ -50,13 +48,7 @@ export function createAuditActivities(pool: Pool, schema: string) {
             [incident.runId, event.seq, event.at, event.kind, event.actor, event.message, event.data ?? null],
           );
         }
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     /**
@@ -64,9 +56,7 @@ export function createAuditActivities(pool: Pool, schema: string) {
      * a retry, or a later write of the same run with more checks done, leaves one row per run and per check.
      */
     async recordChecklistReport(report: ChecklistReport): Promise<void> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      await inTransaction(pool, async (client) => {
         await client.query(
           `INSERT INTO ${table('checklist_runs')} (run_id, workflow_id, checklist, started_at, finished_at) VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (run_id) DO UPDATE SET finished_at = EXCLUDED.finished_at`,
@@ -80,15 +70,24 @@ export function createAuditActivities(pool: Pool, schema: string) {
             [report.runId, seq, check.name, check.result, check.summary, check.evidence, check.incident ?? null],
           );
         }
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
   };
 }
 
 export type AuditActivities = ReturnType<typeof createAuditActivities>;
+
+/** Runs `write` in one transaction: all of it is written, or nothing. */
+async function inTransaction(pool: Pool, write: (client: PoolClient) => Promise<void>): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await write(client);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -13,8 +13,7 @@
 import { condition } from '@temporalio/workflow';
 import type { IncidentInput, IncidentOutcome } from '../incidents/model';
 import { policyOf } from '../runbooks/catalog';
-import { Checklist } from './checklist/checklist';
-import { runIncident } from './lifecycle/runIncident';
+import { runChecklist } from './checklist/checklist';
 
 const MONTHLY_TASKS = [
   { id: 'review-runbook', title: 'Review and update the runbook' },
@@ -29,20 +28,13 @@ const DAY_MS = 86_400_000;
 
 export async function monthlyChecklist(input: IncidentInput): Promise<IncidentOutcome> {
   const policy = policyOf('monthly-checklist', input.policy);
-  return runIncident(input, {
-    prevention: [],
-    verify: async () => true,
-    respond: async (rb) => {
-      const checklist = new Checklist(rb);
-      for (const task of MONTHLY_TASKS) rb.task(task.id, task.title, { dueInMs: policy.signOffDays * DAY_MS });
-      await condition(() => rb.tasks().every((t) => t.state !== 'open'));
-      for (const task of rb.tasks()) {
-        const evidence = { task: task.id, by: task.by ?? null, at: task.at ?? null, note: task.note ?? null, overdue: task.overdue };
-        if (task.state === 'done') checklist.recordSignOff(task.title, 'signed-off', `Signed off by ${task.by}${task.note ? `: ${task.note}` : ''}${task.overdue ? ' (late)' : ''}.`, evidence);
-        else checklist.recordSignOff(task.title, 'skipped', `Closed without sign-off by ${task.by}: ${task.note}.`, evidence);
-      }
-      await checklist.finish();
-      return true;
-    },
+  return runChecklist(input, async (rb, checklist) => {
+    for (const task of MONTHLY_TASKS) rb.task(task.id, task.title, { dueInMs: policy.signOffDays * DAY_MS });
+    await condition(() => rb.tasks().every((t) => t.state !== 'open'));
+    for (const task of rb.tasks()) {
+      const evidence = { task: task.id, by: task.by ?? null, at: task.at ?? null, note: task.note ?? null, overdue: task.overdue };
+      if (task.state === 'done') checklist.recordSignOff(task.title, 'signed-off', `Signed off by ${task.by}${task.note ? `: ${task.note}` : ''}${task.overdue ? ' (late)' : ''}.`, evidence);
+      else checklist.recordSignOff(task.title, 'skipped', `Closed without sign-off by ${task.by}: ${task.note}.`, evidence);
+    }
   });
 }

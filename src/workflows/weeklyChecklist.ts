@@ -12,60 +12,51 @@ import type { RestoreCheck } from '../activities/postgres';
 import type { IncidentInput, IncidentOutcome } from '../incidents/model';
 import { policyOf } from '../runbooks/catalog';
 import { metrics, postgres } from './activityProxies';
-import { Checklist, fail, pass, skipped, type Outcome } from './checklist/checklist';
-import { runIncident } from './lifecycle/runIncident';
+import { fail, pass, runChecklist, skipped, type Outcome } from './checklist/checklist';
 
 export async function weeklyChecklist(input: IncidentInput): Promise<IncidentOutcome> {
   const policy = policyOf('weekly-checklist', input.policy);
-  return runIncident(input, {
-    prevention: [],
-    verify: async () => true,
-    respond: async (rb) => {
-      const checklist = new Checklist(rb);
-      const { backend, postgres: database } = rb.input.targets;
+  return runChecklist(input, async (rb, checklist) => {
+    const { backend, postgres: database } = rb.input.targets;
 
-      await checklist.check('Review slow query log', 'SlowDatabaseQueries', async () => {
-        if (!database) return skipped('No database is configured (targets.postgres).');
-        const top = await rb.step(postgres.topQueries, { target: 'postgres', limit: 10 }, { title: 'Weekly: slowest statements', summary: 'pg_stat_statements by mean time' });
-        if (!top.enabled) return skipped('pg_stat_statements is not enabled in the database.');
-        const slow = top.queries.filter((q) => q.meanMs > policy.slowQueryMs);
-        const evidence = { slowQueryMs: policy.slowQueryMs, slowest: top.queries.slice(0, 5) };
-        return slow.length > 0
-          ? fail(`${slow.length} statement(s) over ${policy.slowQueryMs} ms mean, the slowest ${slow[0]!.meanMs} ms: ${slow[0]!.query}`, evidence)
-          : pass(`No statement over ${policy.slowQueryMs} ms mean (the slowest ${top.queries[0]?.meanMs ?? 0} ms).`, evidence);
+    await checklist.check('Review slow query log', 'SlowDatabaseQueries', async () => {
+      if (!database) return skipped('No database is configured (targets.postgres).');
+      const top = await rb.step(postgres.topQueries, { target: 'postgres', limit: 10 }, { title: 'Weekly: slowest statements', summary: 'pg_stat_statements by mean time' });
+      if (!top.enabled) return skipped('pg_stat_statements is not enabled in the database.');
+      const slow = top.queries.filter((q) => q.meanMs > policy.slowQueryMs);
+      const evidence = { slowQueryMs: policy.slowQueryMs, slowest: top.queries.slice(0, 5) };
+      return slow.length > 0
+        ? fail(`${slow.length} statement(s) over ${policy.slowQueryMs} ms mean, the slowest ${slow[0]!.meanMs} ms: ${slow[0]!.query}`, evidence)
+        : pass(`No statement over ${policy.slowQueryMs} ms mean (the slowest ${top.queries[0]?.meanMs ?? 0} ms).`, evidence);
+    });
+
+    await checklist.check('Analyze traffic patterns', 'HighRequestRate', async () => {
+      if (!backend) return skipped('No backend is configured (targets.backend).');
+      const traffic = await rb.step(metrics.sampleRateLimited, { target: 'backend', windowMs: policy.sampleWindowSeconds * 1000 }, {
+        title: 'Weekly: traffic and 429s',
+        summary: `Sample /metrics of ${backend.container} over ${policy.sampleWindowSeconds}s`,
       });
+      const perMinute = Math.round((traffic.requests * 60_000) / traffic.windowMs);
+      const evidence = { requestsPerMinute: perMinute, rateLimitedPerMinute: traffic.perMinute, windowMs: traffic.windowMs };
+      const verdict = `${perMinute} request(s)/min, ${traffic.perMinute} answered 429/min (at most ${policy.max429PerMinute})`;
+      return traffic.perMinute > policy.max429PerMinute ? fail(`Rate limited: ${verdict}.`, evidence) : pass(`${verdict}.`, evidence);
+    });
 
-      await checklist.check('Analyze traffic patterns', 'HighRequestRate', async () => {
-        if (!backend) return skipped('No backend is configured (targets.backend).');
-        const traffic = await rb.step(metrics.sampleRateLimited, { target: 'backend', windowMs: policy.sampleWindowSeconds * 1000 }, {
-          title: 'Weekly: traffic and 429s',
-          summary: `Sample /metrics of ${backend.container} over ${policy.sampleWindowSeconds}s`,
-        });
-        const perMinute = Math.round((traffic.requests * 60_000) / traffic.windowMs);
-        const evidence = { requestsPerMinute: perMinute, rateLimitedPerMinute: traffic.perMinute, windowMs: traffic.windowMs };
-        const verdict = `${perMinute} request(s)/min, ${traffic.perMinute} answered 429/min (at most ${policy.max429PerMinute})`;
-        return traffic.perMinute > policy.max429PerMinute ? fail(`Rate limited: ${verdict}.`, evidence) : pass(`${verdict}.`, evidence);
+    await checklist.check('Check for security updates', undefined, async () => skipped('A human\'s item: not automated.'));
+
+    await checklist.check('Test backup restoration', 'BackupRestoreFailed', async () => {
+      if (!database) return skipped('No database is configured (targets.postgres).');
+      const dump = await rb.step(postgres.dumpForRestoreCheck, { target: 'postgres' }, {
+        title: 'Weekly: dump the database',
+        summary: `pg_dump -Fc in ${database.container}`,
+        record: (d) => ({ message: `Dumped ${d.database} to ${d.file} (${d.bytes} bytes, ${Object.keys(d.rowCounts).length} table(s)).`, data: { file: d.file, bytes: d.bytes, rowCounts: d.rowCounts } }),
       });
-
-      await checklist.check('Check for security updates', undefined, async () => skipped('A human\'s item: not automated.'));
-
-      await checklist.check('Test backup restoration', 'BackupRestoreFailed', async () => {
-        if (!database) return skipped('No database is configured (targets.postgres).');
-        const dump = await rb.step(postgres.dumpForRestoreCheck, { target: 'postgres' }, {
-          title: 'Weekly: dump the database',
-          summary: `pg_dump -Fc in ${database.container}`,
-          record: (d) => ({ message: `Dumped ${d.database} to ${d.file} (${d.bytes} bytes, ${Object.keys(d.rowCounts).length} table(s)).`, data: { file: d.file, bytes: d.bytes, rowCounts: d.rowCounts } }),
-        });
-        const restore = await rb.step(postgres.restoreIntoScratch, { target: 'postgres', dump: { file: dump.file, rowCounts: dump.rowCounts } }, {
-          title: 'Weekly: restore the dump into a scratch database',
-          summary: `pg_restore ${dump.file} into a scratch database, count, drop`,
-        });
-        return restoreVerdict(restore, dump.bytes);
+      const restore = await rb.step(postgres.restoreIntoScratch, { target: 'postgres', dump: { file: dump.file, rowCounts: dump.rowCounts } }, {
+        title: 'Weekly: restore the dump into a scratch database',
+        summary: `pg_restore ${dump.file} into a scratch database, count, drop`,
       });
-
-      await checklist.finish();
-      return true;
-    },
+      return restoreVerdict(restore, dump.bytes);
+    });
   });
 }
 

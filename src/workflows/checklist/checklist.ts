@@ -6,10 +6,29 @@
  */
 import { ActivityFailure, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { CheckReport, CheckResult, ChecklistReport } from '../../checklists/model';
+import type { IncidentInput, IncidentOutcome } from '../../incidents/model';
 import { ActivityErrorType } from '../../runbooks/errorTypes';
 import { recordChecklistReport } from '../activityProxies';
 import type { RunbookContext } from '../lifecycle/runbookContext';
+import { runIncident } from '../lifecycle/runIncident';
 import { handOver } from '../steps/handOver';
+
+/**
+ * A checklist run on the shared lifecycle: `items` checks each item of the list, then the report is stored and the run
+ * closes (a failed check's incident carries on by itself). Nothing to verify when an alert resolves: no alert started it.
+ */
+export function runChecklist(input: IncidentInput, items: (rb: RunbookContext, checklist: Checklist) => Promise<void>): Promise<IncidentOutcome> {
+  return runIncident(input, {
+    prevention: [],
+    verify: async () => true,
+    respond: async (rb) => {
+      const checklist = new Checklist(rb);
+      await items(rb, checklist);
+      await checklist.finish();
+      return true;
+    },
+  });
+}
 
 /** What one check found. */
 export interface Outcome {
