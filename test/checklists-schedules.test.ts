@@ -10,6 +10,7 @@ import { parseConfig } from '../src/config/load';
 import { buildHttpServer } from '../src/http/server';
 import type { ConfigInput } from '../src/config/schema';
 import type { ChecklistReport } from '../src/checklists/model';
+import { configuredSchedules } from '../src/intake/schedules';
 import { ensureSchedules, type ScheduleView } from '../src/temporal/schedules';
 import { completeTaskUpdate } from '../src/workflows/lifecycle/definitions';
 import { dropAuditSchema } from './support/audit';
@@ -80,6 +81,15 @@ describe('checklist schedules on the real dev server, through the CLI', { timeou
     assert.equal((await list(none))[0]?.state, 'not-configured');
     assert.deepEqual(await apply(none), { created: [], updated: [], deleted: [id], unchanged: [] });
     await assert.rejects(worker.client.schedule.getHandle(id).describe(), /not found/i);
+  });
+
+  test('two applies at once create a schedule once: the one that loses the race finds it made, and neither fails', async () => {
+    const racing = parseConfig({ ...base, schedules: { racing: { runbook: 'weekly-checklist', cron: '0 6 * * 1' } } });
+    const desired = configuredSchedules(racing);
+    const [one, other] = await Promise.all([ensureSchedules(worker.client, taskQueue, desired), ensureSchedules(worker.client, taskQueue, desired)]);
+    assert.deepEqual([...one!.created, ...other!.created], [`${taskQueue}-racing`]);
+    assert.deepEqual([...one!.unchanged, ...other!.unchanged], [`${taskQueue}-racing`]);
+    assert.deepEqual(await apply(withSchedules({})), { created: [], updated: [], deleted: [`${taskQueue}-racing`], unchanged: [] });
   });
 
   test('a schedule fires at its time: the daily checklist runs, stores its report, and runbooks checklists and GET /checklists show it', async () => {

@@ -4,7 +4,7 @@
  * search-attribute registration. Schedules are this deployment's when their memo names its task queue.
  */
 import { createHash } from 'node:crypto';
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleSpec } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleHandle, type ScheduleSpec } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import type { IncidentInput } from '../incidents/model';
 import { catalog } from '../runbooks/catalog';
@@ -34,15 +34,19 @@ export async function ensureSchedules(client: Client, taskQueue: string, desired
     const fingerprint = scheduleNote(schedule, taskQueue);
     const options = scheduleOptions(schedule, taskQueue, fingerprint);
     const handle = client.schedule.getHandle(schedule.scheduleId);
-    let note: string | undefined;
-    try {
-      note = (await handle.describe()).state.note;
-    } catch (err) {
-      if (!(err instanceof ScheduleNotFoundError)) throw err;
-      await client.schedule.create({ scheduleId: schedule.scheduleId, ...options, memo: { managedBy: MANAGED_BY, taskQueue } });
-      changes.created.push(schedule.scheduleId);
-      continue;
+    let existing = await stateOf(handle);
+    if (!existing) {
+      try {
+        await client.schedule.create({ scheduleId: schedule.scheduleId, ...options, memo: { managedBy: MANAGED_BY, taskQueue } });
+        changes.created.push(schedule.scheduleId);
+        continue;
+      } catch (err) {
+        // Another apply created it between our look and our create: go on as if we had found it.
+        if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+        existing = await stateOf(handle);
+      }
     }
+    const note = existing?.note;
     if (note === fingerprint) {
       changes.unchanged.push(schedule.scheduleId);
       continue;
@@ -57,6 +61,16 @@ export async function ensureSchedules(client: Client, taskQueue: string, desired
     changes.deleted.push(summary.scheduleId);
   }
   return changes;
+}
+
+/** The schedule's state (its note), or undefined when there is no such schedule. */
+async function stateOf(handle: ScheduleHandle): Promise<{ note?: string } | undefined> {
+  try {
+    return (await handle.describe()).state;
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return undefined;
+    throw err;
+  }
 }
 
 function scheduleOptions(schedule: ManagedSchedule, taskQueue: string, note: string) {
