@@ -77,6 +77,7 @@ describe('monitoring checklists, on the time-skipping test server', () => {
     assert.match(reports[0]!.checks[3]!.summary, /^\/tmp\/etl_downloads: 3000000 of 4000000 bytes free \(75%, minimum 10%\)\.$/);
     assert.ok(!outcome.timeline.some((e) => e.data?.handedOverTo), 'no incident opened');
     assert.equal(outcome.timeline[0]!.actor, 'schedule');
+    assert.equal(outcome.timeline.at(-1)!.message, 'Checklist done; its report is stored (runbooks checklists).');
   });
 
   test('a failed ETL run, a full download directory, slow routes and a new error pattern each open an incident on their runbook, not waited for', async () => {

@@ -20,6 +20,7 @@ import { handOver } from '../steps/handOver';
 export function runChecklist(input: IncidentInput, items: (rb: RunbookContext, checklist: Checklist) => Promise<void>): Promise<IncidentOutcome> {
   return runIncident(input, {
     prevention: [],
+    doneMessage: 'Checklist done; its report is stored (runbooks checklists).',
     verify: async () => true,
     respond: async (rb) => {
       const checklist = new Checklist(rb);
