@@ -383,7 +383,7 @@ describe('the start-up warning about scopes no token has', () => {
           ['alerts', 'no token has the "alerts" scope: POST /alerts is open to anyone who can reach it — create one with `runbooks token create NAME --scopes alerts`'],
           [
             'incidents',
-            'no token has the "incidents" scope: GET /incidents, GET /incidents/:id and GET /incidents/:id/{report,report.svg,report.html} are open to anyone who can reach them; ' +
+            'no token has the "incidents" scope: GET /{incidents,checklists}, GET /incidents/:id and GET /incidents/:id/{report,report.svg,report.html} are open to anyone who can reach them; ' +
               'POST /incidents/:id/{approve,reject,acknowledge,resolve,complete-task} refuse every request (401) — create one with `runbooks token create NAME --scopes incidents`',
           ],
           [

@@ -1,4 +1,5 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
+import type { ChecklistReport } from '../checklists/model';
 import type { IncidentPhase, Severity, TimelineEvent, TriggerKind } from '../incidents/model';
 import type { RunbookName } from '../runbooks/catalog';
 
@@ -31,9 +32,7 @@ export function createAuditActivities(pool: Pool, schema: string) {
      * retries: events are keyed by (run_id, seq) and duplicates are ignored.
      */
     async recordTimeline({ incident, events }: TimelineBatch): Promise<void> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      await inTransaction(pool, async (client) => {
         await client.query(
           `INSERT INTO ${table('incidents')}
              (run_id, workflow_id, runbook, trigger, triggered_by, alertname, fingerprint, severity, service, phase, opened_at, closed_at)
@@ -49,15 +48,46 @@ export function createAuditActivities(pool: Pool, schema: string) {
             [incident.runId, event.seq, event.at, event.kind, event.actor, event.message, event.data ?? null],
           );
         }
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
+    },
+
+    /**
+     * Stores a checklist run's report: the run upserted by its run ID, each check by (run ID, position). Idempotent:
+     * a retry, or a later write of the same run with more checks done, leaves one row per run and per check.
+     */
+    async recordChecklistReport(report: ChecklistReport): Promise<void> {
+      await inTransaction(pool, async (client) => {
+        await client.query(
+          `INSERT INTO ${table('checklist_runs')} (run_id, workflow_id, checklist, started_at, finished_at) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (run_id) DO UPDATE SET finished_at = EXCLUDED.finished_at`,
+          [report.runId, report.workflowId, report.checklist, report.startedAt, report.finishedAt ?? null],
+        );
+        for (const [seq, check] of report.checks.entries()) {
+          await client.query(
+            `INSERT INTO ${table('checklist_checks')} (run_id, seq, name, result, summary, evidence, incident) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (run_id, seq) DO UPDATE SET name = EXCLUDED.name, result = EXCLUDED.result, summary = EXCLUDED.summary,
+               evidence = EXCLUDED.evidence, incident = EXCLUDED.incident`,
+            [report.runId, seq, check.name, check.result, check.summary, check.evidence, check.incident ?? null],
+          );
+        }
+      });
     },
   };
 }
 
 export type AuditActivities = ReturnType<typeof createAuditActivities>;
+
+/** Runs `write` in one transaction: all of it is written, or nothing. */
+async function inTransaction(pool: Pool, write: (client: PoolClient) => Promise<void>): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await write(client);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

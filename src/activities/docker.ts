@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
+import { errorPatterns, type ErrorPatterns } from '../checklists/errorPatterns';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
 import { parseNetwork } from '../security/address';
@@ -132,6 +133,21 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
       const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail, follow: false });
       const lines = (info.Config.Tty ? raw : demultiplex(raw)).toString('utf8').split('\n').filter((l) => l.length > 0);
       return { ...summarizeBackendLog(name, lines, parsed.network), exists: true };
+    },
+
+    /**
+     * The error patterns of the container's log (the daily checklist's "new errors"): the last `tailLines` lines (up
+     * to 20000) with Docker's timestamps, grouped in the worker; new = seen in the last `windowMs`, not before. Read-only.
+     */
+    async errorPatterns({ target, windowMs, tailLines = 5_000 }: TargetRef & { windowMs: number; tailLines?: number }): Promise<ErrorPatterns> {
+      const name = containerOf(target);
+      const windowStartMs = Date.now() - windowMs;
+      const info = await inspectOrNull(docker, name);
+      if (!info) return { ...errorPatterns(name, [], windowStartMs), exists: false };
+      const tail = Math.max(1, Math.min(Math.floor(tailLines), 20_000));
+      const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail, timestamps: true, follow: false });
+      const lines = (info.Config.Tty ? raw : demultiplex(raw)).toString('utf8').split('\n').filter((l) => l.length > 0);
+      return errorPatterns(name, lines, windowStartMs);
     },
 
     async containerStats({ target }: TargetRef): Promise<ContainerStats> {

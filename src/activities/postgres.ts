@@ -133,6 +133,30 @@ export interface RestoreResult {
   output: string;
 }
 
+
+/** A dump made for the weekly restore check, with the row counts of its own snapshot. */
+export interface RestoreCheckDump {
+  database: string;
+  /** Inside the container, beside the target's backup file. */
+  file: string;
+  bytes: number;
+  /** Rows per table of the public schema, counted in the snapshot pg_dump dumped. */
+  rowCounts: Record<string, number>;
+}
+
+/** The dump restored into a scratch database and its rows counted; the scratch database is gone afterwards. */
+export interface RestoreCheck {
+  database: string;
+  scratch: string;
+  file: string;
+  restored: boolean;
+  /** pg_restore's last lines when it failed. */
+  error?: string;
+  tables: Array<{ table: string; expected: number; restored: number | null }>;
+  /** Tables whose restored row count differs from the dump's (or that are missing after the restore). */
+  mismatches: string[];
+}
+
 export function createPostgresActivities(config: Pick<Config, 'targets'>, docker: Docker) {
   const urlOf = (target: PostgresRef['target']) => targetConfig(config, target).url;
   return {
@@ -142,14 +166,61 @@ export function createPostgresActivities(config: Pick<Config, 'targets'>, docker
      */
     async restoreFromBackup({ target }: PostgresRef): Promise<RestoreResult> {
       const { container, url, backupFile } = targetConfig(config, target);
-      const { username, pathname } = new URL(url);
-      const database = decodeURIComponent(pathname.slice(1)) || 'postgres';
-      const argv = ['pg_restore', '--clean', '--if-exists', '--no-owner', '--single-transaction', '-U', decodeURIComponent(username) || 'postgres', '-d', database, backupFile];
+      const { user, database } = loginOf(url);
+      const argv = ['pg_restore', '--clean', '--if-exists', '--no-owner', '--single-transaction', '-U', user, '-d', database, backupFile];
       const { exitCode, output } = await execInContainer(docker, container, argv);
       if (exitCode !== 0) {
         throw ApplicationFailure.nonRetryable(`pg_restore of ${backupFile} exited ${exitCode}: ${output.trim().split('\n').slice(-3).join(' ')}`, ActivityErrorType.restoreFailed);
       }
       return { backupFile, output };
+    },
+
+    /**
+     * The weekly check's dump (runbook "Test backup restoration"): `pg_dump -Fc` of the application database in its
+     * container (an argv array) to `restore-check.dump` beside the target's backup file, from a snapshot exported by a
+     * repeatable-read transaction in which the rows of every public table are counted — so the counts are exactly
+     * what the dump holds. A retry dumps again over the same file.
+     */
+    async dumpForRestoreCheck({ target }: PostgresRef): Promise<RestoreCheckDump> {
+      const { container, url, backupFile } = targetConfig(config, target);
+      const { user, database } = loginOf(url);
+      const file = `${directoryOf(backupFile)}restore-check.dump`;
+      return withDatabase(url, async (db) => {
+        await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const snapshot = (await db.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]!.id;
+        const rowCounts = await countRows(db);
+        const dump = await execInContainer(docker, container, ['pg_dump', '-Fc', '--snapshot', snapshot, '-U', user, '-f', file, database]);
+        await db.query('COMMIT');
+        if (dump.exitCode !== 0) throw new Error(`pg_dump exited ${dump.exitCode}: ${lastLines(dump.output)}`);
+        const stat = await execInContainer(docker, container, ['stat', '-c', '%s', file]);
+        return { database, file, bytes: Number(stat.output.trim()), rowCounts };
+      });
+    },
+
+    /**
+     * Restores a dump into a scratch database (`<database>_restore_check`), counts its rows per table against the
+     * dump's, and drops the scratch database — also when the restore fails. Idempotent: it first drops a scratch
+     * database an earlier attempt left. A failed restore is a result (the check fails with pg_restore's words), not
+     * an error.
+     */
+    async restoreIntoScratch({ target, dump }: PostgresRef & { dump: Pick<RestoreCheckDump, 'file' | 'rowCounts'> }): Promise<RestoreCheck> {
+      const { container, url } = targetConfig(config, target);
+      if (!DUMP_FILE.test(dump.file)) throw ApplicationFailure.nonRetryable(`"${dump.file}" is not an absolute path of letters, digits, _ . / -`, ActivityErrorType.invalidInput);
+      const { user, database } = loginOf(url);
+      const scratch = `${database}_restore_check`.slice(0, 63);
+      const dropScratch = () => withDatabase(url, (db) => db.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(scratch)} WITH (FORCE)`));
+      const result: RestoreCheck = { database, scratch, file: dump.file, restored: false, tables: [], mismatches: [] };
+      await dropScratch();
+      await withDatabase(url, (db) => db.query(`CREATE DATABASE ${escapeIdentifier(scratch)}`));
+      try {
+        const restore = await execInContainer(docker, container, ['pg_restore', '--no-owner', '--exit-on-error', '-U', user, '-d', scratch, dump.file]);
+        if (restore.exitCode !== 0) return { ...result, error: `pg_restore exited ${restore.exitCode}: ${lastLines(restore.output)}` };
+        const restored = await withDatabase(withDatabaseName(url, scratch), countRows);
+        const tables = Object.entries(dump.rowCounts).map(([table, expected]) => ({ table, expected, restored: restored[table] ?? null }));
+        return { ...result, restored: true, tables, mismatches: tables.filter((t) => t.restored !== t.expected).map((t) => t.table) };
+      } finally {
+        await dropScratch();
+      }
     },
 
     /** `SELECT 1` with short timeouts (the runbook's `pg_isready` / `psql -c "SELECT 1"`). Read-only. */
@@ -280,16 +351,15 @@ export function createPostgresActivities(config: Pick<Config, 'targets'>, docker
      */
     async exportBackup({ target }: PostgresRef): Promise<BackupResult> {
       const { container, url, backupFile } = targetConfig(config, target);
-      const { username, pathname } = new URL(url);
-      const database = decodeURIComponent(pathname.slice(1)) || 'postgres';
+      const { user, database } = loginOf(url);
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-      const file = `${backupFile.slice(0, backupFile.lastIndexOf('/') + 1)}backup_${stamp}.dump`;
+      const file = `${directoryOf(backupFile)}backup_${stamp}.dump`;
       const run = async (argv: string[]) => {
         const result = await execInContainer(docker, container, argv);
         if (result.exitCode !== 0) throw new Error(`${argv[0]} exited ${result.exitCode}: ${result.output.trim().split('\n').slice(-2).join(' ')}`);
         return result.output;
       };
-      await run(['pg_dump', '-Fc', '-U', decodeURIComponent(username) || 'postgres', '-f', file, database]);
+      await run(['pg_dump', '-Fc', '-U', user, '-f', file, database]);
       await run(['cp', file, backupFile]);
       const bytes = Number((await run(['stat', '-c', '%s', file])).trim());
       return { file, backupFile, bytes };
@@ -490,6 +560,40 @@ async function checkedIdentifier(db: Client, kind: 'table' | 'column', name: str
     throw ApplicationFailure.nonRetryable(`no ${kind} "${name}"${table ? ` in table "${table}"` : ''} in the database`, ActivityErrorType.unknownIdentifier);
   }
   return escapeIdentifier(name);
+}
+
+/** Who the URL logs in as and to which database (the `-U` and `-d` of the client tools in the container). */
+function loginOf(url: string): { user: string; database: string } {
+  const { username, pathname } = new URL(url);
+  return { user: decodeURIComponent(username) || 'postgres', database: decodeURIComponent(pathname.slice(1)) || 'postgres' };
+}
+
+function withDatabaseName(url: string, database: string): string {
+  const other = new URL(url);
+  other.pathname = `/${encodeURIComponent(database)}`;
+  return other.toString();
+}
+
+/** `/backups/latest.dump` → `/backups/` */
+function directoryOf(file: string): string {
+  return file.slice(0, file.lastIndexOf('/') + 1);
+}
+
+const DUMP_FILE = /^\/[A-Za-z0-9_./-]{1,255}$/;
+
+/** Rows of every table of the public schema; the names come from the catalogue itself and are quoted. */
+async function countRows(db: Client): Promise<Record<string, number>> {
+  const { rows: tables } = await db.query<{ tablename: string }>(`SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'public' ORDER BY tablename`);
+  const counts: Record<string, number> = {};
+  for (const { tablename } of tables) {
+    const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM public.${escapeIdentifier(tablename)}`);
+    counts[tablename] = Number(rows[0]!.n);
+  }
+  return counts;
+}
+
+function lastLines(output: string, n = 3): string {
+  return output.trim().split('\n').slice(-n).join(' ');
 }
 
 function escapeRegExp(text: string): string {

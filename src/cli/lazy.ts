@@ -7,6 +7,7 @@
 export const loadServices = () => require('./services') as typeof import('./services');
 export const loadDevTemporal = () => require('./devTemporal') as typeof import('./devTemporal');
 export const loadAuditTrail = () => require('../reports/auditTrail') as typeof import('../reports/auditTrail');
+export const loadChecklistReports = () => require('../checklists/reports') as typeof import('../checklists/reports');
 export const loadDemoBackfill = () => require('./demoBackfill') as typeof import('./demoBackfill');
 export const loadDemoSandbox = () => require('./demoSandbox') as typeof import('./demoSandbox');
 export const loadSandboxCommands = () => require('../sandbox/commands') as typeof import('../sandbox/commands');

@@ -5,6 +5,7 @@ import { registerActionCommands } from './commands/actions';
 import { registerBackfillCommands } from './commands/backfill';
 import { registerBlockCommands } from './commands/blocks';
 import { registerCatalogCommand } from './commands/catalog';
+import { registerChecklistsCommand } from './commands/checklists';
 import { registerConfigCommands } from './commands/config';
 import { registerDemoCommand } from './commands/demo';
 import { registerDiagCommands } from './commands/diag';
@@ -12,6 +13,7 @@ import { registerDevCommand } from './commands/dev';
 import { registerIncidentCommands } from './commands/incidents';
 import { registerReportCommand } from './commands/report';
 import { registerSandboxCommands } from './commands/sandbox';
+import { registerScheduleCommands } from './commands/schedules';
 import { registerServerCommand } from './commands/server';
 import { registerTokenCommands } from './commands/token';
 import { registerWorkerCommand } from './commands/worker';
@@ -46,6 +48,8 @@ export function buildProgram(): Command {
   registerReportCommand(program);
   registerBlockCommands(program);
   registerTokenCommands(program);
+  registerScheduleCommands(program);
+  registerChecklistsCommand(program);
   // Subcommands inherit exitOverride only when added after it; make sure every level throws instead of exiting.
   const everyCommand = (command: Command): Command[] => [command, ...command.commands.flatMap(everyCommand)];
   for (const command of everyCommand(program)) command.exitOverride();

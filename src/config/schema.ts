@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { severities } from '../incidents/model';
-import { approvalKinds, catalog, FALLBACK_RUNBOOK, runbookNames, type PolicyValue, type RunbookName, type TargetName } from '../runbooks/catalog';
+import { approvalKinds, catalog, FALLBACK_RUNBOOK, isScheduled, runbookNames, type PolicyValue, type RunbookName, type TargetName } from '../runbooks/catalog';
 import { parseNetwork } from '../security/address';
 import { DEFAULT_RATE_LIMIT, ETL_COUNTIES, EtlPaths, LATEST_BACKUP_FILE, RedisKeys } from '../sandbox/auditApp/contract';
 
@@ -194,6 +194,48 @@ function defaultRoutes(): Record<string, { runbook: RunbookName; defaultSeverity
   return routes;
 }
 
+
+/** A calendar field: one value, a list of them, or '*' (every). */
+const calendarField = <T extends z.ZodType>(value: T) => z.union([value, z.array(value).min(1), z.literal('*')]).optional();
+const between = (min: number, max: number) => z.number().int().min(min).max(max);
+const months = ['JANUARY', 'FEBRUARY', 'MARCH', 'APRIL', 'MAY', 'JUNE', 'JULY', 'AUGUST', 'SEPTEMBER', 'OCTOBER', 'NOVEMBER', 'DECEMBER'] as const;
+const daysOfWeek = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'] as const;
+
+/** Temporal's calendar spec (a second matches when every field does); left-out fields: 0 for second, minute, hour, else every. */
+const CalendarSchema = z.strictObject({
+  second: calendarField(between(0, 59)),
+  minute: calendarField(between(0, 59)),
+  hour: calendarField(between(0, 23)),
+  dayOfMonth: calendarField(between(1, 31)),
+  month: calendarField(z.enum(months)),
+  dayOfWeek: calendarField(z.enum(daysOfWeek)),
+  comment: z.string().max(200).optional(),
+});
+
+/** Five fields (minute hour day-of-month month day-of-week) or a macro such as @daily, as Temporal reads cron. */
+const CronSchema = z
+  .string()
+  .regex(/^(@(yearly|annually|monthly|weekly|daily|hourly)|[0-9A-Za-z*,/?-]+( [0-9A-Za-z*,/?-]+){4})$/, 'a cron expression of five fields, e.g. "0 7 * * *", or @daily');
+
+/**
+ * A Temporal Schedule of a runbook the catalog marks `scheduled` (the monitoring checklists): when (cron or calendar,
+ * in a time zone), how far back it catches up after an outage. Overlapping runs are skipped.
+ */
+const ScheduleSchema = z
+  .strictObject({
+    runbook: RunbookNameSchema.refine(isScheduled, 'a runbook the catalog marks scheduled (runbooks catalog)'),
+    cron: z.union([CronSchema, z.array(CronSchema).min(1)]).optional(),
+    calendar: z.union([CalendarSchema, z.array(CalendarSchema).min(1)]).optional(),
+    timeZone: z.string().refine(isKnownTimeZone, 'an IANA time zone such as Europe/Berlin').default('UTC'),
+    /** After an outage of Temporal, runs missed within this window still start (once: overlaps are skipped). */
+    catchupWindow: DurationSchema.prefault('1h'),
+    /** With a severity the run has an escalation ladder (its first contact paged at the start; overdue tasks climb it). */
+    severity: SeveritySchema.optional(),
+    /** What the run is about, for its timeline and notifications. */
+    service: name.default('audit-app'),
+  })
+  .refine((s) => (s.cron === undefined) !== (s.calendar === undefined), { message: 'give either cron or calendar (one of them)', path: ['cron'] });
+
 export const ConfigSchema = z.strictObject({
   temporal: z
     .strictObject({
@@ -280,11 +322,14 @@ export const ConfigSchema = z.strictObject({
       deciders: z.array(name).default([]),
     })
     .prefault({}),
+  /** Temporal Schedules by name (`runbooks schedules apply` creates, updates and deletes them; the schedule ID is `<taskQueue>-<name>`). */
+  schedules: z.record(name, ScheduleSchema).default({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type Channel = z.infer<typeof ChannelSchema>;
+export type ScheduleConfig = z.infer<typeof ScheduleSchema>;
 
 function isKnownTimeZone(timeZone: string): boolean {
   try {

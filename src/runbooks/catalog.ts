@@ -35,6 +35,8 @@ interface RunbookEntry {
    * like a real alert and adds the routed runbook's input (`handOvers`).
    */
   handOvers?: readonly string[];
+  /** Started by a Temporal Schedule (config `schedules`), not by an alert: a checklist of the runbook. */
+  scheduled?: true;
 }
 
 export const catalog = {
@@ -111,6 +113,41 @@ export const catalog = {
     policy: { blockImmediately: false, blockMinutes: 0, taskDueMinutes: 240, minPrefixV4: 16, minPrefixV6: 48 },
     settings: ['security'],
   },
+  'daily-checklist': {
+    workflowType: 'dailyChecklist',
+    section: 'Monitoring Checklist',
+    summary:
+      'the daily items on a schedule (`runbooks schedules`): the ETL\'s last run succeeded and the last success is under `etlSuccessWithinHours` (26) old; free space of its download directory at or above `minFreeDiskRatio` (0.1); error patterns in the backend\'s log new in the last `errorWindowHours` (24); p95 per route under `p95ThresholdMs` (2000) over `sampleWindowSeconds` (15). A failed check hands over to the runbook its alert routes to (`ETLJobFailed`, `DiskSpaceLow`, `NewErrorPatterns`, `HighResponseTime`), not waited for; the report goes to Postgres (`runbooks checklists`).',
+    alerts: {},
+    approvalKinds: [],
+    targets: ['etl', 'backend'],
+    policy: { etlSuccessWithinHours: 26, minFreeDiskRatio: 0.1, errorWindowHours: 24, p95ThresholdMs: 2000, sampleWindowSeconds: 15 },
+    handOvers: ['ETLJobFailed', 'DiskSpaceLow', 'NewErrorPatterns', 'HighResponseTime'],
+    scheduled: true,
+  },
+  'weekly-checklist': {
+    workflowType: 'weeklyChecklist',
+    section: 'Monitoring Checklist',
+    summary:
+      'the weekly items on a schedule: the slowest statements of `pg_stat_statements` under `slowQueryMs` (500) mean; traffic over `sampleWindowSeconds` (15): requests and 429s per minute under `max429PerMinute` (10); **backup restoration tested for real**: `pg_dump -Fc` of the application database (row counts taken in the dump\'s own snapshot) → `pg_restore` into a scratch database → row counts per table compared → the scratch dropped (a leftover one first). A failed check hands over (`SlowDatabaseQueries`, `HighRequestRate`, `BackupRestoreFailed`); security updates are a human\'s (skipped).',
+    alerts: {},
+    approvalKinds: [],
+    targets: ['postgres', 'backend'],
+    policy: { slowQueryMs: 500, sampleWindowSeconds: 15, max429PerMinute: 10 },
+    handOvers: ['SlowDatabaseQueries', 'HighRequestRate', 'BackupRestoreFailed'],
+    scheduled: true,
+  },
+  'monthly-checklist': {
+    workflowType: 'monthlyChecklist',
+    section: 'Monitoring Checklist',
+    summary:
+      'the monthly items, each a task a person signs off (`runbooks complete-task`, the `completeTask` Update): review and update the runbook, incident response drill, capacity planning, update documentation, rotate credentials, review access; escalated when not all signed off within `signOffDays` (7); the report lists who signed off what.',
+    alerts: {},
+    approvalKinds: [],
+    targets: [],
+    policy: { signOffDays: 7 },
+    scheduled: true,
+  },
   generic: {
     workflowType: 'generic',
     section: 'Escalation Matrix',
@@ -151,6 +188,12 @@ export function proceduresOf(name: RunbookName): readonly ProcedureName[] {
 export function handOversOf(name: RunbookName): readonly string[] {
   const entry: RunbookEntry = catalog[name];
   return entry.handOvers ?? [];
+}
+
+/** Runbooks a schedule may start (catalog `scheduled`). */
+export function isScheduled(name: RunbookName): boolean {
+  const entry: RunbookEntry = catalog[name];
+  return entry.scheduled === true;
 }
 
 export function settingsOf(name: RunbookName): readonly 'security'[] {

@@ -66,7 +66,23 @@ const { vacuumAnalyze, createIndex } = proxyActivities<PostgresActivities>({ sta
 const { waitForDatabase } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '15s', retry: quickRetry });
 // pg_restore of a real dump takes as long as the data: generous, and retried only for transient failures.
 const { restoreFromBackup } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '30m', retry: { ...quickRetry, maximumAttempts: 3 } });
-export const postgres = { checkDatabase, waitForDatabase, inspectConnections, terminateIdleSessions, restoreFromBackup, topQueries, inspectTables, vacuumAnalyze, createIndex, dataFreshness, auditLogForSource };
+// The weekly restore check: a dump, and its restore into a scratch database, each as long as the data takes.
+const { dumpForRestoreCheck, restoreIntoScratch } = proxyActivities<PostgresActivities>({ startToCloseTimeout: '30m', retry: { ...quickRetry, maximumAttempts: 3 } });
+export const postgres = {
+  checkDatabase,
+  waitForDatabase,
+  inspectConnections,
+  terminateIdleSessions,
+  restoreFromBackup,
+  topQueries,
+  inspectTables,
+  vacuumAnalyze,
+  createIndex,
+  dataFreshness,
+  auditLogForSource,
+  dumpForRestoreCheck,
+  restoreIntoScratch,
+};
 
 // One county-year of the ETL: minutes; a dead worker is noticed by the missed heartbeat, and the retry resumes
 // from the last one's cursor. After the attempts, the backfill asks a human (retry-chunk / skip-chunk).
@@ -95,8 +111,8 @@ export const { notify } = proxyActivities<NotifyActivities>({
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
 });
 
-/** Unlimited attempts: the audit trail must end up complete, and writes are idempotent. */
-export const { recordTimeline } = proxyActivities<AuditActivities>({
+/** Unlimited attempts: the audit trail and the checklist reports must end up complete, and writes are idempotent. */
+export const { recordTimeline, recordChecklistReport } = proxyActivities<AuditActivities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' },
 });

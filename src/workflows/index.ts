@@ -6,6 +6,9 @@ export { slowResponses } from './slowResponses';
 export { etlFailures } from './etlFailures';
 export { securityIncident } from './securityIncident';
 export { rateLimiting } from './rateLimiting';
+export { dailyChecklist } from './dailyChecklist';
+export { weeklyChecklist } from './weeklyChecklist';
+export { monthlyChecklist } from './monthlyChecklist';
 export { generic } from './generic';
 // One per procedure of the catalog: workflows an operator starts, not incidents.
 export { backfill } from './backfill';

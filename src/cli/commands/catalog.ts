@@ -1,7 +1,7 @@
 /** `runbooks catalog`: the runbooks this build automates, from the catalog (src/runbooks/catalog.ts). */
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { catalog, runbookNames } from '../../runbooks/catalog';
+import { catalog, FALLBACK_RUNBOOK, runbookNames } from '../../runbooks/catalog';
 import { parseInput } from '../context';
 import { table } from '../format';
 
@@ -42,7 +42,7 @@ function catalogTable(): string {
 export function catalogMarkdown(): string {
   const rows = runbookNames.map((name) => {
     const entry = catalog[name];
-    const alerts = Object.keys(entry.alerts).map((alert) => `\`${alert}\``).join(', ') || 'anything unrouted';
+    const alerts = Object.keys(entry.alerts).map((alert) => `\`${alert}\``).join(', ') || (name === FALLBACK_RUNBOOK ? 'anything unrouted' : '— (a schedule)');
     const approvals = entry.approvalKinds.map((kind) => `\`${kind}\``).join(', ') || '—';
     return `| ${alerts} | \`${name}\` (§${entry.section}) | ${approvals} | ${entry.summary} |`;
   });

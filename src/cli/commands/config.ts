@@ -34,6 +34,7 @@ export function summarize(config: Config): string {
     ['targets', `${targets.length}${targets.length ? ` (${targets.join(', ')})` : ''}`],
     ['contacts', `${Object.keys(config.contacts).length}, channels ${Object.keys(config.channels).length}`],
     ['approvers', approvers.length ? approvers.join('; ') : 'none (no dangerous step can be approved)'],
+    ['schedules', `${Object.keys(config.schedules).length}${Object.keys(config.schedules).length ? ` (${Object.entries(config.schedules).map(([name, s]) => `${name} → ${s.runbook}`).join(', ')})` : ''}`],
     ['tokens', `${config.tokens.length}${config.tokens.length ? ` (${config.tokens.map((t) => `${t.name}: ${t.scopes.join('+')}`).join(', ')})` : ''}`],
   ];
   return rows.map(([key, value]) => `  ${key.padEnd(10)} ${value}`).join('\n');

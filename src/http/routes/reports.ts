@@ -1,12 +1,13 @@
 /**
  * The post-incident review over HTTP, from the audit trail in Postgres (it outlives Temporal's retention):
  * `GET /incidents/:id/report` (JSON, or `?format=markdown`), `/report.svg` (the timeline picture), `/report.html`
- * (a page with both). Read access as for incidents.
+ * (a page with both); and the monitoring checklists' reports, `GET /checklists?last=N`. Read access as for incidents.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { readChecklistReports } from '../../checklists/reports';
 import type { Config } from '../../config/schema';
 import { readAuditedIncident } from '../../reports/auditTrail';
 import { buildReview, reviewHtml, reviewMarkdown, timelineSvg, type Review } from '../../reports/review';
@@ -23,11 +24,12 @@ interface ReportRouteDeps {
 
 const ParamsSchema = z.object({ id: z.string().min(1).max(1000) });
 const QuerySchema = z.object({ format: z.enum(['json', 'markdown']).default('json') });
+const ChecklistsQuerySchema = z.object({ last: z.coerce.number().int().min(1).max(1000).default(10) });
 
 export function registerReportRoutes(app: FastifyInstance, { config, pool, logger, auth }: ReportRouteDeps): void {
   const readAccess = auth.require('incidents', {
     openWhenUnconfigured: true,
-    endpoints: ['GET /incidents/:id/report', 'GET /incidents/:id/report.svg', 'GET /incidents/:id/report.html'],
+    endpoints: ['GET /incidents/:id/report', 'GET /incidents/:id/report.svg', 'GET /incidents/:id/report.html', 'GET /checklists'],
   });
 
   /** The review, or an answer already sent (404, 503). */
@@ -65,5 +67,16 @@ export function registerReportRoutes(app: FastifyInstance, { config, pool, logge
   app.get('/incidents/:id/report.html', { onRequest: readAccess }, async (request, reply) => {
     const review = await reviewOf(request.params, reply);
     return review ? reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'").send(reviewHtml(review)) : reply;
+  });
+
+  app.get('/checklists', { onRequest: readAccess }, async (request, reply) => {
+    const query = ChecklistsQuerySchema.safeParse(request.query);
+    if (!query.success) throw invalidInput('query', query.error);
+    try {
+      return reply.send(await readChecklistReports(pool, config.audit.schema, query.data.last));
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'checklist reports unavailable');
+      return sendError(reply, 503, { error: 'the checklist reports (PostgreSQL) are unavailable' });
+    }
   });
 }

@@ -13,6 +13,8 @@ export interface Runbook {
   verify(rb: VerifyContext): Promise<boolean>;
   /** Prevention notes from the runbook, kept as the incident's follow-up items. */
   prevention: readonly string[];
+  /** What the timeline says when `respond` returned true (default: "Remediated and verified healthy."). */
+  doneMessage?: string;
 }
 
 export async function runIncident(input: IncidentInput, runbook: Runbook): Promise<IncidentOutcome> {
@@ -38,7 +40,7 @@ export async function runIncident(input: IncidentInput, runbook: Runbook): Promi
   incident.windDown();
   if (undo.size > 0) await undo.unwind();
   await ladder;
-  const message = closingMessage(resolution, resolvedBy);
+  const message = resolution === 'remediated' && runbook.doneMessage ? runbook.doneMessage : closingMessage(resolution, resolvedBy);
   await incident.tell(notifiedContacts(incident), `${incident.headline('RESOLVED')}: ${message} (${incident.workflowId})`);
   incident.close(message, resolvedBy);
   await auditTrail;

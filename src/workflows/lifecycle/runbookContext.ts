@@ -6,7 +6,7 @@
 import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { ActivityFailure, condition, type ActivityFunctionWithOptions } from '@temporalio/workflow';
-import type { IncidentInput, UndoView } from '../../incidents/model';
+import type { HumanTask, IncidentInput, UndoView } from '../../incidents/model';
 import type { ApprovalKind } from '../../runbooks/catalog';
 import type { Incident, RecordOptions } from './incident';
 
@@ -47,6 +47,8 @@ export interface RunbookContext {
    * while it is open (unless a human resolves it with a reason), and escalates once if it is still open after `dueInMs`.
    */
   task(id: string, title: string, options?: { dueInMs?: number }): void;
+  /** The tasks added so far, open and done, with who completed each and their note. */
+  tasks(): HumanTask[];
   /** Tells these contacts now, beside the escalation ladder (a runbook's own escalation path). Never fails the runbook. */
   notify(contacts: string[], text: string): Promise<void>;
   /** Pages the next level of the ladder now. */
@@ -161,6 +163,7 @@ export function runbookContext(incident: Incident, undo: UndoStack): RunbookCont
     note: (message, data) => incident.record('note', message, withData(data)),
     followUp: (text) => incident.followUp(text),
     task: (id, title, options) => incident.addTask(id, title, options?.dueInMs),
+    tasks: () => incident.status().tasks,
     notify: (contacts, text) => incident.notify(contacts, text),
     escalate: (reason) => incident.escalate(reason),
     onClose(activity, arg, { title, summary, record, after }) {
