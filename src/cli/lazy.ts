@@ -10,3 +10,4 @@ export const loadAuditTrail = () => require('../reports/auditTrail') as typeof i
 export const loadDemoBackfill = () => require('./demoBackfill') as typeof import('./demoBackfill');
 export const loadDemoSandbox = () => require('./demoSandbox') as typeof import('./demoSandbox');
 export const loadSandboxCommands = () => require('../sandbox/commands') as typeof import('../sandbox/commands');
+export const loadDeploymentHistory = () => require('../deployments/history') as typeof import('../deployments/history');

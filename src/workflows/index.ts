@@ -9,3 +9,5 @@ export { rateLimiting } from './rateLimiting';
 export { generic } from './generic';
 // One per procedure of the catalog: workflows an operator starts, not incidents.
 export { backfill } from './backfill';
+export { deploy } from './deploy';
+export { rollback } from './rollback';
