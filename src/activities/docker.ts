@@ -171,11 +171,12 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
 
     /**
      * Replaces the container by one on `image` — a deployment (`deploy`: the replaced image goes into the
-     * `runbooks.previous-image` label) or a rollback (`rollback`: that label is dropped, the replaced image noted).
+     * `runbooks.previous-image` label) or a rollback (`rollback`: that label is dropped, the replaced image noted — or
+     * set to `previousImage`, when a failed deployment puts back a container that had one).
      * Idempotent as replaceContainer is: a retry after a crash at any point finishes the same replacement.
      */
-    async replaceContainer({ target, image, mode }: TargetRef & { image: string; mode: ReplaceMode }): Promise<RollbackResult> {
-      return replaceContainer(docker, containerOf(target), image, mode);
+    async replaceContainer({ target, image, mode, previousImage }: TargetRef & { image: string; mode: ReplaceMode; previousImage?: string }): Promise<RollbackResult> {
+      return replaceContainer(docker, containerOf(target), image, mode, previousImage);
     },
   };
 }
@@ -191,7 +192,7 @@ export type ReplaceMode = 'deploy' | 'rollback';
  * `image` (started if it is not running), or no container and the kept one to copy from — never two running, and
  * never none for longer than the retry takes.
  */
-export async function replaceContainer(docker: Docker, name: string, image: string, mode: ReplaceMode): Promise<RollbackResult> {
+export async function replaceContainer(docker: Docker, name: string, image: string, mode: ReplaceMode, previousImage?: string): Promise<RollbackResult> {
   const current = await inspectOrNull(docker, name);
   if (current?.Config.Image === image) {
     if (!current.State.Running) await docker.getContainer(name).start();
@@ -214,7 +215,8 @@ export async function replaceContainer(docker: Docker, name: string, image: stri
     delete labels[ROLLED_BACK_FROM_LABEL];
   } else {
     labels[ROLLED_BACK_FROM_LABEL] = template.Config.Image;
-    delete labels[PREVIOUS_IMAGE_LABEL];
+    if (previousImage) labels[PREVIOUS_IMAGE_LABEL] = previousImage;
+    else delete labels[PREVIOUS_IMAGE_LABEL];
   }
   const replacement = await docker.createContainer({
     name,

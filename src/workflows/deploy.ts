@@ -45,7 +45,8 @@ export async function deploy(input: DeployInput): Promise<DeploymentOutcome> {
 
     // 4. Deploy: the backend recreated on the new image, the previous one kept in its runbooks.previous-image label.
     saga.add(`${input.container} back on ${current.image}`, async () => {
-      await deployment.replaceContainer({ target: 'backend', image: current.image!, mode: 'rollback' });
+      const previousImage = current.previousImage ? { previousImage: current.previousImage } : {};
+      await deployment.replaceContainer({ target: 'backend', image: current.image!, mode: 'rollback', ...previousImage });
       const back = await http.waitForHealthy({ target: 'backend', withinMs: input.healthyWithinMs });
       run.note('runbooks', `${input.container} is back on ${current.image}; /health ${back.healthy ? 'answers 200' : `still fails (${back.status ?? back.error})`}.`);
     });
