@@ -53,7 +53,7 @@ describe('deployments of the sandbox backend, by real worker processes', () => {
   before(async () => {
     docker = testDocker();
     // Versions the deploys build (by commit) are made afresh: a tag left by an earlier run holds an older server.
-    for (const version of ['1.1.0', '1.2.0']) await docker.getImage(backendImage(version)).remove({ force: true }).catch(() => undefined);
+    for (const version of ['2.1.0', '2.2.0']) await docker.getImage(backendImage(version)).remove({ force: true }).catch(() => undefined);
     const started = Date.now();
     const built = await ensureAuditAppImages(docker, {
       backends: [
@@ -124,18 +124,18 @@ describe('deployments of the sandbox backend, by real worker processes', () => {
   }
 
   test('a good version is built, migrated, switched to, verified, watched and recorded by `runbooks deploy --wait`', { timeout: 180_000 }, async () => {
-    const deployed = await ws.run(['deploy', '1.1.0', '--wait', '--by', 'erin', '--config', configFile], { timeoutMs: 150_000 });
+    const deployed = await ws.run(['deploy', '2.1.0', '--wait', '--by', 'erin', '--config', configFile], { timeoutMs: 150_000 });
     assert.equal(deployed.code, 0, deployed.stdout + deployed.stderr);
-    assert.match(deployed.stdout, /deploy\s+1\.1\.0\s+succeeded\s+by erin/);
-    assert.deepEqual(await runningBackends(), [backendImage('1.1.0')]);
+    assert.match(deployed.stdout, /deploy\s+2\.1\.0\s+succeeded\s+by erin/);
+    assert.deepEqual(await runningBackends(), [backendImage('2.1.0')]);
     const info = await docker.getContainer(app.containers.backend).inspect();
     assert.equal(info.Config.Labels?.[PREVIOUS_IMAGE_LABEL], backendImage('1.0.0'));
-    assert.equal(await healthVersion(), '1.1.0');
+    assert.equal(await healthVersion(), '2.1.0');
     assert.equal(await schemaRevision(), 1, 'the migration ran');
     const [last] = await history();
     assert.deepEqual(
       [last?.kind, last?.by, last?.fromImage, last?.toImage, last?.fromRevision, last?.toRevision, last?.result],
-      ['deploy', 'erin', backendImage('1.0.0'), backendImage('1.1.0'), 0, 1, 'succeeded'],
+      ['deploy', 'erin', backendImage('1.0.0'), backendImage('2.1.0'), 0, 1, 'succeeded'],
     );
     assert.ok((last?.durationMs ?? 0) > 0);
     const [workflowId, runId] = last!.id.split('@') as [string, string];
@@ -147,10 +147,10 @@ describe('deployments of the sandbox backend, by real worker processes', () => {
     const outcome = await finished(handle.workflowId, handle.firstExecutionRunId);
     assert.equal(outcome.record.result, 'rolled-back', outcome.record.reason);
     assert.match(outcome.record.reason ?? '', /\/health did not answer 200/);
-    assert.deepEqual(await runningBackends(), [backendImage('1.1.0')], 'one backend runs, the previous version');
+    assert.deepEqual(await runningBackends(), [backendImage('2.1.0')], 'one backend runs, the previous version');
     const restored = await docker.getContainer(app.containers.backend).inspect();
     assert.equal(restored.Config.Labels?.[PREVIOUS_IMAGE_LABEL], backendImage('1.0.0'), 'with its own previous image again');
-    assert.equal(await healthVersion(), '1.1.0');
+    assert.equal(await healthVersion(), '2.1.0');
     await assertIncidentOpened(outcome);
     assert.equal((await history())[0]?.result, 'rolled-back');
     await recordHistoryIfAsked(handle.workflowId, 'deploy-unhealthy-rolled-back', { runId: handle.firstExecutionRunId });
@@ -161,17 +161,17 @@ describe('deployments of the sandbox backend, by real worker processes', () => {
     const outcome = await finished(handle.workflowId, handle.firstExecutionRunId);
     assert.equal(outcome.record.result, 'rolled-back');
     assert.match(outcome.record.reason ?? '', /the migrations failed \(exit 1\).*year_after_2100/);
-    assert.deepEqual(await runningBackends(), [backendImage('1.1.0')]);
+    assert.deepEqual(await runningBackends(), [backendImage('2.1.0')]);
     assert.equal(await schemaRevision(), 1, 'the failed migration rolled back in its transaction');
     await assertIncidentOpened(outcome);
   });
 
   test('a deploy whose worker is SIGKILLed while it watches is finished by a new worker; a second deploy meanwhile is refused', { timeout: 180_000 }, async () => {
-    const handle = await startDeploy(client, config, { version: '1.2.0', by: 'erin' });
-    await assert.rejects(startDeploy(client, config, { version: '1.2.1', by: 'mallory' }), (err: unknown) => {
+    const handle = await startDeploy(client, config, { version: '2.2.0', by: 'erin' });
+    await assert.rejects(startDeploy(client, config, { version: '2.2.1', by: 'mallory' }), (err: unknown) => {
       assert.ok(err instanceof DeploymentRefused);
       assert.equal(err.reason, 'running');
-      assert.match(err.message, /a deployment is already running on .*backend: deploy-.* \(deploy of 1\.2\.0 by erin/);
+      assert.match(err.message, /a deployment is already running on .*backend: deploy-.* \(deploy of 2\.2\.0 by erin/);
       return true;
     });
     await waitFor('the deploy to watch', async () => ((await getDeployment(client, handle.workflowId)).phase === 'watching' ? true : undefined), 120_000);
@@ -180,8 +180,8 @@ describe('deployments of the sandbox backend, by real worker processes', () => {
     startWorker();
     const outcome = await finished(handle.workflowId, handle.firstExecutionRunId);
     assert.equal(outcome.record.result, 'succeeded', outcome.record.reason);
-    assert.deepEqual(await runningBackends(), [backendImage('1.2.0')], 'exactly one backend, the new version');
-    assert.equal(await healthVersion(), '1.2.0');
+    assert.deepEqual(await runningBackends(), [backendImage('2.2.0')], 'exactly one backend, the new version');
+    assert.equal(await healthVersion(), '2.2.0');
   });
 
   test('a rollback --to a version downgrades the schema once approved and ends on one container of it, through two worker SIGKILLs', { timeout: 240_000 }, async () => {
@@ -202,7 +202,7 @@ describe('deployments of the sandbox backend, by real worker processes', () => {
     assert.equal(await healthVersion(), '1.0.0');
     assert.equal(await schemaRevision(), 0);
     const [last] = await history();
-    assert.deepEqual([last?.kind, last?.fromImage, last?.toImage, last?.toRevision, last?.result], ['rollback', backendImage('1.2.0'), backendImage('1.0.0'), 0, 'succeeded']);
+    assert.deepEqual([last?.kind, last?.fromImage, last?.toImage, last?.toRevision, last?.result], ['rollback', backendImage('2.2.0'), backendImage('1.0.0'), 0, 'succeeded']);
     await recordHistoryIfAsked(handle.workflowId, 'rollback-approved-downgrade', { runId: handle.firstExecutionRunId });
   });
 });

@@ -4,7 +4,6 @@
  * once the backfill is under way, the demo SIGKILLs it in the middle of a chunk and starts another, and the bar
  * goes on: the new worker resumes the chunk from its last heartbeat. Exits 0 when the backfill is done.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -20,6 +19,7 @@ import { followBackfill } from './commands/backfill';
 import { withClient } from './context';
 import { loadDemoSandbox } from './lazy';
 import type { SandboxPlace } from './demoSandbox';
+import { demoWorkers, type DemoWorkers } from './demoWorker';
 import { CliError, firstLine } from './errors';
 
 interface BackfillDemoInput {
@@ -31,7 +31,7 @@ interface BackfillDemoInput {
 export async function runBackfillDemo(input: BackfillDemoInput, loaded: { config: Config; file?: string }): Promise<void> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const scratch = mkdtempSync(path.join(tmpdir(), 'runbooks-demo-'));
-  const workers: ChildProcess[] = [];
+  let workers: DemoWorkers | undefined;
   let cleanUp: ((keep: boolean) => Promise<string>) | undefined;
   try {
     say(`scenario backfill: ${input.scenario.summary}`);
@@ -49,15 +49,8 @@ export async function runBackfillDemo(input: BackfillDemoInput, loaded: { config
     };
     writeFileSync(configFile, toYaml(workerInput));
     const config = loadConfig({ file: configFile });
-    const startWorker = () => {
-      const worker = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'worker', '--config', configFile], {
-        env: { ...process.env, LOG_LEVEL: 'error' },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-      workers.push(worker);
-      say(`started a worker process (pid ${worker.pid}) on task queue ${config.temporal.taskQueue}`);
-      return worker;
-    };
+    workers = demoWorkers(configFile, say, config.temporal.taskQueue);
+    const startWorker = () => workers!.start();
     let worker = startWorker();
 
     const thisYear = new Date().getUTCFullYear();
@@ -81,7 +74,7 @@ export async function runBackfillDemo(input: BackfillDemoInput, loaded: { config
       for (const event of done.log.slice(-5)) say(`  ${event.at.replace('T', ' ').slice(0, 19)}Z  ${event.by.padEnd(10)} ${event.message}`);
     });
   } finally {
-    for (const worker of workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGTERM');
+    workers?.stopAll();
     rmSync(scratch, { recursive: true, force: true });
     if (cleanUp) say(await cleanUp(input.keep).catch((err: unknown) => `cleaning up: ${firstLine(err)}`));
   }

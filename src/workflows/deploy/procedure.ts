@@ -95,7 +95,8 @@ export class DeploymentRun {
   async openIncident(reason: string): Promise<void> {
     const { workflowType, alertname, ...setup } = this.setup.incident;
     const parent = workflowInfo().workflowId;
-    const workflowId = `${alertname}-${parent}-${workflowInfo().runId.slice(0, 8)}`;
+    // From the input and the run, not the workflow ID (a replay runs under another): one incident per deployment.
+    const workflowId = `${alertname}-${this.kind}-${this.setup.container}-${workflowInfo().runId.slice(0, 8)}`;
     const input: IncidentInput = {
       ...setup,
       service: this.setup.container,
