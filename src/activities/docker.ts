@@ -176,7 +176,7 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
      * Idempotent as replaceContainer is: a retry after a crash at any point finishes the same replacement.
      */
     async replaceContainer({ target, image, mode, previousImage }: TargetRef & { image: string; mode: ReplaceMode; previousImage?: string }): Promise<RollbackResult> {
-      return replaceContainer(docker, containerOf(target), image, mode, previousImage);
+      return replaceContainer(docker, containerOf(target), image, mode, previousImage, () => Context.current().heartbeat());
     },
   };
 }
@@ -192,7 +192,14 @@ export type ReplaceMode = 'deploy' | 'rollback';
  * `image` (started if it is not running), or no container and the kept one to copy from — never two running, and
  * never none for longer than the retry takes.
  */
-export async function replaceContainer(docker: Docker, name: string, image: string, mode: ReplaceMode, previousImage?: string): Promise<RollbackResult> {
+export async function replaceContainer(
+  docker: Docker,
+  name: string,
+  image: string,
+  mode: ReplaceMode,
+  previousImage?: string,
+  heartbeat: () => void = () => {},
+): Promise<RollbackResult> {
   const current = await inspectOrNull(docker, name);
   if (current?.Config.Image === image) {
     if (!current.State.Running) await docker.getContainer(name).start();
@@ -233,11 +240,6 @@ export async function replaceContainer(docker: Docker, name: string, image: stri
 }
 
 export type DockerActivities = ReturnType<typeof createDockerActivities>;
-
-/** Heartbeats when run by an activity that has a heartbeat timeout (harmless otherwise). */
-function heartbeat(): void {
-  Context.current().heartbeat();
-}
 
 /** The container's environment without what its image set (all of it, if that image is gone). */
 export async function ownEnvironment(docker: Docker, container: Docker.ContainerInspectInfo): Promise<string[] | undefined> {
