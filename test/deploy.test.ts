@@ -89,6 +89,12 @@ describe('deployments of the sandbox backend, by real worker processes', () => {
     startWorker();
   });
 
+  /** SIGKILLs the worker process, wherever it is, and starts a new one. */
+  async function replaceWorker(): Promise<void> {
+    worker!.child.kill('SIGKILL');
+    await worker!.exited;
+    startWorker();
+  }
   /** The backend containers of this sandbox the engine runs, by image. */
   async function runningBackends(): Promise<string[]> {
     const all = await docker.listContainers({ filters: { name: [`^/${app.containers.backend}`] } });
@@ -175,9 +181,7 @@ describe('deployments of the sandbox backend, by real worker processes', () => {
       return true;
     });
     await waitFor('the deploy to watch', async () => ((await getDeployment(client, handle.workflowId)).phase === 'watching' ? true : undefined), 120_000);
-    worker!.child.kill('SIGKILL');
-    await worker!.exited;
-    startWorker();
+    await replaceWorker();
     const outcome = await finished(handle.workflowId, handle.firstExecutionRunId);
     assert.equal(outcome.record.result, 'succeeded', outcome.record.reason);
     assert.deepEqual(await runningBackends(), [backendImage('2.2.0')], 'exactly one backend, the new version');
@@ -187,15 +191,11 @@ describe('deployments of the sandbox backend, by real worker processes', () => {
   test('a rollback --to a version downgrades the schema once approved and ends on one container of it, through two worker SIGKILLs', { timeout: 240_000 }, async () => {
     const handle = await startRollback(client, config, { toVersion: '1.0.0', by: 'erin' });
     await waitFor('the downgrade approval', async () => ((await getDeployment(client, handle.workflowId)).pendingApproval?.kind === 'downgrade-database' ? true : undefined), 120_000);
-    worker!.child.kill('SIGKILL');
-    await worker!.exited;
-    startWorker();
+    await replaceWorker();
     await decideDeployment(client, handle.workflowId, 'approve', { step: 'downgrade-database', by: 'dana' });
     // Killed again while the downgrade or the switch runs (wherever it is): the next worker finishes that step.
     await waitFor('the rollback to act', async () => (['migrating', 'switching', 'verifying', 'done'].includes((await getDeployment(client, handle.workflowId)).phase) ? true : undefined), 60_000);
-    worker!.child.kill('SIGKILL');
-    await worker!.exited;
-    startWorker();
+    await replaceWorker();
     const outcome = await finished(handle.workflowId, handle.firstExecutionRunId);
     assert.equal(outcome.record.result, 'succeeded', outcome.record.reason);
     assert.deepEqual(await runningBackends(), [backendImage('1.0.0')], 'exactly one backend, the version rolled back to');

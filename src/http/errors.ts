@@ -3,6 +3,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { PayloadConverterError, ValueError } from '@temporalio/common';
 import type { FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { causeChain, grpcStatusOf, isTemporalUnavailable } from '../temporal/errors';
 
@@ -108,4 +109,19 @@ const connectionTrouble =
 
 function truncate(text: string): string {
   return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text;
+}
+
+/**
+ * A Temporal failure as the HTTP API answers it: 503 when Temporal (or the worker) is unavailable, so the caller
+ * retries; 400 when Temporal refused the request; anything else is rethrown (a 500).
+ */
+export function sendTemporalFailure(reply: FastifyReply, err: unknown, logger: Pick<Logger, 'warn'>, what: string): FastifyReply {
+  const failure = classifyTemporalError(err);
+  if (failure === 'unavailable') {
+    const reason = describeTemporalError(err);
+    logger.warn({ what, reason }, 'Temporal or the worker unavailable');
+    return sendError(reply, 503, { error: `Temporal is unavailable: ${reason}` });
+  }
+  if (failure === 'rejected') return sendError(reply, 400, { error: `Temporal refused the request: ${describeTemporalError(err)}` });
+  throw err;
 }

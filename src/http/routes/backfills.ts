@@ -11,7 +11,7 @@ import type { Config } from '../../config/schema';
 import { BackfillRefused, startBackfill } from '../../intake/backfill';
 import type { BackfillVerb } from '../../workflows/backfill/messages';
 import type { Authenticator } from '../auth';
-import { classifyTemporalError, describeTemporalError, invalidInput, sendError } from '../errors';
+import { invalidInput, sendError, sendTemporalFailure } from '../errors';
 import { TEMPORAL_CALL_TIMEOUT_MS, withTemporalDeadline } from '../temporal';
 
 interface BackfillRouteDeps {
@@ -98,12 +98,5 @@ function parseParams(raw: unknown): { id: string } {
 function sendFailure(reply: FastifyReply, err: unknown, logger: Logger, what: string): FastifyReply {
   if (err instanceof BackfillOperationError) return sendError(reply, refusalStatus[err.reason], { error: err.message });
   if (err instanceof QueryNotRegisteredError) return sendError(reply, 404, { error: 'no such backfill (the workflow is not a backfill)' });
-  const failure = classifyTemporalError(err);
-  if (failure === 'unavailable') {
-    const reason = describeTemporalError(err);
-    logger.warn({ what, reason }, 'Temporal or the worker unavailable');
-    return sendError(reply, 503, { error: `Temporal is unavailable: ${reason}` });
-  }
-  if (failure === 'rejected') return sendError(reply, 400, { error: `Temporal refused the request: ${describeTemporalError(err)}` });
-  throw err;
+  return sendTemporalFailure(reply, err, logger, what);
 }

@@ -14,7 +14,7 @@ import { decideDeployment, DeploymentOperationError, getDeployment, type Deploym
 import { DeploymentRefused, deploymentWorkflowId, startDeploy, startRollback } from '../../intake/deploy';
 import { deployApprovalKinds } from '../../workflows/deploy/messages';
 import type { Authenticator } from '../auth';
-import { classifyTemporalError, describeTemporalError, invalidInput, sendError } from '../errors';
+import { invalidInput, sendError, sendTemporalFailure } from '../errors';
 import { TEMPORAL_CALL_TIMEOUT_MS, withTemporalDeadline } from '../temporal';
 
 interface DeploymentRouteDeps {
@@ -104,12 +104,5 @@ function sendFailure(reply: FastifyReply, err: unknown, logger: Logger, what: st
   if (err instanceof DeploymentOperationError) return sendError(reply, refusalStatus[err.reason], { error: err.message });
   if (err instanceof DeploymentRefused) return sendError(reply, err.reason === 'invalid' ? 400 : 409, { error: err.message });
   if (err instanceof QueryNotRegisteredError) return sendError(reply, 404, { error: 'no such deployment' });
-  const failure = classifyTemporalError(err);
-  if (failure === 'unavailable') {
-    const reason = describeTemporalError(err);
-    logger.warn({ what, reason }, 'Temporal or the worker unavailable');
-    return sendError(reply, 503, { error: `Temporal is unavailable: ${reason}` });
-  }
-  if (failure === 'rejected') return sendError(reply, 400, { error: `Temporal refused the request: ${describeTemporalError(err)}` });
-  throw err;
+  return sendTemporalFailure(reply, err, logger, what);
 }
