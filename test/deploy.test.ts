@@ -15,8 +15,8 @@ import { PREVIOUS_IMAGE_LABEL } from '../src/activities/docker';
 import type { Config, ConfigInput } from '../src/config/schema';
 import { parseConfig } from '../src/config/load';
 import type { DeploymentOutcome, DeploymentRecord } from '../src/deployments/model';
-import { decideDeployment, getDeployment } from '../src/deployments/operations';
-import { DeploymentRefused, startDeploy, startRollback } from '../src/intake/deploy';
+import { getDeployment } from '../src/deployments/operations';
+import { DeploymentRefused, startDeploy } from '../src/intake/deploy';
 import { auditAppTargets, backendImage, BackendEnv, ensureAuditAppImages, SANDBOX_DEPLOY, type StartedAuditApp } from '../src/sandbox/auditApp';
 import { dropAuditSchema } from './support/audit';
 import { cliWorkspace, type CliProcess, type CliWorkspace } from './support/cli';
@@ -188,11 +188,21 @@ describe('deployments of the sandbox backend, by real worker processes', () => {
     assert.equal(await healthVersion(), '2.2.0');
   });
 
-  test('a rollback --to a version downgrades the schema once approved and ends on one container of it, through two worker SIGKILLs', { timeout: 240_000 }, async () => {
-    const handle = await startRollback(client, config, { toVersion: '1.0.0', by: 'erin' });
+  test('`runbooks rollback --to` a version downgrades the schema once `runbooks deployment approve`d and ends on one container of it, through two worker SIGKILLs', { timeout: 240_000 }, async () => {
+    const started = await ws.run(['rollback', '--to', '1.0.0', '--by', 'erin', '--config', configFile]);
+    assert.equal(started.code, 0, started.stderr);
+    const workflowId = /^started (\S+)$/m.exec(started.stdout)?.[1];
+    assert.equal(workflowId, `deploy-${app.containers.backend}`);
+    const handle = { workflowId, firstExecutionRunId: (await client.workflow.getHandle(workflowId).describe()).runId };
     await waitFor('the downgrade approval', async () => ((await getDeployment(client, handle.workflowId)).pendingApproval?.kind === 'downgrade-database' ? true : undefined), 120_000);
+    const shown = await ws.run(['deployment', 'status', '--config', configFile]);
+    assert.match(shown.stdout, /rollback awaiting-approval .*\n\s+waiting for downgrade-database: Downgrade the schema from revision 1 to 0/);
     await replaceWorker();
-    await decideDeployment(client, handle.workflowId, 'approve', { step: 'downgrade-database', by: 'dana' });
+    const refused = await ws.run(['deployment', 'approve', '--step', 'downgrade-database', '--by', 'erin', '--config', configFile]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /erin is not an approver of downgrade-database \(approvers\.downgrade-database\)/);
+    const approved = await ws.run(['deployment', 'approve', '--step', 'downgrade-database', '--by', 'dana', '--config', configFile]);
+    assert.equal(approved.code, 0, approved.stderr);
     // Killed again while the downgrade or the switch runs (wherever it is): the next worker finishes that step.
     await waitFor('the rollback to act', async () => (['migrating', 'switching', 'verifying', 'done'].includes((await getDeployment(client, handle.workflowId)).phase) ? true : undefined), 60_000);
     await replaceWorker();
