@@ -13,6 +13,7 @@ import type { Pool } from 'pg';
 import type { Config } from '../config/schema';
 import { repositoryOf, versionOf, type DeploymentRecord } from '../deployments/model';
 import { readDeployments } from '../deployments/history';
+import { redactUrlsIn } from '../logging/redact';
 import { histogramSeries } from '../metrics/histogram';
 import { ActivityErrorType } from '../runbooks/errorTypes';
 import { demultiplex, inspectOrNull, ownEnvironment, PREVIOUS_IMAGE_LABEL, requireImage } from './docker';
@@ -128,7 +129,8 @@ export function createDeployActivities(docker: Docker, pool: Pool, config: Pick<
       try {
         const { StatusCode } = (await docker.getContainer(name).wait()) as { StatusCode: number };
         const raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, follow: false });
-        const output = demultiplex(raw).toString('utf8');
+        // A migration tool may print its connection URL: what reaches workflow history has no password.
+        const output = redactUrlsIn(demultiplex(raw).toString('utf8'));
         await docker.getContainer(name).remove({ force: true });
         const match = /^schema revision (\d+)$/m.exec(output.trim().split('\n').pop() ?? '');
         return { step, exitCode: StatusCode, ...(match ? { revision: Number(match[1]) } : {}), output: output.slice(-OUTPUT_MAX) };
@@ -161,7 +163,7 @@ export function createDeployActivities(docker: Docker, pool: Pool, config: Pick<
       const raw = await docker.getContainer(container).logs({ stdout: true, stderr: true, since, follow: false });
       const errors = demultiplex(raw).toString('utf8').split('\n').filter((line) => patterns.some((p) => p.test(line)));
       report.errorLines = errors.length;
-      report.examples = errors.slice(0, 5).map((line) => line.slice(0, 300));
+      report.examples = errors.slice(0, 5).map((line) => redactUrlsIn(line).slice(0, 300));
       if (metricsUrl && before) {
         const after = await requestCounts(metricsUrl);
         report.requests = Math.max(0, after.requests - before.requests);
