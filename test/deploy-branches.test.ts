@@ -12,6 +12,7 @@ import { deploymentSetup } from '../src/intake/deploy';
 import type { deploy } from '../src/workflows/deploy';
 import { deploymentStatusQuery, deploymentUpdates } from '../src/workflows/deploy/messages';
 import { timeSkippingIncidents, type ActivityStubs } from './support/timeSkipping';
+import { waitFor } from './support/wait';
 
 const suite = timeSkippingIncidents({ taskQueuePrefix: 'deploy-branches', labels: { alertname: 'Unused' } });
 const config = (overrides: Record<string, unknown> = {}) =>
@@ -131,6 +132,27 @@ describe('deploy and rollback, on the time-skipping test server', () => {
     assert.ok(log.some((m) => /No downgrade-database within 30 min: taken as a no/.test(m)), log.join('\n'));
     assert.ok(log.some((m) => /schema is left at revision 1/.test(m)), log.join('\n'));
     assert.equal(outcome.record.result, 'rolled-back');
+    await incidentOf(outcome);
+  });
+
+  test('a deployment cancelled while it watches is undone all the same: the previous image back, recorded, an incident opened', async () => {
+    const { state, stubs } = world();
+    let watching = false;
+    const handle = await startDeploy('1.1.2', {
+      ...stubs,
+      watchDeployment: async ({ windowMs }) => {
+        watching = true;
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        return { windowMs, healthChecks: 1, unhealthy: 0, errorLines: 0, examples: [], requests: 0, serverErrors: 0, errorRate: 0 };
+      },
+    });
+    await waitFor('the watch', async () => (watching ? true : undefined));
+    await handle.cancel();
+    await suite.settle(handle);
+    await handle.executeUpdate(deploymentUpdates.reject, { args: [{ step: 'downgrade-database', by: 'dana' }] });
+    const outcome = await handle.result();
+    assert.equal(state.image, 'app:1.0.0');
+    assert.deepEqual([outcome.record.result, outcome.record.reason], ['rolled-back', 'the deployment was cancelled']);
     await incidentOf(outcome);
   });
 

@@ -5,7 +5,7 @@
  * (who, version, from, to, result, duration) is in Postgres. One deployment per target at a time (intake's fixed
  * workflow ID), an optional `approve-deploy` gate.
  */
-import { ActivityFailure, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
 import { versionOf, type DeployInput, type DeploymentOutcome } from '../deployments/model';
 import { deployment, docker, http } from './activityProxies';
 import { DeploymentFailure, DeploymentRun, failureMessage, lastLine, Saga } from './deploy/procedure';
@@ -65,12 +65,15 @@ export async function deploy(input: DeployInput): Promise<DeploymentOutcome> {
     run.note('runbooks', `Watched ${watch.healthChecks} health check(s), ${watch.errorLines} error line(s), ${watch.requests} request(s) with ${watch.serverErrors} 5xx.`);
     return outcome(await run.finish('succeeded'));
   } catch (err) {
-    if (!(err instanceof DeploymentFailure || err instanceof ActivityFailure)) throw err;
-    const reason = failureMessage(err);
-    run.note('runbooks', `Deployment failed: ${reason}`);
-    const undone = await saga.compensate();
-    await run.openIncident(reason);
-    return outcome(await run.finish(undone ? 'rolled-back' : 'failed', reason));
+    if (!(err instanceof DeploymentFailure || err instanceof ActivityFailure || isCancellation(err))) throw err;
+    const reason = isCancellation(err) ? 'the deployment was cancelled' : failureMessage(err);
+    // A cancelled deployment is undone too: the compensations run where its cancellation does not reach.
+    return CancellationScope.nonCancellable(async () => {
+      run.note('runbooks', `Deployment failed: ${reason}`);
+      const undone = await saga.compensate();
+      await run.openIncident(reason);
+      return outcome(await run.finish(undone ? 'rolled-back' : 'failed', reason));
+    });
   }
 }
 
