@@ -46,7 +46,8 @@ describe('the runbook catalog', () => {
       }
     }
     const every = parseConfig({ approvers: Object.fromEntries(approvalKinds.map((kind) => [kind, ['x']])) });
-    assert.deepEqual(Object.keys(every.approvers).sort(), runbookNames.flatMap((name) => [...catalog[name].approvalKinds]).sort());
+    const kinds = new Set([...runbookNames.flatMap((name) => catalog[name].approvalKinds), ...procedureNames.flatMap((name) => procedures[name].approvalKinds)]);
+    assert.deepEqual(Object.keys(every.approvers).sort(), [...kinds].sort());
     assert.throws(() => parseConfig({ approvers: { 'launch-missiles': ['x'] } }), /approvers.*launch-missiles/);
     assert.throws(() => parseConfig({ routing: { alerts: { X: { runbook: 'nope' } } } }), /routing\.alerts\.X\.runbook/);
     assert.throws(() => parseConfig({ policies: { 'redis-down': { memoryPresure: 0.5 } } }), /policies\.redis-down.*memoryPresure/);

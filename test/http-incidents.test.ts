@@ -388,8 +388,8 @@ describe('the start-up warning about scopes no token has', () => {
           ],
           [
             'operations',
-            'no token has the "operations" scope: GET /backfills/:id and GET /blocks are open to anyone who can reach them; ' +
-              'POST /backfills, POST /backfills/:id/{pause,resume,cancel,retry-chunk,skip-chunk} and DELETE /blocks/:ip refuse every request (401) — create one with `runbooks token create NAME --scopes operations`',
+            'no token has the "operations" scope: GET /backfills/:id, GET /{deployments,blocks} and GET /deployments/current are open to anyone who can reach them; ' +
+              'POST /{backfills,deployments}, POST /backfills/:id/{pause,resume,cancel,retry-chunk,skip-chunk}, POST /deployments/rollback, POST /deployments/current/{approve,reject} and DELETE /blocks/:ip refuse every request (401) — create one with `runbooks token create NAME --scopes operations`',
           ],
         ],
       );

@@ -181,47 +181,87 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
     },
 
     /**
-     * Replaces the container by one running `image`, with the same command, host config and the environment
-     * the container set itself (what the replaced image baked in stays behind with it, so the new image's own
-     * defaults apply — a bad image's setting must not survive its rollback); the old one is kept, stopped, for the post-incident review. Idempotent: a retry after a crash at any
-     * point finds either the container already on `image`, or the kept one to copy from.
+     * Runbook §1's rollback: the container replaced by one on `image` (replaceContainer, `mode: 'rollback'`). Kept
+     * under this name for the recorded incidents that call it. Idempotent as replaceContainer is.
      */
     async rollbackContainer({ target, image }: TargetRef & { image: string }): Promise<RollbackResult> {
-      const name = containerOf(target);
-      const current = await inspectOrNull(docker, name);
-      if (current?.Config.Image === image) {
-        if (!current.State.Running) await docker.getContainer(name).start();
-        return { image, replacedImage: current.Config.Labels?.[ROLLED_BACK_FROM_LABEL] ?? image, alreadyDone: true };
-      }
-      await requireImage(docker, image);
-      const template = current ?? (await findKeptContainer(docker, name));
-      const keptAs = `${name}-replaced-${template.Id.slice(0, 12)}`;
-      if (current) {
-        if (current.State.Running) await docker.getContainer(name).stop({ t: 10 });
-        await docker.getContainer(name).rename({ name: keptAs });
-      }
-      const labels: Record<string, string> = { ...template.Config.Labels, [ROLLED_BACK_FROM_LABEL]: template.Config.Image };
-      delete labels[PREVIOUS_IMAGE_LABEL];
-      const replacement = await docker.createContainer({
-        name,
-        Image: image,
-        Cmd: template.Config.Cmd ?? undefined,
-        Entrypoint: template.Config.Entrypoint ?? undefined,
-        Env: await ownEnvironment(docker, template),
-        Labels: labels,
-        ExposedPorts: template.Config.ExposedPorts,
-        HostConfig: template.HostConfig,
-      });
-      await replacement.start();
-      return { image, replacedImage: template.Config.Image, keptAs, alreadyDone: false };
+      return replaceContainer(docker, containerOf(target), image, 'rollback');
+    },
+
+    /**
+     * Replaces the container by one on `image` — a deployment (`deploy`: the replaced image goes into the
+     * `runbooks.previous-image` label) or a rollback (`rollback`: that label is dropped, the replaced image noted — or
+     * set to `previousImage`, when a failed deployment puts back a container that had one).
+     * Idempotent as replaceContainer is: a retry after a crash at any point finishes the same replacement.
+     */
+    async replaceContainer({ target, image, mode, previousImage }: TargetRef & { image: string; mode: ReplaceMode; previousImage?: string }): Promise<RollbackResult> {
+      return replaceContainer(docker, containerOf(target), image, mode, previousImage, () => Context.current().heartbeat());
     },
   };
+}
+
+/** A deployment keeps the image it replaced (to roll back to); a rollback forgets it. */
+export type ReplaceMode = 'deploy' | 'rollback';
+
+/**
+ * Replaces the container by one running `image`, with the same command, host config and the environment the container
+ * set itself (what the replaced image baked in stays behind with it, so the new image's own defaults apply — a bad
+ * image's setting must not survive its rollback); the old one is kept, stopped and renamed `<name>-replaced-<id>`, for
+ * the post-incident review. Idempotent: a retry after a crash at any point finds either the container already on
+ * `image` (started if it is not running), or no container and the kept one to copy from — never two running, and
+ * never none for longer than the retry takes.
+ */
+export async function replaceContainer(
+  docker: Docker,
+  name: string,
+  image: string,
+  mode: ReplaceMode,
+  previousImage?: string,
+  heartbeat: () => void = () => {},
+): Promise<RollbackResult> {
+  const current = await inspectOrNull(docker, name);
+  if (current?.Config.Image === image) {
+    if (!current.State.Running) await docker.getContainer(name).start();
+    const replaced = current.Config.Labels?.[mode === 'deploy' ? PREVIOUS_IMAGE_LABEL : ROLLED_BACK_FROM_LABEL];
+    return { image, replacedImage: replaced ?? image, alreadyDone: true };
+  }
+  await requireImage(docker, image);
+  const template = current ?? (await findKeptContainer(docker, name));
+  const keptAs = `${name}-replaced-${template.Id.slice(0, 12)}`;
+  if (current) {
+    heartbeat();
+    if (current.State.Running) await docker.getContainer(name).stop({ t: 10 });
+    heartbeat();
+    await docker.getContainer(name).rename({ name: keptAs });
+  }
+  heartbeat();
+  const labels: Record<string, string> = { ...template.Config.Labels };
+  if (mode === 'deploy') {
+    labels[PREVIOUS_IMAGE_LABEL] = template.Config.Image;
+    delete labels[ROLLED_BACK_FROM_LABEL];
+  } else {
+    labels[ROLLED_BACK_FROM_LABEL] = template.Config.Image;
+    if (previousImage) labels[PREVIOUS_IMAGE_LABEL] = previousImage;
+    else delete labels[PREVIOUS_IMAGE_LABEL];
+  }
+  const replacement = await docker.createContainer({
+    name,
+    Image: image,
+    Cmd: template.Config.Cmd ?? undefined,
+    Entrypoint: template.Config.Entrypoint ?? undefined,
+    Env: await ownEnvironment(docker, template),
+    Labels: labels,
+    ExposedPorts: template.Config.ExposedPorts,
+    HostConfig: template.HostConfig,
+  });
+  await replacement.start();
+  return { image, replacedImage: template.Config.Image, keptAs, alreadyDone: false };
 }
 
 export type DockerActivities = ReturnType<typeof createDockerActivities>;
 
 /** The container's environment without what its image set (all of it, if that image is gone). */
-async function ownEnvironment(docker: Docker, container: Docker.ContainerInspectInfo): Promise<string[] | undefined> {
+export async function ownEnvironment(docker: Docker, container: Docker.ContainerInspectInfo): Promise<string[] | undefined> {
   const env = container.Config.Env ?? undefined;
   const fromImage = await docker
     .getImage(container.Image)
@@ -262,7 +302,7 @@ async function findKeptContainer(docker: Docker, name: string): Promise<Docker.C
   return docker.getContainer(newest.Id).inspect();
 }
 
-async function requireImage(docker: Docker, image: string): Promise<void> {
+export async function requireImage(docker: Docker, image: string): Promise<void> {
   try {
     await docker.getImage(image).inspect();
   } catch (err) {

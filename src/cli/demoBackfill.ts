@@ -4,23 +4,16 @@
  * once the backfill is under way, the demo SIGKILLs it in the middle of a chunk and starts another, and the bar
  * goes on: the new worker resumes the chunk from its last heartbeat. Exits 0 when the backfill is done.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { BackfillView } from '../backfills/operations';
 import { chunkName } from '../backfills/model';
-import { loadConfig } from '../config/load';
 import type { Config, ConfigInput } from '../config/schema';
-import { demoTaskQueue } from '../incidents/operations';
 import { BackfillRefused, startBackfill } from '../intake/backfill';
 import type { BackfillScenario } from '../sandbox/scenarios';
 import { followBackfill } from './commands/backfill';
 import { withClient } from './context';
-import { loadDemoSandbox } from './lazy';
 import type { SandboxPlace } from './demoSandbox';
-import { CliError, firstLine } from './errors';
+import { runProcedureDemo } from './demoProcedure';
+import { CliError } from './errors';
 
 interface BackfillDemoInput {
   scenario: BackfillScenario;
@@ -29,37 +22,9 @@ interface BackfillDemoInput {
 }
 
 export async function runBackfillDemo(input: BackfillDemoInput, loaded: { config: Config; file?: string }): Promise<void> {
-  const say = (line: string) => process.stdout.write(`${line}\n`);
-  const scratch = mkdtempSync(path.join(tmpdir(), 'runbooks-demo-'));
-  const workers: ChildProcess[] = [];
-  let cleanUp: ((keep: boolean) => Promise<string>) | undefined;
-  try {
-    say(`scenario backfill: ${input.scenario.summary}`);
-    const sandbox = await loadDemoSandbox().breakSandbox({ scenario: {}, place: input.place, dockerHost: loaded.config.docker.host, log: say });
-    cleanUp = sandbox.cleanUp;
-
-    // The worker is a process of its own, so it can be killed: its config is the loaded file's, pointed at the sandbox.
-    const configFile = path.join(scratch, 'runbooks.yaml');
-    const fileInput = (loaded.file ? parseYaml(readFileSync(loaded.file, 'utf8')) : {}) as ConfigInput;
-    const workerInput: ConfigInput = {
-      ...fileInput,
-      ...sandbox.targets,
-      temporal: { ...fileInput.temporal, taskQueue: demoTaskQueue(loaded.config.temporal.taskQueue) },
-      backfill: { ...fileInput.backfill, delay: input.scenario.backfill.delay },
-    };
-    writeFileSync(configFile, toYaml(workerInput));
-    const config = loadConfig({ file: configFile });
-    const startWorker = () => {
-      const worker = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'worker', '--config', configFile], {
-        env: { ...process.env, LOG_LEVEL: 'error' },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-      workers.push(worker);
-      say(`started a worker process (pid ${worker.pid}) on task queue ${config.temporal.taskQueue}`);
-      return worker;
-    };
+  const configFor = (fileInput: ConfigInput) => ({ backfill: { ...fileInput.backfill, delay: input.scenario.backfill.delay } });
+  await runProcedureDemo({ name: 'backfill', summary: input.scenario.summary, place: input.place, keep: input.keep, loaded, configFor }, async ({ say, config, startWorker }) => {
     let worker = startWorker();
-
     const thisYear = new Date().getUTCFullYear();
     const from = thisYear - input.scenario.backfill.years;
     await withClient(config, async (client) => {
@@ -80,9 +45,5 @@ export async function runBackfillDemo(input: BackfillDemoInput, loaded: { config
       say(`\n${done.chunksDone} of ${done.chunksTotal} chunk(s), ${done.recordsWritten} record(s) written in ${seconds} s, worker crash included; see it in the Temporal UI, or: npx runbooks backfill status`);
       for (const event of done.log.slice(-5)) say(`  ${event.at.replace('T', ' ').slice(0, 19)}Z  ${event.by.padEnd(10)} ${event.message}`);
     });
-  } finally {
-    for (const worker of workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGTERM');
-    rmSync(scratch, { recursive: true, force: true });
-    if (cleanUp) say(await cleanUp(input.keep).catch((err: unknown) => `cleaning up: ${firstLine(err)}`));
-  }
+  });
 }

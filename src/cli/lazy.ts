@@ -9,5 +9,7 @@ export const loadDevTemporal = () => require('./devTemporal') as typeof import('
 export const loadAuditTrail = () => require('../reports/auditTrail') as typeof import('../reports/auditTrail');
 export const loadChecklistReports = () => require('../checklists/reports') as typeof import('../checklists/reports');
 export const loadDemoBackfill = () => require('./demoBackfill') as typeof import('./demoBackfill');
+export const loadDemoDeploy = () => require('./demoDeploy') as typeof import('./demoDeploy');
 export const loadDemoSandbox = () => require('./demoSandbox') as typeof import('./demoSandbox');
 export const loadSandboxCommands = () => require('../sandbox/commands') as typeof import('../sandbox/commands');
+export const loadDeploymentHistory = () => require('../deployments/history') as typeof import('../deployments/history');

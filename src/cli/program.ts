@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { version } from '../../package.json';
 import { registerActionCommands } from './commands/actions';
 import { registerBackfillCommands } from './commands/backfill';
+import { registerDeployCommands } from './commands/deploy';
 import { registerBlockCommands } from './commands/blocks';
 import { registerCatalogCommand } from './commands/catalog';
 import { registerChecklistsCommand } from './commands/checklists';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerActionCommands(program);
   registerBackfillCommands(program);
+  registerDeployCommands(program);
   registerReportCommand(program);
   registerBlockCommands(program);
   registerTokenCommands(program);

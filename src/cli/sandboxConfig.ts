@@ -5,6 +5,7 @@
  */
 import { ConfigSchema, type Config, type ConfigInput } from '../config/schema';
 import type { ApprovalKind, PolicyValue, RunbookName } from '../runbooks/catalog';
+import { SANDBOX_DEPLOY } from '../sandbox/auditApp/contract';
 
 export interface SandboxConfigInput {
   /** What `auditAppTargets` returns: `targets`, and `docker.host` for a private engine. */
@@ -25,5 +26,7 @@ export function pointAtSandbox(config: Config, { sandbox, approver, kinds, polic
     targets: ConfigSchema.shape.targets.parse(sandbox.targets),
     approvers,
     policies: ConfigSchema.shape.policies.parse(merged),
+    // Deployments of the sandbox's backend: its own build and migrations, unless the config names others.
+    deploy: { ...config.deploy, build: config.deploy.build ?? SANDBOX_DEPLOY.build, migrate: config.deploy.migrate ?? SANDBOX_DEPLOY.migrate },
   };
 }

@@ -236,6 +236,42 @@ const ScheduleSchema = z
   })
   .refine((s) => (s.cron === undefined) !== (s.calendar === undefined), { message: 'give either cron or calendar (one of them)', path: ['cron'] });
 
+/** An argv (never a shell string); `{version}`, `{image}` and `{revision}` are replaced in each element. */
+const ArgvSchema = z.array(z.string().min(1).max(500)).min(1).max(50);
+
+/** `runbooks deploy` and `runbooks rollback` (the runbook's Deployment Procedures) of `targets.backend`. */
+const DeploySchema = z.strictObject({
+  /** The image repository a version is tagged in (`<repository>:<version>`); default: that of the backend's current image. */
+  repository: z.string().regex(/^[a-z0-9][a-z0-9._/:-]{0,199}$/, 'an image repository: lowercase letters, digits, . _ / : -').optional(),
+  /**
+   * How an image for a version is made when its tag is not there yet; absent: the tag must exist. `argv`: a build the
+   * worker runs (e.g. [docker, build, -t, "{image}", .]); `versionFile`: the sandbox's, the current image committed
+   * with this file holding the version.
+   */
+  build: z.union([z.strictObject({ argv: ArgvSchema }), z.strictObject({ versionFile: absolutePath })]).optional(),
+  /**
+   * The migrations, run in a one-off container of the new image with the backend container's environment and network;
+   * each prints `schema revision <N>` last. `down` reverts to `{revision}`. Absent: no migration step.
+   */
+  migrate: z.strictObject({ up: ArgvSchema, down: ArgvSchema, current: ArgvSchema }).optional(),
+  /** How long the new version is watched (its /health, its log, its error rate) before the deployment counts as good. */
+  watch: DurationSchema.prefault('5m'),
+  /** Log lines that fail a deployment while it is watched (regular expressions, matched in the worker). */
+  errorPatterns: z
+    .array(z.string().min(1).max(200).refine(isRegExp, 'a regular expression'))
+    .default(['\\bFATAL\\b', '\\bERROR\\b', 'status=5\\d\\d']),
+  /** The most error lines tolerated in the window. */
+  maxErrorLines: z.number().int().min(0).default(0),
+  /** The most 5xx share of requests (from `targets.backend.metricsUrl`) tolerated in the window, 0..1. */
+  maxErrorRate: z.number().min(0).max(1).default(0.05),
+  /** Ask `approve-deploy` before going out. */
+  requireApproval: z.boolean().default(false),
+  /** How long an approval (`approve-deploy`, `downgrade-database`) is waited for before the answer counts as no. */
+  approveWithin: DurationSchema.prefault('1h'),
+  /** The alert a failed deployment opens an incident as (routed by `routing`, else the fallback). */
+  incidentAlert: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,99}$/, 'an alert name').default('DeploymentFailed'),
+});
+
 export const ConfigSchema = z.strictObject({
   temporal: z
     .strictObject({
@@ -324,12 +360,22 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   /** Temporal Schedules by name (`runbooks schedules apply` creates, updates and deletes them; the schedule ID is `<taskQueue>-<name>`). */
   schedules: z.record(name, ScheduleSchema).default({}),
+  deploy: DeploySchema.prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type Channel = z.infer<typeof ChannelSchema>;
 export type ScheduleConfig = z.infer<typeof ScheduleSchema>;
+
+function isRegExp(pattern: string): boolean {
+  try {
+    new RegExp(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function isKnownTimeZone(timeZone: string): boolean {
   try {

@@ -3,8 +3,8 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { PayloadConverterError, ValueError } from '@temporalio/common';
 import type { FastifyReply } from 'fastify';
-import type { z } from 'zod';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import { causeChain, grpcStatusOf, isTemporalUnavailable } from '../temporal/errors';
 
 export interface Issue {
@@ -99,7 +99,7 @@ export function classifyTemporalError(err: unknown): TemporalFailure {
  * The answer to a failed Temporal call that no route-specific refusal explains: 503 when Temporal or the worker is
  * unavailable (logged with `what`), 400 when Temporal refused the request; anything else is rethrown (a 500).
  */
-export function sendTemporalFailure(reply: FastifyReply, err: unknown, logger: Logger, what: string): FastifyReply {
+export function sendTemporalFailure(reply: FastifyReply, err: unknown, logger: Pick<Logger, 'warn'>, what: string): FastifyReply {
   const failure = classifyTemporalError(err);
   if (failure === 'unavailable') {
     const reason = describeTemporalError(err);

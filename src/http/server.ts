@@ -14,6 +14,7 @@ import { HttpError, sendError } from './errors';
 import { createHttpMetrics, registerMetricsRoute } from './metrics';
 import { registerAlertRoutes } from './routes/alerts';
 import { registerBackfillRoutes } from './routes/backfills';
+import { registerDeploymentRoutes } from './routes/deployments';
 import { registerReportRoutes } from './routes/reports';
 import { registerBlockRoutes } from './routes/blocks';
 import { registerHealthRoutes } from './routes/health';
@@ -94,6 +95,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   auditPool.on('error', (err) => logger.warn({ err: err.message }, 'audit trail connection lost'));
   app.addHook('onClose', () => auditPool.end());
   registerReportRoutes(app, { config, pool: auditPool, logger, auth });
+  registerDeploymentRoutes(app, { config, client, logger, auth, pool: auditPool, temporalTimeoutMs });
   registerBlockRoutes(app, { config, logger, auth });
   auth.warnAboutUnconfiguredScopes();
 

@@ -108,7 +108,8 @@ interface ProcedureSetup {
   /** The backfill's input without its `request` (the range and who asked), which the runbook supplies. */
   backfill: { workflowId: string; input: Omit<BackfillInput, 'request' | 'progress'> };
 }
-export type ProcedureSetups = { [P in ProcedureName]?: ProcedureSetup[P] };
+/** Only procedures a runbook may start have a setup (a deployment is an operator's). */
+export type ProcedureSetups = { [P in keyof ProcedureSetup & ProcedureName]?: ProcedureSetup[P] };
 
 export const incidentPhases = ['investigating', 'remediating', 'awaiting-approval', 'verifying', 'needs-human', 'resolved'] as const;
 export type IncidentPhase = (typeof incidentPhases)[number];

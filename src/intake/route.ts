@@ -81,7 +81,7 @@ export function runbookInput(
 }
 
 /** How the runbook an alert routes to would start for it (the config's route, its default severity's ladder). */
-function handOverSetup(alertname: string, config: Config): HandOverSetup {
+export function handOverSetup(alertname: string, config: Config): HandOverSetup {
   const route = config.routing.alerts[alertname] ?? config.routing.fallback;
   // One level: a hand-over does not hand over again (and a route back to this runbook cannot loop).
   const input = runbookInput(route.runbook, config, { withHandOvers: false });
@@ -96,14 +96,16 @@ export function securitySetup(config: Config): SecuritySetup {
 }
 
 /** How each procedure is set up from the config for a runbook to start it; undefined when the config cannot run it. */
-const procedureSetup: { [P in ProcedureName]: (config: Config) => ProcedureSetups[P] } = { backfill: backfillSetup };
+const procedureSetup: { [P in keyof ProcedureSetups]-?: (config: Config) => ProcedureSetups[P] } = { backfill: backfillSetup };
 
 function procedureSetups(names: readonly ProcedureName[], config: Config): ProcedureSetups | undefined {
   if (names.length === 0) return undefined;
   const setups: ProcedureSetups = {};
   for (const name of names) {
-    const setup = procedureSetup[name](config);
-    if (setup) setups[name] = setup;
+    if (!Object.hasOwn(procedureSetup, name)) continue;
+    const key = name as keyof ProcedureSetups;
+    const setup = procedureSetup[key](config);
+    if (setup) setups[key] = setup;
   }
   return setups;
 }

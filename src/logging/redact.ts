@@ -10,3 +10,8 @@ export function redactUrl(url: string): string {
     return '(an unparseable URL)';
   }
 }
+
+/** Every URL in a text (a command's output, a log line) with its password redacted, the rest as it was. */
+export function redactUrlsIn(text: string): string {
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (url) => (/[:@]/.test(url.slice(url.indexOf('//') + 2)) ? redactUrl(url) : url));
+}

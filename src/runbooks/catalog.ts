@@ -169,8 +169,23 @@ export const procedures = {
     section: '3. ETL Job Failures',
     summary:
       'loads years `from`..`to` for every configured county (or the named ones) through the ETL pipeline, one county-year per chunk; each chunk heartbeats its cursor and resumes from it after a crash; pause / resume / cancel; a chunk that fails for good waits for retry-chunk / skip-chunk and tells the next contact when nobody answers; continues as new on long ranges.',
+    approvalKinds: [],
   },
-} as const;
+  deploy: {
+    workflowType: 'deploy',
+    section: 'Standard Deployment',
+    summary:
+      'a saga on `targets.backend`, each step recorded with its compensation registered before it runs: the image of the version (an existing tag, or `deploy.build`) → **approval** (`approve-deploy`) when `deploy.requireApproval` → the migrations in a one-off container of the new image → the container recreated on it (the old image in `runbooks.previous-image`) → `/health` → its log and 5xx rate watched for `deploy.watch` (5m). Any failure: compensations in reverse (the previous image back; the schema downgrade **only with approval**, `downgrade-database`) and an incident opened (`deploy.incidentAlert`). One deployment per target; each recorded in the deployment history.',
+    approvalKinds: ['approve-deploy', 'downgrade-database'],
+  },
+  rollback: {
+    workflowType: 'rollback',
+    section: 'Rollback Procedure',
+    summary:
+      'the backend back to the previous image (its `runbooks.previous-image` label) or `--to VERSION` from the deployment history → the schema downgrade **only with approval** (`downgrade-database`) → the container recreated → `/health` → recorded in the deployment history. Each step resumes after a worker crash; one container of the target version at the end.',
+    approvalKinds: ['downgrade-database'],
+  },
+} as const satisfies Record<string, { workflowType: string; section: string; summary: string; approvalKinds: readonly string[] }>;
 export type ProcedureName = keyof typeof procedures;
 export const procedureNames = Object.keys(procedures) as [ProcedureName, ...ProcedureName[]];
 
@@ -204,8 +219,10 @@ export function settingsOf(name: RunbookName): readonly 'security'[] {
 /** The runbook alerts fall back to when no route names them. */
 export const FALLBACK_RUNBOOK: RunbookName = 'generic';
 
-export type ApprovalKind = (typeof catalog)[RunbookName]['approvalKinds'][number];
-export const approvalKinds = [...new Set(runbookNames.flatMap((name) => catalog[name].approvalKinds))] as [ApprovalKind, ...ApprovalKind[]];
+export type ApprovalKind = (typeof catalog)[RunbookName]['approvalKinds'][number] | (typeof procedures)[ProcedureName]['approvalKinds'][number];
+export const approvalKinds = [
+  ...new Set<ApprovalKind>([...runbookNames.flatMap((name) => catalog[name].approvalKinds), ...procedureNames.flatMap((name) => procedures[name].approvalKinds)]),
+] as [ApprovalKind, ...ApprovalKind[]];
 
 type Widen<T> = T extends number ? number : T extends boolean ? boolean : T;
 type Policy<N extends RunbookName> = { -readonly [K in keyof (typeof catalog)[N]['policy']]: Widen<(typeof catalog)[N]['policy'][K]> };

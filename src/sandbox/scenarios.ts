@@ -33,7 +33,13 @@ export interface BackfillScenario {
   backfill: { years: number; delay: string };
 }
 
-export type DemoScenario = AlertScenario | BackfillScenario;
+/** A good version deployed (built, migrated, watched), then a bad one that the deployment rolls back by itself. */
+export interface DeployScenario {
+  summary: string;
+  deployment: { good: string; bad: BackendImageSpec; watch: string };
+}
+
+export type DemoScenario = AlertScenario | BackfillScenario | DeployScenario;
 
 export const demoScenarios = {
   'api-down': {
@@ -98,6 +104,11 @@ export const demoScenarios = {
     summary:
       'loads the last two years for every county through the sandbox ETL; half-way the demo SIGKILLs the worker process and starts a new one, which resumes the chunk from its last heartbeat',
     backfill: { years: 2, delay: '50ms' },
+  },
+  deploy: {
+    summary:
+      'deploys backend 1.1.0 (built from the running image, migrated to schema revision 1, watched 5 s): it goes out; then 1.9.0-bad, whose /health answers 500: the deployment puts 1.1.0 back by itself and opens an incident',
+    deployment: { good: '1.1.0', bad: { version: '1.9.0-bad', env: { FAULT_HEALTH_STATUS: '500' } }, watch: '5s' },
   },
 } as const satisfies Record<string, DemoScenario>;
 

@@ -4,6 +4,7 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { AuditActivities } from '../activities/audit';
+import type { DeployActivities } from '../activities/deploy';
 import type { DockerActivities } from '../activities/docker';
 import type { EtlActivities } from '../activities/etl';
 import type { HttpActivities } from '../activities/http';
@@ -20,6 +21,20 @@ export const docker = proxyActivities<DockerActivities>({
   startToCloseTimeout: '1m',
   retry: quickRetry,
 });
+
+// A deployment's switch of the container: stop (up to 10 s), rename, create, start; it heartbeats between them, so a
+// dead worker is noticed in seconds and the retry finishes the same replacement.
+const { replaceContainer } = proxyActivities<DockerActivities>({ startToCloseTimeout: '2m', heartbeatTimeout: '20s', retry: quickRetry });
+
+// The deployment procedures. A build takes minutes; migrations as long as the data, heartbeating while the one-off
+// container runs (a retry waits for that same container); the watch is `deploy.watch` long and heartbeats every 2 s.
+const { prepareImage } = proxyActivities<DeployActivities>({ startToCloseTimeout: '30m', retry: { ...quickRetry, maximumAttempts: 3 } });
+const { runMigration } = proxyActivities<DeployActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry: { ...quickRetry, maximumAttempts: 3 } });
+const { watchDeployment } = proxyActivities<DeployActivities>({ startToCloseTimeout: '2h', heartbeatTimeout: '20s', retry: quickRetry });
+const { rollbackPlan } = proxyActivities<DeployActivities>({ startToCloseTimeout: '30s', retry: quickRetry });
+// The history must end up complete, and the write is an upsert: unlimited attempts, as recordTimeline.
+const { recordDeployment } = proxyActivities<DeployActivities>({ startToCloseTimeout: '30s', retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } });
+export const deployment = { prepareImage, runMigration, replaceContainer, watchDeployment, rollbackPlan, recordDeployment };
 
 const { probeHealth } = proxyActivities<HttpActivities>({ startToCloseTimeout: '10s', retry: quickRetry });
 const { waitForHealthy } = proxyActivities<HttpActivities>({

@@ -12,3 +12,5 @@ export { monthlyChecklist } from './monthlyChecklist';
 export { generic } from './generic';
 // One per procedure of the catalog: workflows an operator starts, not incidents.
 export { backfill } from './backfill';
+export { deploy } from './deploy';
+export { rollback } from './rollback';

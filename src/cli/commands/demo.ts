@@ -23,11 +23,12 @@ import type { IncidentStatusView } from '../../incidents/model';
 import { incidentWorkflowId } from '../../intake/route';
 import { catalog, runbookNames, type RunbookName } from '../../runbooks/catalog';
 import { demoScenarioNames, demoScenarios, type AlertScenario, type DemoScenario } from '../../sandbox/scenarios';
+import { SANDBOX_DEPLOY } from '../../sandbox/auditApp/contract';
 import { createLazyClient } from '../../temporal/client';
 import { loadCliConfig, parseInput, withClient } from '../context';
 import { CliError, firstLine } from '../errors';
 import { quoteArg, timelineLine } from '../format';
-import { loadDemoBackfill, loadDemoSandbox, loadDevTemporal, loadServices } from '../lazy';
+import { loadDemoBackfill, loadDemoDeploy, loadDemoSandbox, loadDevTemporal, loadServices } from '../lazy';
 import { pointAtSandbox } from '../sandboxConfig';
 import { addSandboxPlaceOptions, SandboxPlaceSchema, sandboxPorts, type SandboxPlace } from './sandbox';
 
@@ -47,7 +48,7 @@ type DemoInput = z.infer<typeof DemoInputSchema>;
 export function registerDemoCommand(program: Command): void {
   const scenarios = demoScenarioNames.map((name) => {
     const scenario: DemoScenario = demoScenarios[name];
-    const trigger = 'alertname' in scenario ? `${scenario.alertname} → ${routeOf(scenario.alertname)}` : 'runbooks backfill';
+    const trigger = 'alertname' in scenario ? `${scenario.alertname} → ${routeOf(scenario.alertname)}` : 'backfill' in scenario ? 'runbooks backfill' : 'runbooks deploy';
     return `  ${name.padEnd(15)} ${trigger}: ${scenario.summary}`;
   });
   addSandboxPlaceOptions(
@@ -87,6 +88,13 @@ function configSnippet(input: DemoInput): string {
       '',
     ].join('\n');
   }
+  if ('deployment' in scenario) {
+    return [
+      `# Add to the config of the worker that runs \`runbooks demo --scenario ${input.scenario}\`'s deployments.`,
+      toYaml({ ...loadDemoSandbox().sandboxTargetsAt(place(input)), deploy: { ...SANDBOX_DEPLOY, watch: scenario.deployment.watch } }).trimEnd(),
+      '',
+    ].join('\n');
+  }
   const approvers = Object.fromEntries(catalog[routeOf(scenario.alertname)].approvalKinds.map((kind) => [kind, [DEMO_APPROVER]]));
   return [
     `# Add to the config of the runbooks server \`runbooks demo --scenario ${input.scenario} --webhook URL\` posts to, then restart it.`,
@@ -104,6 +112,7 @@ async function runDemo(input: DemoInput, loaded: { config: Config; file?: string
   const { config } = loaded;
   const chosen: DemoScenario = demoScenarios[input.scenario];
   if ('backfill' in chosen) return loadDemoBackfill().runBackfillDemo({ ...input, scenario: chosen, place: place(input) }, loaded);
+  if ('deployment' in chosen) return loadDemoDeploy().runDeployDemo({ ...input, scenario: chosen, place: place(input) }, loaded);
   const scenario: AlertScenario = chosen;
   const services = loadServices();
   const say = (line: string) => process.stdout.write(`${line}\n`);

@@ -29,7 +29,26 @@ export const BackendEnv = {
   faultSlowMs: 'FAULT_SLOW_MS',
   faultSlowRoute: 'FAULT_SLOW_ROUTE',
   faultCrashAfterMs: 'FAULT_CRASH_AFTER_MS',
+  /** `fail`: this image's `migrate up` has a migration that fails (a bad deploy's schema change). */
+  faultMigration: 'FAULT_MIGRATION',
 } as const;
+
+/**
+ * The backend's schema migrations, as a deployment runs them in a one-off container of the new image:
+ * `node /app/server.js migrate up | down --to N | current`; each prints `schema revision <N>` last (exit 0), or
+ * fails non-zero with the failed migration rolled back (each migration is one transaction).
+ */
+export const BackendMigrate = {
+  up: ['/usr/bin/node', '/app/server.js', 'migrate', 'up'],
+  down: ['/usr/bin/node', '/app/server.js', 'migrate', 'down', '--to', '{revision}'],
+  current: ['/usr/bin/node', '/app/server.js', 'migrate', 'current'],
+} as const;
+
+/** The sandbox's `deploy` config: a version is the running image committed with its /app/VERSION, migrations as above. */
+export const SANDBOX_DEPLOY = {
+  build: { versionFile: '/app/VERSION' },
+  migrate: { up: [...BackendMigrate.up], down: [...BackendMigrate.down], current: [...BackendMigrate.current] },
+};
 
 export const DEFAULT_POOL_SIZE = 5;
 export const DEFAULT_RATE_LIMIT = 120;

@@ -20,6 +20,7 @@
  * and `<time> WARN Rate limit exceeded <ip>` for each 429 (the IP is the last field, as the runbook's awk expects).
  *
  * Fault knobs: POST on the admin port (contract.ts AdminRoutes), or FAULT_* variables at start.
+ * `node /app/server.js migrate up | down --to N | current`: the schema migrations (migrations.ts), then exits.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -40,6 +41,7 @@ import {
   type BackendFaultState,
 } from './contract';
 import { redactUrl } from '../../logging/redact';
+import { migrateCommand } from './migrations';
 
 // ---- configuration ------------------------------------------------------------------------------------------
 
@@ -604,7 +606,8 @@ async function stop(signal: string): Promise<void> {
 process.on('SIGTERM', () => void stop('SIGTERM'));
 process.on('SIGINT', () => void stop('SIGINT'));
 
-void (async () => {
+/** `server.js migrate …` runs the schema migrations (migrations.ts) and exits; anything else serves. */
+async function serve(): Promise<void> {
   await listen(apiServer, settings.port, 'API');
   await listen(adminServer, settings.adminPort, 'admin');
   log(
@@ -613,4 +616,7 @@ void (async () => {
       `database ${redactUrl(settings.databaseUrl)} (pool ${settings.poolSize}); redis ${redactUrl(settings.redisUrl)}; ` +
       `rate limit ${settings.rateLimit} per ${settings.windowSeconds} s unless ${RedisKeys.rateLimitConfig} says otherwise`,
   );
-})();
+}
+
+if (process.argv[2] === 'migrate') void migrateCommand(process.argv.slice(3)).then((code) => process.exit(code));
+else void serve();
