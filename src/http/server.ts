@@ -48,10 +48,16 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   // /acknowledge), and a body we would misread — another charset, a content coding — is refused (415), not guessed at.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const unreadable = unreadableBody(request.headers);
     if (unreadable) return done(new HttpError(415, unreadable), undefined);
-    const text = typeof body === 'string' ? body : body.toString('utf8');
+    let text: string;
+    try {
+      // Bytes that are not UTF-8 (a Latin-1 body, say) would otherwise become U+FFFD and be accepted, mangled.
+      text = strictUtf8.decode(typeof body === 'string' ? Buffer.from(body) : body);
+    } catch {
+      return done(new HttpError(400, 'malformed request body: not UTF-8 (JSON is sent as UTF-8)'), undefined);
+    }
     if (text.trim() === '') return done(null, undefined);
     return parseJson(request, text, done);
   });
@@ -104,6 +110,8 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
 }
 
 /** Fastify's own 4xx errors (bad JSON, body too large, wrong content type) in words for the caller. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Why a JSON body with these headers cannot be read as UTF-8 text, or undefined when it can. */
 function unreadableBody(headers: IncomingHttpHeaders): string | undefined {
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(headers['content-type'] ?? '')?.[1];
