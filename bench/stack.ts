@@ -21,6 +21,8 @@ const CLI = path.resolve(__dirname, '..', 'bin', 'runbooks.js');
 export const BENCH_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'runbooks-bench-'));
 /** The webhook's token in every bench config (a config without tokens makes `runbooks dev` invent one). */
 export const BENCH_TOKEN = randomBytes(16).toString('hex');
+/** That token as a config's `tokens` entry. */
+export const BENCH_TOKEN_CONFIG = { name: 'bench', sha256: createHash('sha256').update(BENCH_TOKEN).digest('hex'), scopes: ['alerts' as const, 'incidents' as const] };
 const WORKFLOW_BUNDLE = path.join(BENCH_DIR, 'workflow-bundle.js');
 
 /** The workflows bundled once, as a production image does, so no process pays for (or measures) the bundler. */
@@ -62,7 +64,7 @@ export function benchConfig(address: string, overrides: Partial<ConfigInput> = {
   const id = randomBytes(4).toString('hex');
   const input: ConfigInput = {
     ...overrides,
-    tokens: [{ name: 'bench', sha256: createHash('sha256').update(BENCH_TOKEN).digest('hex'), scopes: ['alerts', 'incidents'] }],
+    tokens: [BENCH_TOKEN_CONFIG],
     temporal: { address, namespace: 'default', taskQueue: `bench-${id}` },
     audit: { databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', schema: `bench_${id}` },
   };

@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { formatFuzzReport, fuzzHttp } from '../bench/fuzz';
+import { terminateAll } from '../bench/stack';
 import type { Config } from '../src/config/schema';
 import { buildHttpServer } from '../src/http/server';
 import { testConfig, tokenHash } from './support/config';
@@ -37,7 +37,7 @@ describe('the HTTP API under fuzzed input', () => {
   after(async () => {
     await app?.close();
     if (worker) {
-      await terminateTaskQueue(worker.client, config.temporal.taskQueue);
+      await terminateAll(worker.client, config.temporal.taskQueue);
       await worker.stop();
     }
   });
@@ -59,9 +59,3 @@ describe('the HTTP API under fuzzed input', () => {
     assert.ok(report.incidentsReported > 0);
   });
 });
-
-async function terminateTaskQueue(client: Client, taskQueue: string): Promise<void> {
-  for await (const execution of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` })) {
-    await client.workflow.getHandle(execution.workflowId, execution.runId).terminate('fuzz test cleanup').catch(() => {});
-  }
-}

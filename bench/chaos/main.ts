@@ -10,7 +10,6 @@
  * passed, failed; a failing run's history is kept for replay. Chaos config: the chaos workers' sticky queue times out
  * after 2 s (production: 10 s); activity timeouts are production's.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -27,7 +26,7 @@ import { demoScenarios, type AlertScenario } from '../../src/sandbox/scenarios';
 import { startTemporalDevServer } from '../../src/temporal/devServer';
 import { freePorts } from '../../test/harness/util';
 import { formatFuzzReport, fuzzHttp } from '../fuzz';
-import { BENCH_DIR, BENCH_TOKEN, bundleWorkflowsOnce } from '../stack';
+import { BENCH_DIR, BENCH_TOKEN, BENCH_TOKEN_CONFIG, bundleWorkflowsOnce, terminateAll } from '../stack';
 import { startProxy, type CuttableProxy } from './proxy';
 import { CHAOS_APPROVER, differences, runningWorkers, runScenario, type ChaosEnv, type Fault, type Observation } from './run';
 import type { KillPoint } from './worker';
@@ -198,7 +197,7 @@ function tallyFor(tallies: Tally[], runbook: string, fault: string): Tally {
 async function fuzz(address: string, runs: number): Promise<string> {
   const config = parseConfig({
     temporal: { address, namespace: 'default', taskQueue: `chaos-fuzz-${Date.now()}` },
-    tokens: [{ name: 'bench', sha256: sha256(BENCH_TOKEN), scopes: ['alerts', 'incidents'] }],
+    tokens: [BENCH_TOKEN_CONFIG],
   });
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: 'default' });
@@ -206,18 +205,12 @@ async function fuzz(address: string, runs: number): Promise<string> {
   try {
     // Incident actions are aimed at IDs that do not exist as well as made-up ones: no worker is needed for 404s and 4xx.
     const report = await fuzzHttp({ app, client, taskQueue: config.temporal.taskQueue, alertsToken: BENCH_TOKEN, incidentsToken: BENCH_TOKEN, incidentIds: [] }, { runs, seed: Date.now() % 1_000_000 });
-    for await (const e of client.workflow.list({ query: `TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus = 'Running'` })) {
-      await client.workflow.getHandle(e.workflowId).terminate('chaos fuzz cleanup').catch(() => {});
-    }
+    await terminateAll(client, config.temporal.taskQueue);
     return formatFuzzReport(report);
   } finally {
     await app.close();
     await connection.close();
   }
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }
 
 function formatTable(tallies: Tally[]): string {
