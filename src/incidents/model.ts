@@ -20,7 +20,8 @@ export interface AlertFacts {
 
 /** What started the run: an alert, an operator (a deployment, a rollback, a backfill), or a Temporal Schedule. */
 export type Trigger =
-  | { kind: 'alert'; alert: AlertFacts }
+  /** `notificationId`: the webhook's id of the notification that started it, which also arrives as its first firing signal. */
+  | { kind: 'alert'; alert: AlertFacts; notificationId?: string }
   | { kind: 'operator'; by: string; reason?: string }
   | { kind: 'schedule'; scheduleId: string };
 export type TriggerKind = Trigger['kind'];

@@ -1,12 +1,9 @@
-import {
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowIdReusePolicy,
-  WorkflowNotFoundError,
-  type Client,
-} from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import { WorkflowIdReusePolicy, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import type { IncidentInput } from '../incidents/model';
 import { alertFiringSignal, alertResolvedSignal } from '../workflows/lifecycle/definitions';
+import { signalWithStartSayingIfStarted } from '../temporal/signalWithStart';
 import { initialSearchAttributes } from '../workflows/searchAttributes';
 import type { Alert } from './alertmanager';
 import { routeAlert, type RoutedAlert } from './route';
@@ -22,8 +19,8 @@ export interface IntakeResult {
 
 /**
  * One alert in, one incident per fingerprint: a firing alert starts an incident or, if one is open,
- * signals it; a resolved alert signals the open incident or is ignored. Safe under concurrent re-sends:
- * Temporal allows one open workflow per ID, and the losers of the race signal the winner.
+ * signals it (signal-with-start: atomic under concurrent re-sends, and one round trip either way); a resolved
+ * alert signals the open incident or is ignored.
  */
 export async function ingestAlert(client: Client, config: Config, alert: Alert): Promise<IntakeResult> {
   const routed = routeAlert(alert, config);
@@ -46,22 +43,21 @@ export async function ingestAlert(client: Client, config: Config, alert: Alert):
     }
   }
 
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await client.workflow.start(routed.workflowType, incidentStartOptions(routed, config));
-      return result('started');
-    } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    }
-    try {
-      await handle.signal(alertFiringSignal, { at });
-      return result('signalled');
-    } catch (err) {
-      // The open incident closed between our start and our signal: start a new one.
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-    }
-  }
-  throw new IntakeContention(routed.workflowId);
+  // One round trip whether the incident is new or open; the notification's id tells the workflow which firing
+  // signal is the one that started it (not a re-send), and the server says which of the two happened.
+  const notificationId = randomUUID();
+  const { started } = await signalWithStartSayingIfStarted(client, routed.workflowType, {
+    ...incidentStartOptions(withNotificationId(routed, notificationId), config),
+    signal: alertFiringSignal,
+    signalArgs: [{ at, notificationId }],
+  });
+  return result(started ? 'started' : 'signalled');
+}
+
+function withNotificationId(routed: RoutedAlert, notificationId: string): RoutedAlert {
+  const { trigger } = routed.input;
+  if (trigger.kind !== 'alert') return routed;
+  return { ...routed, input: { ...routed.input, trigger: { ...trigger, notificationId } } };
 }
 
 /** How an alert's incident is started: its id, queue, input, summary and search attributes. */
@@ -75,12 +71,4 @@ export function incidentStartOptions(routed: RoutedAlert, config: Config) {
     staticSummary: routed.summary,
     typedSearchAttributes: initialSearchAttributes(routed.input),
   };
-}
-
-/** The incident kept opening and closing under us; the caller should answer "retry later". */
-export class IntakeContention extends Error {
-  constructor(readonly workflowId: string) {
-    super(`could not start or signal ${workflowId} after 3 attempts`);
-    this.name = 'IntakeContention';
-  }
 }

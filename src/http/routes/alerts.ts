@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema';
 import { AlertmanagerPayloadSchema, type Alert } from '../../intake/alertmanager';
-import { ingestAlert, IntakeContention, type IntakeResult } from '../../intake/ingest';
+import { ingestAlert, type IntakeResult } from '../../intake/ingest';
 import { routeAlert } from '../../intake/route';
 import type { Authenticator } from '../auth';
 import { classifyTemporalError, describeTemporalError, invalidInput, sendError, type Issue } from '../errors';
@@ -90,8 +90,7 @@ async function ingestAll(alerts: Alert[], ingest: (alert: Alert) => Promise<Inta
       try {
         outcomes[index] = { kind: 'done', result: await ingest(alerts[index]!) };
       } catch (err) {
-        // ingestAlert gives up after losing the start/signal race three times in a row: transient, worth a retry.
-        const failure = isRaceExhausted(err) ? 'unavailable' : classifyTemporalError(err);
+        const failure = classifyTemporalError(err);
         if (failure === 'unavailable') giveUp = true;
         outcomes[index] = { kind: 'failed', failure, message: failure === 'bug' ? String((err as Error)?.message ?? err) : describeTemporalError(err) };
       }
@@ -99,8 +98,4 @@ async function ingestAll(alerts: Alert[], ingest: (alert: Alert) => Promise<Inta
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, alerts.length) }, lane));
   return outcomes;
-}
-
-function isRaceExhausted(err: unknown): boolean {
-  return err instanceof IntakeContention;
 }

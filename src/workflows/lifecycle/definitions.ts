@@ -19,9 +19,13 @@ export type ApprovalDecision = z.infer<typeof ApprovalDecisionSchema>;
 export type Actor = z.infer<typeof ActorSchema>;
 export type Resolve = z.infer<typeof ResolveSchema>;
 export type CompleteTask = z.infer<typeof CompleteTaskSchema>;
-/** The webhook's note of when it saw the alert; the workflow reads nothing from it, so it needs no validation. */
+/**
+ * The webhook's note of when it saw the alert and of which notification it was (a firing signal that carries the
+ * notification that started the incident is not a re-send). Only compared, never acted on: no validation needed.
+ */
 interface AlertUpdate {
   at?: string;
+  notificationId?: string;
 }
 
 /** Signals: fire-and-forget, so the Temporal UI and `temporal workflow signal` can drive an incident. */

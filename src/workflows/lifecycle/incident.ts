@@ -392,8 +392,9 @@ export class Incident {
 
     setHandler(
       alertFiringSignal,
-      () => {
-        if (!this.closed) this.record('alert-refired', 'Alertmanager sent the alert again; it is still firing.', { actor: 'alertmanager' });
+      (update) => {
+        if (this.closed || this.isStartingNotification(update?.notificationId)) return;
+        this.record('alert-refired', 'Alertmanager sent the alert again; it is still firing.', { actor: 'alertmanager' });
       },
       { description: 'From the webhook: Alertmanager re-sent the firing alert.' },
     );
@@ -406,6 +407,12 @@ export class Incident {
       },
       { description: 'From the webhook: the alert resolved; nothing destructive starts after it.' },
     );
+  }
+
+  /** The webhook starts an incident with signal-with-start: the firing signal of that same notification is no re-send. */
+  private isStartingNotification(notificationId: string | undefined): boolean {
+    const { trigger } = this.input;
+    return notificationId !== undefined && trigger.kind === 'alert' && trigger.notificationId === notificationId;
   }
 
   private validateDecision(raw: ApprovalDecision): void {
