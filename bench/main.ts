@@ -1,13 +1,16 @@
 /**
  * `npm run bench [-- --json FILE] [--quick]`: the webhook and the worker as production runs them (`runbooks server` +
  * `runbooks worker`, separate processes) on a Temporal dev server of the bench's own, each row against its bare
- * baseline in the same run; then `runbooks dev` (one process), and two workers + two servers (scale-out). Prints a table
- * of ours, baseline, ratio and target. `--quick` is the smoke run `npm test` does so the bench cannot rot.
+ * baseline in the same run; on an audit-app sandbox, API-down MTTR and the backfill; then `runbooks dev` (one process),
+ * and two workers + two servers (scale-out). Prints a table of ours, baseline, ratio and target. `--quick` is the smoke
+ * run `npm test` does so the bench cannot rot; `--only` runs some parts.
  */
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command } from 'commander';
 import { freePorts } from '../test/harness/util';
+import { sandboxDown, sandboxUp } from '../src/sandbox/commands';
+import { backfillRow, mttrRow, type SandboxStack } from './procedures';
 import { ingestionRow, openIncidentsRow, probeLatency, resolveAll, stormRow, type Row, type Stack } from './rows';
 import { BENCH_DIR, benchConfig, bundleWorkflowsOnce, writeConfigFile, startBenchTemporal, startDevProcess, startServerProcess, startWorkerProcess, terminateAll, type BenchProcess, type BenchTemporal } from './stack';
 
@@ -15,25 +18,35 @@ interface Sizes {
   ingest: number;
   stormFingerprints: number;
   probe: number;
+  mttrRounds: number;
+  backfillYears: number;
 }
 
-const FULL: Sizes = { ingest: 2000, stormFingerprints: 1000, probe: 300 };
-const QUICK: Sizes = { ingest: 40, stormFingerprints: 30, probe: 20 };
+const FULL: Sizes = { ingest: 2000, stormFingerprints: 1000, probe: 300, mttrRounds: 5, backfillYears: 3 };
+const QUICK: Sizes = { ingest: 40, stormFingerprints: 30, probe: 20, mttrRounds: 1, backfillYears: 1 };
+
+/** The bench's parts, each selectable with --only. */
+const PARTS = ['load', 'sandbox', 'dev', 'scale-out'] as const;
+type Part = (typeof PARTS)[number];
 
 async function main(): Promise<void> {
   const options = new Command()
     .option('--quick', 'a smoke run with tiny sizes (what npm test runs)')
     .option('--json <file>', 'also write the rows as JSON')
+    .option('--only <parts>', `comma-separated parts to run: ${PARTS.join(', ')} (default: all)`)
     .parse()
-    .opts<{ quick?: boolean; json?: string }>();
+    .opts<{ quick?: boolean; json?: string; only?: string }>();
   const sizes = options.quick ? QUICK : FULL;
+  const only = (options.only?.split(',') ?? PARTS) as Part[];
+  for (const part of only) if (!PARTS.includes(part)) throw new Error(`--only ${part}: the parts are ${PARTS.join(', ')}`);
   await bundleWorkflowsOnce();
   const temporal = await startBenchTemporal();
   const rows: Row[] = [];
   try {
-    rows.push(...(await separateProcesses(temporal, sizes)));
-    rows.push(await oneProcess(temporal, sizes));
-    rows.push(await scaleOut(temporal, sizes));
+    if (only.includes('load')) rows.push(...(await separateProcesses(temporal, sizes)));
+    if (only.includes('sandbox')) rows.push(...(await onTheSandbox(temporal, sizes)));
+    if (only.includes('dev')) rows.push(await oneProcess(temporal, sizes));
+    if (only.includes('scale-out')) rows.push(await scaleOut(temporal, sizes));
   } finally {
     await temporal.stop();
   }
@@ -67,6 +80,30 @@ async function separateProcesses(temporal: BenchTemporal, sizes: Sizes): Promise
     return [ingestion, storm, openIncidentsRow(storm.open, idle, loaded)];
   } finally {
     for (const p of running.reverse()) await p.kill();
+  }
+}
+
+/** API-down MTTR and the backfill, on an audit-app sandbox of the bench's own (a private Docker engine if none answers). */
+async function onTheSandbox(temporal: BenchTemporal, sizes: Sizes): Promise<Row[]> {
+  const [port, backend, admin, postgres, redis] = (await freePorts(5)) as [number, number, number, number, number];
+  const prefix = 'bench-';
+  const up = await sandboxUp({ dockerHost: process.env.DOCKER_HOST, prefix, ports: { backend, admin, postgres, redis } });
+  const { config, file } = benchConfig(temporal.address, { http: { port }, ...up.targets });
+  const running: BenchProcess[] = [];
+  try {
+    const startWorker = async () => {
+      const worker = await startWorkerProcess('sandbox-worker', file, config, temporal.client);
+      running.push(worker);
+      return worker;
+    };
+    const worker = await startWorker();
+    const server = await startServerProcess('sandbox-server', file, port);
+    running.push(server);
+    const stack: SandboxStack = { client: temporal.client, config, configFile: file, url: server.url, app: up.app, dockerHost: up.engine.dockerHost, worker };
+    return [await mttrRow(stack, sizes.mttrRounds), await backfillRow(stack, sizes.backfillYears, startWorker)];
+  } finally {
+    for (const p of running.reverse()) await p.kill();
+    await sandboxDown({ dockerHost: up.engine.dockerHost, prefix, stopEngine: up.engine.origin === 'started' });
   }
 }
 

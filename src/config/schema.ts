@@ -281,6 +281,11 @@ export const ConfigSchema = z.strictObject({
       /** Where `runbooks dev` keeps the dev server's state so a restart loses nothing. */
       devDbFile: z.string().min(1).default('.runbooks/temporal.db'),
       devUiPort: z.number().int().min(1).max(65535).default(8233),
+      /**
+       * Incidents the worker keeps in memory between their tasks. Open incidents mostly wait (timers, approvals), and each
+       * cached one costs megabytes; one that was evicted replays its history on its next task (milliseconds).
+       */
+      maxCachedWorkflows: z.number().int().min(0).default(100),
     })
     .prefault({}),
   http: z

@@ -45,6 +45,7 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath,
     taskQueue,
     activities: createActivities({ config, logger, pool, docker: dockerClient(config.docker.host) }),
     workflowBundle,
+    maxCachedWorkflows: config.temporal.maxCachedWorkflows,
     // Heartbeats reach the server at most this late (default: 80% of the heartbeat timeout). A backfill chunk
     // resumes from its last heartbeat's cursor after a crash, so this bounds the records loaded twice.
     maxHeartbeatThrottleInterval: '1s',

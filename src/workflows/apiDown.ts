@@ -5,6 +5,7 @@
  * `runbooks.previous-image` label, once a human approves).
  * Prevention: review logs for the crash cause, check resource limits, verify database connectivity.
  */
+import { patched } from '@temporalio/workflow';
 import type { IncidentInput, IncidentOutcome, TargetFacts } from '../incidents/model';
 import type { RunbookContext } from './lifecycle/runbookContext';
 import { runIncident } from './lifecycle/runIncident';
@@ -21,10 +22,11 @@ export async function apiDown(input: IncidentInput): Promise<IncidentOutcome> {
         rb.note('No backend target is configured (targets.backend): nothing to act on.');
         return false;
       }
-      // Diagnosis
-      const container = await inspectContainer(rb, 'backend', backend);
-      await containerLogs(rb, 'backend', backend);
-      await probeHealth(rb, backend);
+      // Diagnosis: three reads, independent of each other, so at once (incidents started before this change read them
+      // one after another, and replay so).
+      const [container] = patched('api-down-diagnosis-at-once')
+        ? await Promise.all([inspectContainer(rb, 'backend', backend), containerLogs(rb, 'backend', backend), probeHealth(rb, backend)])
+        : [await inspectContainer(rb, 'backend', backend), await containerLogs(rb, 'backend', backend), await probeHealth(rb, backend)];
 
       // Resolution: restart the service…
       await restartContainer(rb, 'backend', backend);

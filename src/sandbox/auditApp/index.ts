@@ -32,6 +32,7 @@ export {
   containerLogTail,
   databaseAnswers,
   describeAuditApp,
+  etlWrites,
   findAuditApp,
   httpGet,
   removeAuditApp,

@@ -11,7 +11,7 @@ import * as net from 'node:net';
 import type Docker from 'dockerode';
 import { Client as PgClient } from 'pg';
 import { stringify as toYaml } from 'yaml';
-import { PREVIOUS_IMAGE_LABEL, tailLogs } from '../../activities/docker';
+import { demultiplex, PREVIOUS_IMAGE_LABEL, tailLogs } from '../../activities/docker';
 import { withRedis } from '../../activities/redisConnection';
 import { BackendEnv, DATABASE_NAME, DEFAULT_POOL_SIZE, DEFAULT_PORTS, DEFAULT_PREFIX, DEFAULT_RATE_LIMIT, EtlEnv, EtlLogPatterns, EtlPaths } from './contract';
 import { BACKEND_USER, backendImage, DEFAULT_BACKEND_VERSION, ETL_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE } from './images';
@@ -271,6 +271,22 @@ export async function containerLogTail(docker: Docker, name: string, lines = 5):
   } catch (err) {
     return `(no logs: ${firstLine(err)})`;
   }
+}
+
+/**
+ * Every record the ETL wrote for `years`, from its container's whole log (`wrote record` lines), counted by
+ * `<county> <year> #<record>`: how the tests and the bench see a record written twice from the pipeline's own words.
+ */
+export async function etlWrites(docker: Docker, app: AuditApp, years: number[]): Promise<Map<string, number>> {
+  const raw = await docker.getContainer(app.containers.etl).logs({ stdout: true, stderr: true, follow: false });
+  const counts = new Map<string, number>();
+  for (const line of demultiplex(raw).toString('utf8').split('\n')) {
+    const wrote = EtlLogPatterns.wroteRecord.exec(line);
+    if (!wrote || !years.includes(Number(wrote[2]))) continue;
+    const key = `${wrote[1]} ${wrote[2]} #${wrote[3]}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
 }
 
 /** Polls `probe` until it returns true; fails early, with the container's log, when the container stops. */
