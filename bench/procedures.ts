@@ -19,7 +19,7 @@ import { DEFAULT_ETL_RECORDS, etlWrites, type AuditApp } from '../src/sandbox/au
 import { sandboxBreak } from '../src/sandbox/commands';
 import { postJson } from './load';
 import { fmt, notification, type Row } from './rows';
-import { BENCH_TOKEN, startWorkerProcess, type BenchProcess } from './stack';
+import { BENCH_TOKEN, type BenchProcess } from './stack';
 
 export interface SandboxStack {
   client: Client;
