@@ -1,5 +1,5 @@
 /**
- * `npm run chaos [-- --runbook NAME] [--json FILE] [--fuzz-runs N]`: for each runbook with a demo scenario, one
+ * `npm run chaos [-- --runbook NAME] [--json FILE] [--fuzz-runs N] [--fuzz-seed S]`: for each runbook with a demo scenario, one
  * undisturbed run on the audit-app sandbox, then the same scenario again under each fault, each judged against the
  * undisturbed run from the outside (src: bench/chaos/run.ts):
  *   worker   — the worker SIGKILLed at every activity boundary of the undisturbed history (before the activity runs,
@@ -52,9 +52,10 @@ async function main(): Promise<void> {
     .option('--runbook <name>', 'only this runbook (default: every runbook with a demo scenario)')
     .option('--json <file>', 'also write the table as JSON')
     .option('--fuzz-runs <n>', 'requests the HTTP fuzzer sends (0: none)', '10000')
+    .option('--fuzz-seed <n>', "the fuzzer's seed, to replay a run it printed (default: a new one)")
     .option('--first-of-each', "kill the worker only around each activity type's first execution, not every one (CI's shorter run)")
     .parse()
-    .opts<{ runbook?: string; json?: string; fuzzRuns: string; firstOfEach?: boolean }>();
+    .opts<{ runbook?: string; json?: string; fuzzRuns: string; fuzzSeed?: string; firstOfEach?: boolean }>();
   const runbooks = options.runbook ? [options.runbook as RunbookName] : runbookNames.filter((r) => scenarioOf(r));
   for (const r of runbooks) if (!runbookNames.includes(r) || !scenarioOf(r)) throw new Error(`no runbook "${r}" with a demo scenario (${runbookNames.filter((n) => scenarioOf(n)).join(', ')})`);
 
@@ -133,7 +134,9 @@ async function main(): Promise<void> {
       await judge('audit Postgres unreachable 30 s', 'caught up', { during: { afterMs: Math.round(span * 0.3), act: () => proxy.cut(30_000) } });
     }
     const fuzzRuns = Number(options.fuzzRuns);
-    if (fuzzRuns > 0) fuzzLine = await fuzz(server.address, fuzzRuns);
+    const fuzzSeed = options.fuzzSeed === undefined ? Date.now() % 1_000_000 : Number(options.fuzzSeed);
+    if (!Number.isInteger(fuzzSeed)) throw new Error(`--fuzz-seed ${options.fuzzSeed}: a whole number`);
+    if (fuzzRuns > 0) fuzzLine = await fuzz(server.address, fuzzRuns, fuzzSeed);
   } finally {
     for (const sandbox of sandboxes) await sandboxDown(sandbox).catch((err: unknown) => process.stderr.write(`could not remove the chaos sandbox: ${String(err)}\n`));
     await proxy.close();
@@ -194,7 +197,7 @@ function tallyFor(tallies: Tally[], runbook: string, fault: string): Tally {
   return tally;
 }
 
-async function fuzz(address: string, runs: number): Promise<string> {
+async function fuzz(address: string, runs: number, seed: number): Promise<string> {
   const config = parseConfig({
     temporal: { address, namespace: 'default', taskQueue: `chaos-fuzz-${Date.now()}` },
     tokens: [BENCH_TOKEN_CONFIG],
@@ -204,7 +207,7 @@ async function fuzz(address: string, runs: number): Promise<string> {
   const app = await buildHttpServer({ config, client, logger: pino({ level: 'silent' }) });
   try {
     // Incident actions are aimed at IDs that do not exist as well as made-up ones: no worker is needed for 404s and 4xx.
-    const report = await fuzzHttp({ app, client, taskQueue: config.temporal.taskQueue, alertsToken: BENCH_TOKEN, incidentsToken: BENCH_TOKEN, incidentIds: [] }, { runs, seed: Date.now() % 1_000_000 });
+    const report = await fuzzHttp({ app, client, taskQueue: config.temporal.taskQueue, alertsToken: BENCH_TOKEN, incidentsToken: BENCH_TOKEN, incidentIds: [] }, { runs, seed });
     await terminateAll(client, config.temporal.taskQueue);
     return formatFuzzReport(report);
   } finally {
