@@ -56,6 +56,8 @@ async function main(): Promise<void> {
     .option('--first-of-each', "kill the worker only around each activity type's first execution, not every one (CI's shorter run)")
     .parse()
     .opts<{ runbook?: string; json?: string; fuzzRuns: string; fuzzSeed?: string; firstOfEach?: boolean }>();
+  const fuzzSeed = options.fuzzSeed === undefined ? Date.now() % 1_000_000 : Number(options.fuzzSeed);
+  if (!Number.isInteger(fuzzSeed)) throw new Error(`--fuzz-seed ${options.fuzzSeed}: a whole number`);
   const runbooks = options.runbook ? [options.runbook as RunbookName] : runbookNames.filter((r) => scenarioOf(r));
   for (const r of runbooks) if (!runbookNames.includes(r) || !scenarioOf(r)) throw new Error(`no runbook "${r}" with a demo scenario (${runbookNames.filter((n) => scenarioOf(n)).join(', ')})`);
 
@@ -134,8 +136,6 @@ async function main(): Promise<void> {
       await judge('audit Postgres unreachable 30 s', 'caught up', { during: { afterMs: Math.round(span * 0.3), act: () => proxy.cut(30_000) } });
     }
     const fuzzRuns = Number(options.fuzzRuns);
-    const fuzzSeed = options.fuzzSeed === undefined ? Date.now() % 1_000_000 : Number(options.fuzzSeed);
-    if (!Number.isInteger(fuzzSeed)) throw new Error(`--fuzz-seed ${options.fuzzSeed}: a whole number`);
     if (fuzzRuns > 0) fuzzLine = await fuzz(server.address, fuzzRuns, fuzzSeed);
   } finally {
     for (const sandbox of sandboxes) await sandboxDown(sandbox).catch((err: unknown) => process.stderr.write(`could not remove the chaos sandbox: ${String(err)}\n`));
