@@ -154,7 +154,7 @@ describe('PostgreSQL activities, against a real server with real sessions', { ti
     assert.deepEqual(await activity(replicationPid), { backend_type: 'walsender', state: 'idle in transaction' }, 'it would qualify but for being replication');
 
     const { terminated } = await pg.terminateIdleSessions({ target, olderThanMs: 1_000 });
-    assert.deepEqual(terminated.map((s) => s.pid), [victimPid], 'the client session idle as long is terminated');
+    assert.deepEqual(terminated.map((s) => s.pid), [victimPid], 'only the client session idle as long is terminated');
     assert.deepEqual(await activity(replicationPid), { backend_type: 'walsender', state: 'idle in transaction' });
     assert.equal((await replication.query<{ n: number }>('SELECT 1 AS n')).rows[0]!.n, 1, 'the replication session still answers');
     await replication.query('ROLLBACK');
