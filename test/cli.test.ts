@@ -220,6 +220,9 @@ describe('runbooks dev', () => {
       const everyKind = approvalKinds.map((kind) => `${kind}: \\[${me}\\]`).join(', ');
       assert.match(dev.stdout, new RegExp(`Approvers\\s+none configured: nobody can approve a dangerous step \\(runbooks catalog lists the kinds\\)\\. To approve as yourself, add to ${configFile.replace(/[.\\/]/g, '\\$&')}:\\n\\s+approvers: \\{ ${everyKind} \\}`));
       assert.doesNotMatch(dev.stdout, /no token has the/, 'both scopes have a token: no warning');
+      // No targets and no --sandbox: the banner says what that means and how to get the sandbox.
+      assert.match(dev.stdout, /\n {2}Targets {7}none: the runbooks diagnose, notify and escalate but have nothing to act on — `npm start -- --sandbox` runs the audit-app sandbox and points them at it\n/);
+      assert.doesNotMatch(dev.stdout, /Sandbox {7}audit-app/, 'no sandbox was asked for');
 
       // The printed curl is copy-pasteable: same URL, the token, a valid v4 payload (sent here with a fresh fingerprint).
       const curl = /curl -sS -X POST (\S+) -H 'content-type: application\/json' -H "authorization: Bearer \$RUNBOOKS_TOKEN" -d '(.+)'\n/.exec(dev.stdout);

@@ -22,6 +22,7 @@ const idleSession: Session = { pid: 4242, user: 'app', application: 'audit-app',
 const calm: ConnectionReport = { database: 'audit_app', connections: 5, maxConnections: 100, usage: 0.05, byState: { idle: 5 }, idleInTransaction: [], longQueries: [], lockWaits: [] };
 const exhausted: ConnectionReport = { ...calm, connections: 95, usage: 0.95, byState: { 'idle in transaction': 90, idle: 5 }, idleInTransaction: [idleSession] };
 const healthy = { healthy: true, status: 200, elapsedMs: 3, attempts: 1 };
+const size = { database: 'audit_app', bytes: 8_135_171, pretty: '7945 kB' };
 
 function stubs(options: { reachable?: boolean; reports?: ConnectionReport[]; healthyAfterRestart?: boolean; comesBack?: boolean } = {}): ActivityStubs {
   const { reachable = true, reports = [calm], healthyAfterRestart = true, comesBack = true } = options;
@@ -29,6 +30,7 @@ function stubs(options: { reachable?: boolean; reports?: ConnectionReport[]; hea
   let restored = false;
   return {
     checkDatabase: async () => (reachable ? { reachable: true, latencyMs: 2 } : { reachable: false, latencyMs: 1, error: 'ECONNREFUSED' }),
+    databaseSize: async () => size,
     waitForDatabase: async () => (comesBack ? { reachable: true, latencyMs: 2, attempts: 3 } : { reachable: false, latencyMs: 1, attempts: 60, error: 'ECONNREFUSED' }),
     inspectConnections: async () => reports[Math.min(inspections++, reports.length - 1)]!,
     terminateIdleSessions: async () => ({ terminated: [idleSession] }),
@@ -51,6 +53,7 @@ describe('Database Connection Issues runbook, branch by branch (time-skipping se
     assert.equal(outcome.resolution, 'remediated');
     assert.equal(calls(incident).restartContainer, 1);
     assert.equal(calls(incident).restoreFromBackup, undefined);
+    assert.equal(calls(incident).databaseSize, undefined, 'a database that does not answer has no size to read');
     assert.ok(outcome.timeline.some((e) => e.message === 'Restarted container audit-app-postgres.'));
   });
 
@@ -84,7 +87,7 @@ describe('Database Connection Issues runbook, branch by branch (time-skipping se
     await incident.terminate('test over');
   });
 
-  test('an exhausted pool: idle transactions are terminated once approved, the backend restarted, the count verified', async () => {
+  test('an exhausted pool: idle transactions are terminated once approved, the backend restarted, the count verified, and the prevention notes become follow-ups', async () => {
     const incident = await incidents.startIncident({}, config, stubs({ reports: [exhausted, calm] }));
     const waiting = await observe(incident);
     assert.deepEqual(waiting.pendingApprovals.map((p) => p.question), ['Terminate 1 session(s) idle in a transaction for over 10 min (pids 4242)?']);
@@ -95,6 +98,12 @@ describe('Database Connection Issues runbook, branch by branch (time-skipping se
     assert.equal(calls(incident).terminateIdleSessions, 1);
     assert.equal(calls(incident).restartContainer, 1, 'the backend is restarted to reset its pool');
     assert.ok(outcome.timeline.some((e) => e.message === 'Terminated 1 session(s) idle in a transaction: pids 4242.'));
+    // The section's Prevention notes, as the closed incident's follow-ups.
+    assert.deepEqual((await observe(incident)).followUps, [
+      'Increase the connection pool size in settings.',
+      'Add pgbouncer for connection pooling.',
+      'Review and optimize slow queries.',
+    ]);
   });
 
   test('with autoTerminate in the policy the sessions are terminated without asking', async () => {
@@ -114,10 +123,12 @@ describe('Database Connection Issues runbook, branch by branch (time-skipping se
     await incident.terminate('test over');
   });
 
-  test('a healthy database with calm connections needs nothing but a look at the backend', async () => {
+  test('a healthy database with calm connections needs nothing but a look at the backend; its size is on the timeline', async () => {
     const incident = await incidents.startIncident({}, config, stubs());
     const outcome = await outcomeOf(incident);
     assert.equal(outcome.resolution, 'remediated');
+    const sized = outcome.timeline.find((e) => e.message === 'audit_app is 7945 kB (8135171 bytes).');
+    assert.deepEqual(sized?.data, size);
     assert.equal(calls(incident).restartContainer, undefined);
     assert.equal(calls(incident).terminateIdleSessions, undefined);
   });

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type Docker from 'dockerode';
 import { Client as PgClient } from 'pg';
 import { dockerClient } from '../src/activities';
+import type { ConnectionReport } from '../src/activities/postgres';
 import { actOnIncident } from '../src/incidents/operations';
 import { auditAppTargets, breakAuditApp, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
 import { dropAuditSchema } from './support/audit';
@@ -45,10 +46,14 @@ describe('Database Connection Issues runbook, against the sandbox audit-app', { 
     }
   }
   async function sessions(where: string): Promise<number> {
+    return (await pidsOf(where)).length;
+  }
+  /** The pids of the application database's sessions that match, in order. */
+  async function pidsOf(where: string): Promise<number[]> {
     const pg = new PgClient({ connectionString: app.urls.database });
     await pg.connect();
     try {
-      return (await pg.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'audit_app' AND ${where}`)).rows[0]!.n;
+      return (await pg.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = 'audit_app' AND ${where} ORDER BY pid`)).rows.map((r) => r.pid);
     } finally {
       await pg.end();
     }
@@ -89,7 +94,10 @@ describe('Database Connection Issues runbook, against the sandbox audit-app', { 
   test('real sessions idle in a transaction are terminated once approved and are gone from pg_stat_activity; a real pg_sleep is reported with its duration', async () => {
     await breakAuditApp(docker, app, 'idle-in-transaction', { sessions: 3 });
     await breakAuditApp(docker, app, 'slow-query', { seconds: 20 });
-    assert.ok((await sessions(`state = 'idle in transaction'`)) >= 3);
+    const idlePids = await pidsOf(`state = 'idle in transaction'`);
+    assert.equal(idlePids.length, 3);
+    const [sleepPid] = await pidsOf(`state = 'active' AND query LIKE 'SELECT pg_sleep(20)%'`);
+    assert.ok(sleepPid, 'the pg_sleep query runs');
     await new Promise((resolve) => setTimeout(resolve, 2_000)); // past the test policy's 1.2 s and 1 s
 
     const intake = await fire(worker.client, config, alert('DatabaseConnectionsHigh', { service: 'audit-app', severity: 'high' }));
@@ -98,6 +106,14 @@ describe('Database Connection Issues runbook, against the sandbox audit-app', { 
     const finding = waiting.timeline.find((e) => e.message.includes('idle in a transaction for over'))!;
     assert.match(finding.message, /3 idle in a transaction/);
     assert.match(finding.message, /pid \d+, \d+ s: SELECT pg_sleep\(20\)/, 'the long query with its pid and duration');
+    // The same finding as data: which sessions, and the long query's pid and duration.
+    const report = finding.data as unknown as ConnectionReport;
+    assert.deepEqual(report.idleInTransaction.map((s) => s.pid).sort((a, b) => a - b), idlePids);
+    assert.ok(report.idleInTransaction.every((s) => s.state === 'idle in transaction' && s.seconds >= 1), JSON.stringify(report.idleInTransaction));
+    const sleep = report.longQueries.find((q) => q.pid === sleepPid);
+    assert.ok(sleep, `pid ${sleepPid} among the long queries: ${JSON.stringify(report.longQueries)}`);
+    assert.match(sleep.query, /^SELECT pg_sleep\(20\)/);
+    assert.ok(sleep.seconds >= 1, `ran ${sleep.seconds} s`);
     assert.ok((await sessions(`state = 'idle in transaction'`)) >= 3, 'nothing terminated before approval');
 
     await actOnIncident(worker.client, intake.workflowId, { kind: 'approve', step: 'terminate-sessions', by: 'dana' });

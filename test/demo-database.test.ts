@@ -72,6 +72,15 @@ describe('runbooks demo: the database and latency scenarios, and dev --sandbox',
     }
   });
 
+  test('db-connections without --approve cannot resolve: after --timeout it exits 1, says the incident was not resolved, and ends the incident', async () => {
+    const result = await workspace.run(demo('--scenario', 'db-connections', '--timeout', '20'), { timeoutMs: 120_000 });
+    assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /→ waiting for approval; in another terminal:\n\s+npx runbooks approve DatabaseConnectionsHigh-[0-9a-f]{16} --step terminate-sessions --by demo\n/);
+    assert.doesNotMatch(result.stdout, /Terminated \d+ session/, 'nothing is terminated without the approval');
+    assert.match(result.stdout, /terminated DatabaseConnectionsHigh-[0-9a-f]{16}: the demo stopped before it was resolved/);
+    assert.match(result.stderr, /^error: the incident was not resolved within 20 s$/m);
+  });
+
   test('etl-failure --approve: the download directory fills for real; clean-downloads once approved, the pipeline retried, freshness verified', async () => {
     const result = await workspace.run(demo('--scenario', 'etl-failure', '--approve'), { timeoutMs: 200_000 });
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);

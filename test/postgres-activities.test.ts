@@ -130,6 +130,35 @@ describe('PostgreSQL activities, against a real server with real sessions', { ti
     await assert.rejects(victims[0]!.query('SELECT 1'), 'the terminated session is closed');
     await ours.query('ROLLBACK');
   });
+
+  test('terminateIdleSessions never ends a replication session, even one idle in a transaction of the application database', async () => {
+    // replication=database (as the URL says it): a logical-replication walsender, which also runs SQL, so it can sit
+    // idle in a transaction.
+    const replicationUrl = new URL(appUrl);
+    replicationUrl.searchParams.set('replication', 'database');
+    const replication = new Client({ connectionString: replicationUrl.toString(), application_name: 'audit-app-replica' });
+    replication.on('error', () => undefined);
+    await replication.connect();
+    clients.push(replication);
+    assert.equal((await replication.query<{ dbname: string }>('IDENTIFY_SYSTEM')).rows[0]!.dbname, database, 'a replication connection to the application database');
+    await replication.query('BEGIN');
+    const replicationPid = (await replication.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const victim = await open();
+    await victim.query('BEGIN');
+    const victimPid = (await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+
+    const observer = await open();
+    const activity = async (pid: number) =>
+      (await observer.query<{ backend_type: string; state: string }>('SELECT backend_type, state FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0];
+    assert.deepEqual(await activity(replicationPid), { backend_type: 'walsender', state: 'idle in transaction' }, 'it would qualify but for being replication');
+
+    const { terminated } = await pg.terminateIdleSessions({ target, olderThanMs: 1_000 });
+    assert.deepEqual(terminated.map((s) => s.pid), [victimPid], 'only the client session idle as long is terminated');
+    assert.deepEqual(await activity(replicationPid), { backend_type: 'walsender', state: 'idle in transaction' });
+    assert.equal((await replication.query<{ n: number }>('SELECT 1 AS n')).rows[0]!.n, 1, 'the replication session still answers');
+    await replication.query('ROLLBACK');
+  });
 });
 
 describe('PostgreSQL tuning activities, against a real server', { timeout: 120_000 }, () => {

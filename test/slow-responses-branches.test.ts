@@ -51,7 +51,7 @@ describe('High Response Times runbook, branch by branch (time-skipping server, s
   before(() => incidents.start());
   after(() => incidents.stop());
 
-  test('a slow database: VACUUM ANALYZE, then the suggested index once approved, and p95 is verified back under 2 s', async () => {
+  test('a slow database: VACUUM ANALYZE, then the suggested index once approved, p95 is verified back under 2 s, and the prevention notes become follow-ups', async () => {
     const incident = await incidents.startIncident({}, config, stubs());
     const waiting = await observe(incident);
     assert.deepEqual(waiting.pendingApprovals.map((p) => p.question), ['Create an index on documents(county) concurrently? Slow statement: SELECT * FROM documents WHERE county = $1']);
@@ -63,6 +63,13 @@ describe('High Response Times runbook, branch by branch (time-skipping server, s
     assert.ok(outcome.timeline.some((e) => e.message === 'Created index idx_documents_county concurrently.'));
     assert.ok(outcome.timeline.some((e) => e.message === 'p95 is 40 ms, under 2000 ms (1 window(s)).'));
     assert.equal(calls(incident).restartContainer, undefined);
+    // The section's Prevention notes, as the closed incident's follow-ups.
+    assert.deepEqual((await observe(incident)).followUps, [
+      'Regular database maintenance (VACUUM, ANALYZE).',
+      'Add indexes for common queries.',
+      'Implement query result caching.',
+      'Use database read replicas for heavy loads.',
+    ]);
   });
 
   test('an index that does not help leads to the restart question; approved, the restart brings p95 back', async () => {

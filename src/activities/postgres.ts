@@ -334,7 +334,7 @@ export function createPostgresActivities(config: Pick<Config, 'targets'>, docker
       });
     },
 
-    /** `pg_size_pretty(pg_database_size(current_database()))`. Read-only. */
+    /** `pg_size_pretty(pg_database_size(current_database()))`. Read-only: a retry reads it again. */
     async databaseSize({ target }: PostgresRef): Promise<DatabaseSize> {
       return withDatabase(urlOf(target), async (db) => {
         const { rows } = await db.query<{ database: string; bytes: string; pretty: string }>(
@@ -462,6 +462,9 @@ export function createPostgresActivities(config: Pick<Config, 'targets'>, docker
      */
     async terminateIdleSessions({ target, olderThanMs }: PostgresRef & { olderThanMs: number }): Promise<TerminatedSessions> {
       return withDatabase(urlOf(target), async (db) => {
+        // A guarantee, not a filter of convenience: `backend_type = 'client backend'` leaves out walsenders (replication
+        // connections, physical or logical, even one idle in a transaction), the pid <> check our own session, and
+        // the application_name every other runbooks session.
         const { rows } = await db.query<SessionRow & { terminated: boolean }>(
           `SELECT ${SESSION_COLUMNS('state_change')}, pg_terminate_backend(pid) AS terminated FROM pg_stat_activity
            WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()

@@ -54,7 +54,7 @@ export const catalog = {
     workflowType: 'dbConnections',
     section: '2. Database Connection Issues',
     summary:
-      '`SELECT 1`, connections against `max_connections`, sessions idle in a transaction for over `idleInTransactionMinutes` (10), queries active for over `longQuerySeconds` (30), lock waits → **down**: restart the postgres container → verify `SELECT 1` and `/health` → still down: `pg_restore` of the latest backup **only with approval** → verify; **pool exhausted**: terminate the idle-in-transaction sessions (**with approval**, or at once with `autoTerminate`) → restart the backend to reset its pool → verify connections below `connectionsHighRatio` (0.8) and `/health` 200. Never terminates its own sessions.',
+      '`SELECT 1`, the database size, connections against `max_connections`, sessions idle in a transaction for over `idleInTransactionMinutes` (10), queries active for over `longQuerySeconds` (30), lock waits → **down**: restart the postgres container → verify `SELECT 1` and `/health` → still down: `pg_restore` of the latest backup **only with approval** → verify; **pool exhausted**: terminate the idle-in-transaction sessions (**with approval**, or at once with `autoTerminate`) → restart the backend to reset its pool → verify connections below `connectionsHighRatio` (0.8) and `/health` 200. Never terminates its own or replication sessions.',
     alerts: { DatabaseDown: 'critical', DatabaseConnectionsHigh: 'high', DatabaseConnectionPoolExhausted: 'high' },
     approvalKinds: ['restore-database', 'terminate-sessions'],
     targets: ['postgres', 'backend'],

@@ -72,7 +72,7 @@ export const redis = {
   allowClient,
 };
 
-const { checkDatabase, inspectConnections, terminateIdleSessions, topQueries, inspectTables, dataFreshness, auditLogForSource } = proxyActivities<PostgresActivities>({
+const { checkDatabase, databaseSize, inspectConnections, terminateIdleSessions, topQueries, inspectTables, dataFreshness, auditLogForSource } = proxyActivities<PostgresActivities>({
   startToCloseTimeout: '30s',
   retry: quickRetry,
 });
@@ -86,6 +86,7 @@ const { dumpForRestoreCheck, restoreIntoScratch } = proxyActivities<PostgresActi
 export const postgres = {
   checkDatabase,
   waitForDatabase,
+  databaseSize,
   inspectConnections,
   terminateIdleSessions,
   restoreFromBackup,

@@ -1,13 +1,13 @@
 /**
  * Runbook §2 "Database Connection Issues".
- * Diagnosis: `pg_isready` / `SELECT 1`; the connection count; queries active for over 30 s (and, here, sessions
- * idle in a transaction and lock waits).
+ * Diagnosis: `pg_isready` / `SELECT 1`; the connection count; queries active for over 30 s (and, here, the database
+ * size of Useful Commands, sessions idle in a transaction and lock waits).
  * Resolution — if the database is down: restart PostgreSQL; restore from the backup if the data is corrupted
  * (here: only with approval). If the connection pool is exhausted: kill the sessions idle in a transaction for over
  * 10 minutes (with approval unless the policy says `autoTerminate`), restart the backend to reset its connections.
  * Prevention: a bigger pool, pgbouncer, faster queries.
  */
-import type { ConnectionReport } from '../activities/postgres';
+import type { ConnectionReport, DatabaseSize } from '../activities/postgres';
 import type { IncidentInput, IncidentOutcome, TargetFacts } from '../incidents/model';
 import { policyOf } from '../runbooks/catalog';
 import { postgres } from './activityProxies';
@@ -32,6 +32,7 @@ export async function dbConnections(input: IncidentInput): Promise<IncidentOutco
       }
       // Diagnosis
       if (!(await checkDatabase(rb, database)).reachable) return databaseDown(rb, database, backend);
+      await recordDatabaseSize(rb, database);
       const report = await inspectConnections(rb, database, policy, 'Diagnose: connections, idle transactions, long queries, locks');
       if (report.usage >= policy.connectionsHighRatio || report.idleInTransaction.length > 0) {
         return poolExhausted(rb, database, backend, report, policy);
@@ -87,6 +88,15 @@ async function poolExhausted(rb: RunbookContext, database: TargetFacts, backend:
   const below = after.usage < policy.connectionsHighRatio && after.idleInTransaction.length === 0;
   if (!below) rb.finding(`Still ${after.connections} of ${after.maxConnections} connections, ${after.idleInTransaction.length} idle in a transaction.`);
   return below && (backend === undefined || (await waitForHealth(rb, backend, 'after the backend restart')));
+}
+
+/** The runbook's "Check database size" (Useful Commands): what a restore or a bigger pool would be dealing with. Read-only. */
+function recordDatabaseSize(rb: RunbookContext, database: TargetFacts): Promise<DatabaseSize> {
+  return rb.step(postgres.databaseSize, { target: 'postgres' }, {
+    title: 'Diagnose: database size',
+    summary: `pg_database_size on ${database.container}`,
+    record: (r) => `${r.database} is ${r.pretty} (${r.bytes} bytes).`,
+  });
 }
 
 function inspectConnections(rb: RunbookContext, database: TargetFacts, policy: Policy, title: string): Promise<ConnectionReport> {
