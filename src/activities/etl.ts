@@ -45,9 +45,10 @@ export interface ChunkRef extends TargetRef<'etl'> {
   delayMs: number;
 }
 
-/** Heartbeat details of loadChunk: the last record written, so a retry resumes after it. */
+/** Heartbeat details of loadChunk: the last record written, so a retry resumes after it, and the county-year's count. */
 export interface ChunkCursor {
   lastRecord: number;
+  records: number;
 }
 
 export interface ChunkResult {
@@ -267,7 +268,7 @@ export function createEtlActivities(docker: Docker, config: Pick<Config, 'target
         if (wrote) {
           written += 1;
           records = Number(wrote[2]);
-          context.heartbeat({ lastRecord: Number(wrote[1]) } satisfies ChunkCursor);
+          context.heartbeat({ lastRecord: Number(wrote[1]), records } satisfies ChunkCursor);
         }
         const failed = FAILURE_LINE.exec(line);
         if (failed) lastFailure = failed[1]!;
