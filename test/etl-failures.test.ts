@@ -171,7 +171,7 @@ describe('ETL Job Failures runbook, against the sandbox etl container', { timeou
     }
   });
 
-  test('source changed: never retried; escalated with the evidence line for a human to update the selectors', async () => {
+  test('source changed: never retried; escalated with the evidence line and the log excerpt for a human to update the selectors', async () => {
     const before = (await runsStarted()).length;
     await breakAuditApp(docker, app, 'etl-source-changed');
     try {
