@@ -1,12 +1,13 @@
 // The backfill workflow's branches on the time-skipping test server, its one activity (loadChunk) a typed stub:
-// the order of the chunks, a chunk that fails for good (skip, retry, nobody answers), pause / resume / cancel, and
-// continue-as-new carrying the progress.
+// the order of the chunks, a chunk that fails for good (skip, retry, nobody answers), pause / resume / cancel,
+// continue-as-new carrying the progress, and the pace (records/s, ETA) its status and current details show.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { workflowMetadataQuery } from '@temporalio/workflow';
 import type { ChunkRef, ChunkResult } from '../src/activities/etl';
-import { chunkName, type BackfillInput, type BackfillOutcome, type BackfillStatus } from '../src/backfills/model';
+import { chunkName, paceOf, type BackfillInput, type BackfillOutcome, type BackfillStatus } from '../src/backfills/model';
 import { parseConfig } from '../src/config/load';
 import { backfillInput } from '../src/intake/backfill';
 import { ActivityErrorType } from '../src/runbooks/errorTypes';
@@ -37,6 +38,10 @@ describe('backfill, on the time-skipping test server', () => {
     return handle.query(backfillStatusQuery);
   }
   const result = (handle: Backfill): Promise<BackfillOutcome> => handle.result();
+  async function until(what: string, predicate: () => boolean): Promise<void> {
+    for (let i = 0; i < 200 && !predicate(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(predicate(), what);
+  }
 
   test('loads every chunk of the range year by year, county by county, and reports what it wrote', async () => {
     const chunks: string[] = [];
@@ -121,10 +126,6 @@ describe('backfill, on the time-skipping test server', () => {
           gates.set(chunkName(ref), () => resolve(loaded(ref)));
         }),
     });
-    const until = async (what: string, predicate: () => boolean) => {
-      for (let i = 0; i < 200 && !predicate(); i++) await new Promise((r) => setTimeout(r, 50));
-      assert.ok(predicate(), what);
-    };
     await until('the first chunk starts', () => gates.has('Kisumu 2021'));
     const paused = await handle.executeUpdate(backfillUpdates.pause, { args: [{ by: 'erin' }] });
     assert.equal(paused.phase, 'paused');
@@ -145,6 +146,34 @@ describe('backfill, on the time-skipping test server', () => {
     assert.equal(final.log.at(-1)!.message, 'Cancelled: 2 of 6 chunk(s), 80 record(s) written.');
   });
 
+  test('its current details show the records written of ≈ the total, records/s and an ETA, from the chunks loaded by workflow time', async () => {
+    const gates = new Map<string, () => void>();
+    const handle = await suite.startWorkflow<typeof backfill>('backfill', input(2023, 2024), {
+      loadChunk: (ref) => new Promise((resolve) => void gates.set(chunkName(ref), () => resolve(loaded(ref)))),
+    });
+    await until('the first chunk starts', () => gates.has('Kisumu 2023'));
+    const LOADING_MS = 300;
+    await new Promise((resolve) => setTimeout(resolve, LOADING_MS));
+    gates.get('Kisumu 2023')!();
+    await until('the second chunk starts', () => gates.has('Nairobi 2023'));
+
+    const status = await handle.query(backfillStatusQuery);
+    assert.equal(status.recordsPerChunk, 40);
+    assert.ok(status.loadingMs >= LOADING_MS, `the first chunk took ${status.loadingMs} ms of workflow time`);
+    assert.ok(status.currentSince, 'the running chunk says when it started');
+    const { currentDetails } = (await handle.query(workflowMetadataQuery)) as { currentDetails: string };
+    const perSecond = Math.round((40 / (status.loadingMs / 1000)) * 10) / 10;
+    assert.match(currentDetails, new RegExp(`^\\*\\*running\\*\\* — 1 of 4 chunk\\(s\\) \\(25%\\), 40 of ≈160 record\\(s\\) written, ${perSecond} records/s over 1 chunk\\(s\\) loaded, ETA \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z$`, 'm'));
+    assert.match(currentDetails, new RegExp(`^Loading: Nairobi 2023 since ${status.currentSince!.replace(/[.]/g, '\\.')}; its cursor .* heartbeat$`, 'm'));
+    for (const chunk of ['Nairobi 2023', 'Kisumu 2024', 'Nairobi 2024']) {
+      await until(`${chunk} starts`, () => gates.has(chunk));
+      gates.get(chunk)!();
+    }
+    assert.equal((await result(handle)).recordsWritten, 160);
+    const { currentDetails: done } = (await handle.query(workflowMetadataQuery)) as { currentDetails: string };
+    assert.match(done, /^\*\*done\*\* — 4 of 4 chunk\(s\) \(100%\), 160 of 160 record\(s\) written, [\d.]+ records\/s over 4 chunk\(s\) loaded$/m);
+  });
+
   test('a long range continues as new every chunksPerRun chunks, and the progress carries across runs', async () => {
     const handle = await suite.startWorkflow<typeof backfill>('backfill', input(2020, 2022, { chunksPerRun: 2 }), { loadChunk: async (ref) => loaded(ref) });
     const outcome = await result(handle);
@@ -152,5 +181,30 @@ describe('backfill, on the time-skipping test server', () => {
     const final = await handle.query(backfillStatusQuery);
     assert.equal(final.runs, 3);
     assert.equal(final.log[0]!.message, 'Backfill of 2020–2022 requested: 6 chunk(s).', 'the log carries across runs');
+  });
+});
+
+describe('the pace of a backfill (records/s, total, ETA), at a fixed now', () => {
+  const T0 = Date.parse('2026-11-28T10:00:00.000Z');
+  // 4 chunks: 2 loaded (80 records in 10 s of loading), the third running since T0.
+  const facts = { chunksTotal: 4, chunksDone: 2, recordsWritten: 80, skipped: [], loadingMs: 10_000, recordsPerChunk: 40, currentSince: new Date(T0).toISOString() };
+
+  test('between chunks: the records of the chunks loaded over their loading time, the chunks left counted at the latest one\'s records', () => {
+    assert.deepEqual(paceOf(facts, T0 + 60_000), { recordsSoFar: 80, recordsTotal: 160, recordsTotalEstimated: true, recordsPerSecond: 8, etaSeconds: 10 });
+  });
+
+  test('with the running chunk\'s heartbeat: its records so far and its time up to now count, and its own record count', () => {
+    // 80 + 20 records in 10 s + 2.5 s: 8/s; the running county-year has 50 records: 80 + 2 × 50 in all, 80 left.
+    assert.deepEqual(paceOf(facts, T0 + 2_500, { lastRecord: 20, records: 50 }), { recordsSoFar: 100, recordsTotal: 180, recordsTotalEstimated: true, recordsPerSecond: 8, etaSeconds: 10 });
+  });
+
+  test('a chunk waiting for a human adds no loading time; skipped chunks are not counted in the total', () => {
+    const waiting = { ...facts, failure: 'source changed', skipped: [{ county: 'Kisumu', year: 2026 }] };
+    assert.deepEqual(paceOf(waiting, T0 + 3_600_000), { recordsSoFar: 80, recordsTotal: 120, recordsTotalEstimated: true, recordsPerSecond: 8, etaSeconds: 5 });
+  });
+
+  test('before anything is loaded there is no total and no ETA; once every chunk is done the total is exact', () => {
+    assert.deepEqual(paceOf({ ...facts, chunksDone: 0, recordsWritten: 0, loadingMs: 0, recordsPerChunk: undefined }, T0 + 1_000), { recordsSoFar: 0, recordsTotalEstimated: true, recordsPerSecond: 0 });
+    assert.deepEqual(paceOf({ ...facts, chunksDone: 4, recordsWritten: 160, loadingMs: 20_000 }, T0), { recordsSoFar: 160, recordsTotal: 160, recordsTotalEstimated: false, recordsPerSecond: 8, etaSeconds: 0 });
   });
 });

@@ -19,7 +19,7 @@ import type { BackfillOutcome } from '../src/backfills/model';
 import { parseConfig } from '../src/config/load';
 import type { Config, ConfigInput } from '../src/config/schema';
 import { startBackfill } from '../src/intake/backfill';
-import { auditAppTargets, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
+import { auditAppTargets, EtlLogPatterns, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
 import { startDevServer, type DevServer } from './harness/temporal';
 import { freePort, isAlive, LOG_DIR } from './harness/util';
 import { cliWorkspace } from './support/cli';
@@ -34,8 +34,13 @@ import { startWorker } from './support/worker';
 const CLI = path.resolve(__dirname, '../bin/runbooks.js');
 const COUNTIES = ['Kisumu', 'Nairobi'];
 /** 40 records per county-year at 100 ms: a chunk takes about 4 s, long enough to be killed in the middle. */
-const DELAY = '100ms';
+const DELAY_MS = 100;
+const DELAY = `${DELAY_MS}ms`;
 const RECORDS_PER_CHUNK = 40;
+/** The worker's maxHeartbeatThrottleInterval: a cursor reaches the server at most this late. */
+const HEARTBEAT_THROTTLE_MS = 1_000;
+/** Records written in one heartbeat interval, and the one being written when the heartbeat left. */
+const ONE_HEARTBEAT_OF_RECORDS = HEARTBEAT_THROTTLE_MS / DELAY_MS + 1;
 
 describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_000 }, () => {
   let docker: Docker;
@@ -74,12 +79,17 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
     }
   }
 
-  /** Every `wrote record` line in the etl container's log for these years, by county-year-record. */
-  async function writes(years: number[]): Promise<Map<string, number>> {
+  /** The etl container's log, in order: every run of the pipeline writes its lines there. */
+  async function etlLog(): Promise<string[]> {
     const raw = await docker.getContainer(app.containers.etl).logs({ stdout: true, stderr: true, follow: false });
+    return demultiplex(raw).toString('utf8').split('\n');
+  }
+
+  /** How often each record of these years was written (`wrote record` lines), by `<county> <year> #<record>`. */
+  function writes(log: string[], years: number[]): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const line of demultiplex(raw).toString('utf8').split('\n')) {
-      const wrote = /INFO wrote record county=(\S+) year=(\d+) record=(\d+) of=\d+/.exec(line);
+    for (const line of log) {
+      const wrote = EtlLogPatterns.wroteRecord.exec(line);
       if (!wrote || !years.includes(Number(wrote[2]))) continue;
       const key = `${wrote[1]} ${wrote[2]} #${wrote[3]}`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
@@ -126,9 +136,13 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
     const midChunk = await progress(client, handle.workflowId, 'the second chunk half-way', (v) => v.chunksDone === 1 && (v.cursor?.lastRecord ?? 0) >= 15);
     first.kill('SIGKILL');
     await waitFor('the worker to be gone', async () => (isAlive(first.pid!) ? undefined : true));
-    const beforeKill = await writes(years);
-    const crashedChunk = `${midChunk.current!.county} ${midChunk.current!.year}`;
-    const lastWritten = Math.max(...[...beforeKill.keys()].filter((k) => k.startsWith(crashedChunk)).map((k) => Number(k.split('#')[1])));
+    const crashed = midChunk.current!;
+    const crashedChunk = `${crashed.county} ${crashed.year}`;
+    // The status's pace, for real: records of ≈ the total, records/s of loading, an ETA.
+    assert.equal(midChunk.recordsSoFar, RECORDS_PER_CHUNK + midChunk.cursor!.lastRecord);
+    assert.deepEqual({ total: midChunk.recordsTotal, estimated: midChunk.recordsTotalEstimated }, { total: 4 * RECORDS_PER_CHUNK, estimated: true });
+    assert.ok(midChunk.recordsPerSecond > 0 && midChunk.recordsPerSecond <= 1000 / DELAY_MS, `records/s: ${midChunk.recordsPerSecond}`);
+    assert.ok(midChunk.etaSeconds !== undefined && midChunk.etaSeconds > 0, `ETA: ${midChunk.etaSeconds}`);
 
     spawnWorker(configFile);
     const outcome: BackfillOutcome = await handle.result();
@@ -136,17 +150,29 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
     assert.equal(outcome.runs, 2, 'chunksPerRun 2: the backfill continued as new once');
     assert.deepEqual(await rows(years), everyChunkOnce(years), 'every county-year record is in documents exactly once');
 
-    const counts = await writes(years);
+    const log = await etlLog();
+    // The retry's run: the one run of the crashed chunk's year that did not start at record 1. It starts after the
+    // cursor of the last heartbeat the server had, which is at least the one the status showed before the kill.
+    const resumed = log.flatMap((line, index) => {
+      const started = EtlLogPatterns.runStarted.exec(line);
+      return started && Number(started[3]) === crashed.year && Number(started[4]) > 1 ? [{ index, from: Number(started[4]) }] : [];
+    });
+    assert.equal(resumed.length, 1, `one resumed run: ${JSON.stringify(resumed)}`);
+    const { index: resumedAt, from } = resumed[0]!;
+    assert.ok(from > midChunk.cursor!.lastRecord, `resumed from #${from}, after the cursor #${midChunk.cursor!.lastRecord} the server had before the kill`);
+    const killedAttempt = [...writes(log.slice(0, resumedAt), [crashed.year]).keys()].filter((key) => key.startsWith(`${crashedChunk} `));
+    const lastWritten = Math.max(...killedAttempt.map((key) => Number(key.split('#')[1])));
+
+    const counts = writes(log, years);
     const twice = [...counts.entries()].filter(([, n]) => n > 1).map(([key]) => key);
-    // The retry started from the cursor of the last heartbeat the server had: what it wrote again is a run of
-    // records ending where the killed attempt stopped — about one heartbeat interval (1 s at 100 ms per record).
-    const again = twice.map((key) => Number(key.split('#')[1])).sort((a, b) => a - b);
-    assert.ok(twice.every((key) => key.startsWith(`${crashedChunk} `)), `only the crashed chunk is written twice: ${twice.join(', ')}`);
-    assert.ok(again.every((n, i) => i === 0 || n === again[i - 1]! + 1), `one run of records: ${again.join(', ')}`);
-    assert.ok(again.length === 0 || again.at(-1)! >= lastWritten, `ending where the killed attempt stopped (#${lastWritten}): ${again.join(', ')}`);
-    assert.ok(again.length <= 12, `written twice: ${again.length} (${again.join(', ')})`);
+    const recordsAfterCursor = Array.from({ length: Math.max(0, lastWritten - from + 1) }, (_, i) => `${crashedChunk} #${from + i}`);
+    assert.deepEqual(twice.sort(), recordsAfterCursor.sort(), `written twice: exactly the records after the resumed cursor (#${from - 1}) up to the last one the killed attempt wrote (#${lastWritten})`);
+    assert.ok(twice.length <= ONE_HEARTBEAT_OF_RECORDS, `at most one heartbeat's worth of records written twice (${ONE_HEARTBEAT_OF_RECORDS}): ${twice.length}`);
+    assert.ok([...counts.values()].every((n) => n <= 2), 'nothing written more than twice');
     assert.equal(counts.size, years.length * COUNTIES.length * RECORDS_PER_CHUNK, 'every record was written');
-    console.log(`# worker crash: killed at ${crashedChunk} #${lastWritten}; records written twice: ${twice.length}; chunk ${RECORDS_PER_CHUNK} records, delay ${DELAY}`);
+    const done = await getBackfill(client, handle.workflowId);
+    console.log(`# worker crash: killed at ${crashedChunk} #${lastWritten}, resumed from #${from}; records written twice: ${twice.length}; chunk ${RECORDS_PER_CHUNK} records, delay ${DELAY}, heartbeats every ${HEARTBEAT_THROTTLE_MS} ms at most`);
+    console.log(`# worker crash: ${done.recordsPerSecond} records/s of loading time, the crash's wait for the heartbeat timeout included (mid-chunk before the kill: ${midChunk.recordsPerSecond}/s, ETA ${midChunk.etaSeconds} s)`);
     await recordHistoryIfAsked(handle.workflowId, 'backfill-worker-crash-continued-as-new', { runId: handle.firstExecutionRunId });
   });
 
@@ -193,6 +219,7 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
     const done = await progress(worker.client, handle.workflowId, 'the backfill to finish', (v) => v.phase === 'done');
     assert.equal(done.chunksDone, 4);
     assert.deepEqual(await rows(years), everyChunkOnce(years));
+    console.log(`# pause/resume: ${done.recordsPerSecond} records/s of loading time (the pause left out), ${done.recordsWritten} records in ${done.chunksDone} chunks of ${RECORDS_PER_CHUNK}, delay ${DELAY}`);
 
     const cancelYears = [2007, 2008];
     const second = await startBackfill(worker.client, config, { from: cancelYears[0], to: cancelYears[1], by: 'erin' });
@@ -221,7 +248,7 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
     const code = await new Promise((resolve) => follow.child.on('exit', resolve));
     assert.equal(code, 0, `${follow.stdout}\n${follow.stderr}`);
     assert.match(follow.stdout, /^started backfill-\S+: 2009–2009, 1 chunk\(s\) \(Nairobi\), delay 100 ms per record$/m);
-    assert.match(follow.stdout, /^\d+% 0\/1 chunks, \d+ records, [\d.]+\/s, Nairobi 2009 record \d+$/m);
+    assert.match(follow.stdout, /^\d+% 0\/1 chunks, \d+ of ≈40 records, [\d.]+\/s, ETA \d+ s, Nairobi 2009 record \d+$/m);
     assert.match(follow.stdout, /done: Done: 1 of 1 chunk\(s\), 40 record\(s\) written\.$/m);
     const status = await workspace.run(['--config', configFile, 'backfill', 'status']);
     assert.equal(status.code, 0, status.stderr);

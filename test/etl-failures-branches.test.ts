@@ -183,8 +183,9 @@ describe('ETL Job Failures runbook, branch by branch (time-skipping server, stub
     await incident.terminate('test over');
   });
 
-  test('source changed: never retried; escalated with the evidence line, a follow-up for the selectors', async () => {
-    const { stubs, delays } = etlStubs({ found: 'source-changed' });
+  test('source changed: never retried; escalated with the evidence line and the log excerpt, a follow-up for the selectors', async () => {
+    const excerpt = [`${T} INFO run started run=r2 counties=6 year=2026 from=1 delay_ms=20`, lines.sourceChanged].join('\n');
+    const { stubs, delays } = etlStubs({ found: 'source-changed', diagnosis: { excerpt } });
     const incident = await incidents.startIncident({}, config(), stubs);
     const status = await observe(incident);
     assert.equal(status.phase, 'needs-human');
@@ -192,21 +193,26 @@ describe('ETL Job Failures runbook, branch by branch (time-skipping server, stub
     assert.equal(calls(incident).runPipeline, undefined);
     assert.equal(status.escalationLevel, 1);
     const escalated = status.timeline.find((e) => e.kind === 'escalated')!;
-    assert.equal(escalated.message, `The ETL source changed and a human must update the selectors: ${lines.sourceChanged}: escalated to oncall (level 1).`);
-    assert.ok(pages.some((p) => p.workflowId === incident.workflowId && p.text.includes(lines.sourceChanged)), 'the page carries the evidence');
+    const detail = `The last 2 log line(s) of etl:\n  ${T} INFO run started run=r2 counties=6 year=2026 from=1 delay_ms=20\n  ${lines.sourceChanged}`;
+    assert.equal(escalated.message, `The ETL source changed and a human must update the selectors: ${lines.sourceChanged}: escalated to oncall (level 1).\n${detail}`);
+    const page = pages.find((p) => p.workflowId === incident.workflowId && p.text.includes(lines.sourceChanged));
+    assert.ok(page?.text.endsWith(`— escalated to you (level 1, ${incident.workflowId})\n${detail}`), `the page carries the evidence and the excerpt: ${page?.text}`);
     assert.ok(status.followUps.includes("Update the ETL scraper's selectors, test them with sample data, re-deploy the ETL and run it again."));
     const finding = status.timeline.find((e) => e.message.startsWith('The source website changed'))!;
     assert.deepEqual(finding.data, { evidence: lines.sourceChanged });
     await incident.terminate('test over');
   });
 
-  test('a retry that finds the source changed stops retrying and escalates with that run\'s evidence', async () => {
-    const { stubs, delays } = etlStubs({ found: 'crashed', runs: [() => failed('source-changed', 4)] });
+  test('a retry that finds the source changed stops retrying and escalates with that run\'s evidence and last lines', async () => {
+    const runExcerpt = [`${T} INFO run started run=r3 counties=6 year=2026 from=1 delay_ms=20`, lines.sourceChanged].join('\n');
+    const { stubs, delays } = etlStubs({ found: 'crashed', runs: [() => ({ ...failed('source-changed', 4), excerpt: runExcerpt })] });
     const incident = await incidents.startIncident({}, config(), stubs);
     const status = await observe(incident);
     assert.equal(status.phase, 'needs-human');
     assert.deepEqual(delays, [undefined]);
-    assert.ok(status.timeline.some((e) => e.kind === 'escalated' && e.message.includes(lines.sourceChanged)));
+    const escalated = status.timeline.find((e) => e.kind === 'escalated');
+    assert.ok(escalated?.message.includes(lines.sourceChanged), escalated?.message);
+    assert.ok(escalated?.message.endsWith(`\n  ${T} INFO run started run=r3 counties=6 year=2026 from=1 delay_ms=20\n  ${lines.sourceChanged}`), `the retry's own lines, not the diagnosis's: ${escalated?.message}`);
     await incident.terminate('test over');
   });
 

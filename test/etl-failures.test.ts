@@ -171,7 +171,7 @@ describe('ETL Job Failures runbook, against the sandbox etl container', { timeou
     }
   });
 
-  test('source changed: never retried; escalated with the evidence line for a human to update the selectors', async () => {
+  test('source changed: never retried; escalated with the evidence line and the log excerpt for a human to update the selectors', async () => {
     const before = (await runsStarted()).length;
     await breakAuditApp(docker, app, 'etl-source-changed');
     try {
@@ -180,7 +180,7 @@ describe('ETL Job Failures runbook, against the sandbox etl container', { timeou
       const escalated = handedOver.timeline.find((e) => e.kind === 'escalated');
       assert.match(
         escalated?.message ?? '',
-        /^The ETL source changed and a human must update the selectors: \S+ ERROR source format changed: selector "table\.audit-reports" matched nothing county=Nairobi year=\d{4} record=1: escalated to oncall \(level 1\)\.$/,
+        /^The ETL source changed and a human must update the selectors: \S+ ERROR source format changed: selector "table\.audit-reports" matched nothing county=Nairobi year=\d{4} record=1: escalated to oncall \(level 1\)\.\nThe last \d+ log line\(s\) of \S+etl:\n(?: {2}.*\n)* {2}\S+ INFO run started run=\S+ .*\n {2}\S+ ERROR source format changed: selector "table\.audit-reports" matched nothing county=Nairobi year=\d{4} record=1$/,
         JSON.stringify(handedOver.timeline.map((e) => e.message), null, 1),
       );
       assert.ok(handedOver.followUps.some((f) => f.startsWith("Update the ETL scraper's selectors")));

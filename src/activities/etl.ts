@@ -45,9 +45,10 @@ export interface ChunkRef extends TargetRef<'etl'> {
   delayMs: number;
 }
 
-/** Heartbeat details of loadChunk: the last record written, so a retry resumes after it. */
+/** Heartbeat details of loadChunk: the last record written, so a retry resumes after it, and the county-year's count. */
 export interface ChunkCursor {
   lastRecord: number;
+  records: number;
 }
 
 export interface ChunkResult {
@@ -119,6 +120,8 @@ export interface PipelineRun {
   /** Records it wrote (`wrote record` lines). */
   written: number;
   failure?: EtlFailure;
+  /** When it failed: its last lines (as many and as clipped as a diagnosis's excerpt), for the escalation. */
+  excerpt?: string;
 }
 
 export interface CleanedDownloads {
@@ -212,9 +215,11 @@ export function createEtlActivities(docker: Docker, config: Pick<Config, 'target
       let written = 0;
       let runId: string | undefined;
       let lastFailure = '';
+      const lastLines: string[] = [];
       // Between lines too: the source may take a while to answer.
       const beat = setInterval(() => context.heartbeat({ written }), 5_000);
       const exitCode = await execStreaming(docker, container, argv, context, (line) => {
+        if (line.trim() !== '' && lastLines.push(clip(line)) > EXCERPT_LINES) lastLines.shift();
         const started = RUN_STARTED.exec(line);
         if (started) runId = started[1];
         if (WROTE_RECORD.test(line)) written += 1;
@@ -224,7 +229,7 @@ export function createEtlActivities(docker: Docker, config: Pick<Config, 'target
       const run: PipelineRun = { ok: exitCode === EXIT.ok, exitCode, ...(runId ? { runId } : {}), ...(delayMs === undefined ? {} : { delayMs }), written };
       if (run.ok) return run;
       const evidence = clip(lastFailure || `${program.join(' ')} run exited ${exitCode}`);
-      return { ...run, failure: { kind: failureKind(evidence, exitCode), evidence } };
+      return { ...run, failure: { kind: failureKind(evidence, exitCode), evidence }, excerpt: lastLines.join('\n') };
     },
 
     /**
@@ -263,7 +268,7 @@ export function createEtlActivities(docker: Docker, config: Pick<Config, 'target
         if (wrote) {
           written += 1;
           records = Number(wrote[2]);
-          context.heartbeat({ lastRecord: Number(wrote[1]) } satisfies ChunkCursor);
+          context.heartbeat({ lastRecord: Number(wrote[1]), records } satisfies ChunkCursor);
         }
         const failed = FAILURE_LINE.exec(line);
         if (failed) lastFailure = failed[1]!;

@@ -38,6 +38,10 @@ export interface BackfillProgress {
   runs: number;
   /** Epoch ms the backfill started (its first run). */
   startedAt: number;
+  /** Workflow time spent loading the chunks done, in ms (pauses and waits for a human left out): the throughput's clock. */
+  loadingMs: number;
+  /** Records the source has per county-year, as the latest chunk loaded reported. */
+  recordsPerChunk?: number;
   paused: boolean;
   log: BackfillEvent[];
 }
@@ -72,12 +76,66 @@ export interface BackfillStatus {
   recordsWritten: number;
   /** The chunk being loaded (or that failed), if any. */
   current?: Chunk;
+  /** When the load of `current` started (workflow time). */
+  currentSince?: string;
   /** Why `current` failed for good, while it waits for a human. */
   failure?: string;
   skipped: Chunk[];
   runs: number;
   startedAt: string;
+  /** See BackfillProgress. */
+  loadingMs: number;
+  recordsPerChunk?: number;
+  /** Paused by an operator (the phase may say something more pressing, e.g. waiting-for-human). */
+  paused: boolean;
   log: BackfillEvent[];
+}
+
+/** How far a backfill is in records, how fast it goes and how long it still needs. */
+export interface BackfillPace {
+  /** Records written so far, the running chunk's cursor included. */
+  recordsSoFar: number;
+  /**
+   * Records it will have written when done: those written plus, for each chunk left, the source's count per
+   * county-year (the running chunk's, else the latest chunk's). Unknown until a chunk reports its count.
+   */
+  recordsTotal?: number;
+  /** True while chunks are left: each county-year's count is only known once its pipeline reports it. */
+  recordsTotalEstimated: boolean;
+  /** Records per second of loading time (pauses and waits for a human left out); 0 until something is written. */
+  recordsPerSecond: number;
+  /** Seconds left at that pace; unknown until both the pace and the total are. */
+  etaSeconds?: number;
+}
+
+/** The running chunk's progress, as its activity's last heartbeat tells it. */
+export interface ChunkProgress {
+  lastRecord: number;
+  /** The county-year's record count (`of=` in the pipeline's log). */
+  records?: number;
+}
+
+type PaceFacts = Pick<BackfillStatus, 'chunksTotal' | 'chunksDone' | 'recordsWritten' | 'skipped' | 'loadingMs' | 'recordsPerChunk' | 'currentSince' | 'failure'>;
+
+/**
+ * The pace at `now` (epoch ms), from the chunks loaded: their records over their loading time; and the running chunk
+ * with its records so far and its time up to `now`, when its heartbeat (`running`) tells how far it is.
+ */
+export function paceOf(facts: PaceFacts, now: number, running?: ChunkProgress): BackfillPace {
+  const inChunkMs = running && facts.currentSince && !facts.failure ? Math.max(0, now - Date.parse(facts.currentSince)) : 0;
+  const recordsSoFar = facts.recordsWritten + (running?.lastRecord ?? 0);
+  const seconds = (facts.loadingMs + inChunkMs) / 1000;
+  const perSecond = seconds > 0 ? recordsSoFar / seconds : 0;
+  const chunksLeft = facts.chunksTotal - facts.chunksDone - facts.skipped.length;
+  const perChunk = running?.records ?? facts.recordsPerChunk;
+  const recordsTotal = chunksLeft === 0 ? facts.recordsWritten : perChunk === undefined ? undefined : facts.recordsWritten + chunksLeft * perChunk;
+  return {
+    recordsSoFar,
+    ...(recordsTotal === undefined ? {} : { recordsTotal }),
+    recordsTotalEstimated: chunksLeft > 0,
+    recordsPerSecond: Math.round(perSecond * 10) / 10,
+    ...(recordsTotal !== undefined && perSecond > 0 ? { etaSeconds: Math.round(Math.max(0, recordsTotal - recordsSoFar) / perSecond) } : {}),
+  };
 }
 
 export interface BackfillOutcome {

@@ -8,15 +8,11 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { ChunkCursor } from '../activities/etl';
 import { BackfillRefusal, backfillStatusQuery, backfillUpdates, type BackfillDecision, type BackfillVerb } from '../workflows/backfill/messages';
 import { asRefusal } from '../temporal/errors';
-import type { BackfillStatus } from './model';
+import { paceOf, type BackfillPace, type BackfillStatus } from './model';
 
-export interface BackfillView extends BackfillStatus {
+export interface BackfillView extends BackfillStatus, BackfillPace {
   /** The last record the running chunk's activity reported having written. */
   cursor?: ChunkCursor;
-  /** Records written per second since the backfill started (the running chunk's cursor included). */
-  recordsPerSecond: number;
-  /** Seconds left at that pace, once a chunk has been loaded to measure it by. */
-  etaSeconds?: number;
 }
 
 export type BackfillRefusalReason = 'not-found' | 'not-now' | 'not-a-decider' | 'finished' | 'invalid';
@@ -42,17 +38,7 @@ export async function getBackfill(client: Client, workflowId: string, now = Date
   const description = status.phase === 'done' || status.phase === 'cancelled' ? undefined : await handle.describe().catch(() => undefined);
   const details = description?.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
   const cursor = details ? defaultPayloadConverter.fromPayload<ChunkCursor>(details) : undefined;
-  const written = status.recordsWritten + (cursor?.lastRecord ?? 0);
-  const seconds = Math.max((now - Date.parse(status.startedAt)) / 1000, 0.001);
-  const recordsPerSecond = Math.round((written / seconds) * 10) / 10;
-  const perChunk = status.chunksDone > 0 ? status.recordsWritten / status.chunksDone : undefined;
-  const remaining = perChunk === undefined ? undefined : (status.chunksTotal - status.chunksDone - status.skipped.length) * perChunk - (cursor?.lastRecord ?? 0);
-  return {
-    ...status,
-    ...(cursor ? { cursor } : {}),
-    recordsPerSecond,
-    ...(remaining !== undefined && recordsPerSecond > 0 ? { etaSeconds: Math.max(0, Math.round(remaining / recordsPerSecond)) } : {}),
-  };
+  return { ...status, ...(cursor ? { cursor } : {}), ...paceOf(status, now, cursor) };
 }
 
 export async function actOnBackfill(client: Client, workflowId: string, verb: BackfillVerb, decision: BackfillDecision): Promise<BackfillStatus> {

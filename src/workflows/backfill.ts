@@ -7,7 +7,7 @@
  * the backfill. Long ranges continue as new, carrying their progress.
  */
 import { ActivityFailure, allHandlersFinished, ApplicationFailure, condition, continueAsNew, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
-import { chunkName, chunksOf, type BackfillInput, type BackfillOutcome, type BackfillPhase, type BackfillProgress, type BackfillStatus, type Chunk } from '../backfills/model';
+import { chunkName, chunksOf, paceOf, type BackfillInput, type BackfillOutcome, type BackfillPhase, type BackfillProgress, type BackfillStatus, type Chunk } from '../backfills/model';
 import { etl, notify } from './activityProxies';
 import { BackfillDecisionSchema, BackfillRefusal, backfillSignals, backfillStatusQuery, backfillUpdates, type BackfillDecision, type BackfillVerb } from './backfill/messages';
 
@@ -43,6 +43,8 @@ class BackfillRun {
   readonly progress: BackfillProgress;
   cancelRequested = false;
   private current?: Chunk;
+  /** Workflow time the load of `current` started. */
+  private currentSince?: number;
   private failure?: string;
   private decision?: 'retry' | 'skip';
   private finished = false;
@@ -58,6 +60,7 @@ class BackfillRun {
       skipped: [],
       runs: 1,
       startedAt: Date.now(),
+      loadingMs: 0,
       paused: false,
       log: [],
     };
@@ -69,12 +72,15 @@ class BackfillRun {
   /** Loads one chunk; when it fails for good, waits for a human to retry or skip it (or cancel the backfill). */
   async load(chunk: Chunk): Promise<ChunkAnswer> {
     this.current = chunk;
+    this.currentSince = Date.now();
     this.showDetails();
     try {
       const result = await etl.loadChunk({ target: 'etl', county: chunk.county, year: chunk.year, delayMs: this.input.policy.delayMs });
       this.progress.chunksDone += 1;
       // Every record of the chunk is in now, whichever attempt wrote it (a resumed one writes only the rest).
       this.progress.recordsWritten += result.records;
+      this.progress.recordsPerChunk = result.records;
+      this.progress.loadingMs += Date.now() - this.currentSince;
       this.current = undefined;
       this.showDetails();
       return 'loaded';
@@ -120,7 +126,7 @@ class BackfillRun {
   }
 
   status(): BackfillStatus {
-    const { chunksDone, recordsWritten, skipped, runs, startedAt, log } = this.progress;
+    const { chunksDone, recordsWritten, skipped, runs, startedAt, loadingMs, recordsPerChunk, paused, log } = this.progress;
     return {
       workflowId: workflowInfo().workflowId,
       request: this.input.request,
@@ -129,10 +135,14 @@ class BackfillRun {
       chunksDone,
       recordsWritten,
       ...(this.current ? { current: this.current } : {}),
+      ...(this.current && this.currentSince !== undefined ? { currentSince: new Date(this.currentSince).toISOString() } : {}),
       ...(this.failure ? { failure: this.failure } : {}),
       skipped,
       runs,
       startedAt: new Date(startedAt).toISOString(),
+      loadingMs,
+      ...(recordsPerChunk === undefined ? {} : { recordsPerChunk }),
+      paused,
       log,
     };
   }
@@ -154,14 +164,27 @@ class BackfillRun {
     if (this.progress.log.length > LOG_LIMIT) this.progress.log.splice(0, this.progress.log.length - LOG_LIMIT);
   }
 
-  /** What the Temporal UI shows as the workflow's current details. */
+  /**
+   * What the Temporal UI shows as the workflow's current details, as of the latest chunk started or done (workflow
+   * time): the running chunk's cursor is its heartbeat, which only the UI's pending activity shows.
+   */
   private showDetails(): void {
-    const { chunksDone, recordsWritten, skipped } = this.progress;
+    const { chunksDone, skipped, paused } = this.progress;
     const percent = this.chunksTotal ? Math.floor((100 * (chunksDone + skipped.length)) / this.chunksTotal) : 100;
+    const now = Date.now();
+    // Paced by the chunks loaded only: the running one's progress is its heartbeat, which a workflow does not see.
+    const pace = paceOf(this.status(), now);
+    const total = pace.recordsTotal === undefined ? '' : ` of ${pace.recordsTotalEstimated ? '≈' : ''}${pace.recordsTotal}`;
+    const rate = pace.recordsPerSecond > 0 ? `, ${pace.recordsPerSecond} records/s over ${chunksDone} chunk(s) loaded` : '';
+    const eta = pace.etaSeconds !== undefined && pace.recordsTotalEstimated ? `, ETA ${new Date(now + pace.etaSeconds * 1000).toISOString()}` : '';
     setCurrentDetails(
       [
-        `**${this.phase()}** — ${chunksDone + skipped.length} of ${this.chunksTotal} chunk(s) (${percent}%), ${recordsWritten} record(s) written`,
-        this.current ? `${this.failure ? 'Failed' : 'Loading'}: ${chunkName(this.current)}${this.failure ? ` — ${this.failure}. Send retryChunk or skipChunk: {"by": "<you>"}` : ''}` : '',
+        `**${this.phase()}**${paused && this.phase() !== 'paused' ? ' (paused)' : ''} — ${chunksDone + skipped.length} of ${this.chunksTotal} chunk(s) (${percent}%), ${pace.recordsSoFar}${total} record(s) written${rate}${eta}`,
+        this.current
+          ? this.failure
+            ? `Failed: ${chunkName(this.current)} — ${this.failure}. Send retryChunk or skipChunk: {"by": "<you>"}`
+            : `Loading: ${chunkName(this.current)} since ${new Date(this.currentSince!).toISOString()}; its cursor (the last record written) is the pending loadChunk's heartbeat`
+          : '',
         skipped.length ? `Skipped: ${skipped.map(chunkName).join(', ')}` : '',
       ]
         .filter(Boolean)

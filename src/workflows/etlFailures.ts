@@ -57,9 +57,10 @@ export async function etlFailures(input: IncidentInput): Promise<IncidentOutcome
 
       // Resolution: fix the common issue the logs show, then the manual retry — at most maxRetries times.
       let failure = diagnosis.failure;
+      let excerpt = diagnosis.excerpt;
       let delayMs: number | undefined;
       for (let retry = 1; ; retry++) {
-        if (failure?.kind === 'source-changed') return sourceChanged(rb, failure);
+        if (failure?.kind === 'source-changed') return sourceChanged(rb, pipeline, failure, excerpt);
         if (retry > policy.maxRetries) {
           await rb.escalate(`The ETL still fails after ${policy.maxRetries} retries (${failure?.kind}): ${failure?.evidence}`);
           return false;
@@ -69,6 +70,7 @@ export async function etlFailures(input: IncidentInput): Promise<IncidentOutcome
         const run = await runPipeline(rb, pipeline, retry, delayMs);
         if (run.ok) break;
         failure = run.failure;
+        excerpt = run.excerpt ?? '';
       }
 
       // Verify
@@ -97,11 +99,16 @@ function freshness(rb: VerifyContext, database: TargetFacts, title: string): Pro
   });
 }
 
-/** If the source website changed: no retry can help; a human updates the selectors. */
-async function sourceChanged(rb: RunbookContext, failure: EtlFailure): Promise<false> {
+/**
+ * If the source website changed: no retry can help; a human updates the selectors, and gets the log excerpt with
+ * the page (at most 20 lines of at most 500 characters: the activities clip it).
+ */
+async function sourceChanged(rb: RunbookContext, pipeline: TargetFacts, failure: EtlFailure, excerpt: string): Promise<false> {
   rb.finding('The source website changed: the pipeline cannot read it until its selectors are updated, so it is not retried.', { evidence: failure.evidence });
   rb.followUp('Update the ETL scraper\'s selectors, test them with sample data, re-deploy the ETL and run it again.');
-  await rb.escalate(`The ETL source changed and a human must update the selectors: ${failure.evidence}`);
+  const lines = excerpt.split('\n').filter((line) => line !== '');
+  const detail = lines.length ? [`The last ${lines.length} log line(s) of ${pipeline.container}:`, ...lines.map((line) => `  ${line}`)].join('\n') : undefined;
+  await rb.escalate(`The ETL source changed and a human must update the selectors: ${failure.evidence}`, detail);
   return false;
 }
 

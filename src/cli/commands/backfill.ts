@@ -125,12 +125,19 @@ function where(view: BackfillView): string {
   return view.failure ? `${chunkName(view.current)} FAILED: ${view.failure}` : `${chunkName(view.current)}${cursor}`;
 }
 
+/** `≈160`, `160` or `?`: the records the backfill will have written. */
+function recordsTotal(view: BackfillView): string {
+  if (view.recordsTotal === undefined) return '?';
+  return `${view.recordsTotalEstimated ? '≈' : ''}${view.recordsTotal}`;
+}
+
 function statusText(view: BackfillView): string {
   const eta = view.etaSeconds === undefined ? '' : `, ETA ${view.etaSeconds} s`;
+  const estimate = view.recordsTotalEstimated && view.recordsTotal !== undefined ? ` (≈: the chunks left counted at ${view.cursor?.records ?? view.recordsPerChunk} records, the latest county-year's)` : '';
   return [
-    `${view.workflowId}  ${view.phase}  ${view.request.from}–${view.request.to}, started by ${view.request.by} at ${view.startedAt}`,
+    `${view.workflowId}  ${view.phase}${view.paused && view.phase !== 'paused' ? ' (paused)' : ''}  ${view.request.from}–${view.request.to}, started by ${view.request.by} at ${view.startedAt}`,
     `  chunks   ${view.chunksDone} of ${view.chunksTotal} done${view.skipped.length ? `, skipped ${view.skipped.map(chunkName).join(', ')}` : ''}`,
-    `  records  ${view.recordsWritten} written, ${view.recordsPerSecond}/s${eta}`,
+    `  records  ${view.recordsSoFar} of ${recordsTotal(view)} written${estimate}, ${view.recordsPerSecond}/s of loading${eta}`,
     `  now      ${where(view)}`,
     `  runs     ${view.runs} (continue-as-new after backfill.chunksPerRun chunks)`,
     ...(view.phase === 'waiting-for-human' ? ['  decide   runbooks backfill retry-chunk | skip-chunk [--reason …]'] : []),
@@ -147,7 +154,7 @@ function statusText(view: BackfillView): string {
  */
 export async function followBackfill(client: Client, workflowId: string, onView?: (view: BackfillView) => Promise<void>): Promise<BackfillView> {
   const tty = process.stdout.isTTY === true;
-  const bar = tty ? new SingleBar({ format: '{bar} {percentage}% | {value}/{total} chunks | {records} records, {rate}/s | ETA {eta_s}s | {where}', hideCursor: true }) : undefined;
+  const bar = tty ? new SingleBar({ format: '{bar} {percentage}% | {value}/{total} chunks | {records}/{records_total} records, {rate}/s | ETA {eta_s}s | {where}', hideCursor: true }) : undefined;
   let lastLine = '';
   let failures = 0;
   for (;;) {
@@ -162,12 +169,12 @@ export async function followBackfill(client: Client, workflowId: string, onView?
     }
     await onView?.(view);
     const done = view.chunksDone + view.skipped.length;
-    const fields = { records: view.recordsWritten + (view.cursor?.lastRecord ?? 0), rate: view.recordsPerSecond, eta_s: view.etaSeconds ?? '?', where: where(view) };
+    const fields = { records: view.recordsSoFar, records_total: recordsTotal(view), rate: view.recordsPerSecond, eta_s: view.etaSeconds ?? '?', where: where(view) };
     if (bar) {
       if (!bar.isActive) bar.start(view.chunksTotal, done, fields);
       bar.update(done, fields);
     } else {
-      const line = `${Math.floor((100 * done) / Math.max(view.chunksTotal, 1))}% ${done}/${view.chunksTotal} chunks, ${fields.records} records, ${fields.rate}/s, ${fields.where}`;
+      const line = `${Math.floor((100 * done) / Math.max(view.chunksTotal, 1))}% ${done}/${view.chunksTotal} chunks, ${fields.records} of ${fields.records_total} records, ${fields.rate}/s, ETA ${fields.eta_s} s, ${fields.where}`;
       if (line !== lastLine) process.stdout.write(`${line}\n`);
       lastLine = line;
     }

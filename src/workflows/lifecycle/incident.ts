@@ -263,16 +263,18 @@ export class Incident {
   }
 
   /** Climbs one level of the ladder and pages whoever is there now. */
-  async escalate(reason: string): Promise<void> {
+  /** `detail`: lines the human needs to act (a log excerpt), after the reason on the timeline and in the page. */
+  async escalate(reason: string, detail?: string): Promise<void> {
     this.escalationLevel += 1;
     const contact = this.escalatedTo;
+    const below = detail ? `\n${detail}` : '';
     this.record(
       'escalated',
-      contact ? `${reason}: escalated to ${contact} (level ${this.escalationLevel}).` : `${reason}: handed to a human (no severity applies, so nobody is paged).`,
+      `${contact ? `${reason}: escalated to ${contact} (level ${this.escalationLevel}).` : `${reason}: handed to a human (no severity applies, so nobody is paged).`}${below}`,
       { data: { level: this.escalationLevel, ...(contact ? { contact } : {}) } },
     );
     this.showInUi();
-    if (contact) await this.tell([contact], `${this.headline()}: ${reason} — escalated to you (level ${this.escalationLevel}, ${this.workflowId})`);
+    if (contact) await this.tell([contact], `${this.headline()}: ${reason} — escalated to you (level ${this.escalationLevel}, ${this.workflowId})${below}`);
   }
 
   /** `[CRITICAL] APIDown on backend` (`prefix` replaces the severity), or the runbook and what started it when no alert did. */

@@ -51,8 +51,8 @@ export interface RunbookContext {
   tasks(): HumanTask[];
   /** Tells these contacts now, beside the escalation ladder (a runbook's own escalation path). Never fails the runbook. */
   notify(contacts: string[], text: string): Promise<void>;
-  /** Pages the next level of the ladder now. */
-  escalate(reason: string): Promise<void>;
+  /** Pages the next level of the ladder now; `detail` (a log excerpt) follows the reason on the timeline and in the page. */
+  escalate(reason: string, detail?: string): Promise<void>;
   /**
    * Registers the undo of a change, before or right after making it: it runs when the incident winds down
    * (in reverse order of registration, even after the alert resolved), or earlier once `after` has passed.
@@ -165,7 +165,7 @@ export function runbookContext(incident: Incident, undo: UndoStack): RunbookCont
     task: (id, title, options) => incident.addTask(id, title, options?.dueInMs),
     tasks: () => incident.status().tasks,
     notify: (contacts, text) => incident.notify(contacts, text),
-    escalate: (reason) => incident.escalate(reason),
+    escalate: (reason, detail) => incident.escalate(reason, detail),
     onClose(activity, arg, { title, summary, record, after }) {
       undo.push({ title, run: () => activity.executeWithOptions({ summary }, [arg]), record }, after);
     },

@@ -6,11 +6,11 @@ CREATE DATABASE audit_app;
 CREATE EXTENSION pg_stat_statements;
 
 -- Documents the ETL loads. The natural key is (county, year, report_type): one report of a kind per county and
--- fiscal year. The ETL upserts on it and writes only what changed:
+-- fiscal year. The ETL (etl.ts) upserts on it, so a re-run adds no row, and every load refreshes updated_at —
+-- the freshness the ETL runbook reads (MAX(updated_at)) advances when a retry has run, changed or not:
 --   INSERT INTO documents (county, year, report_type, payload) VALUES ($1, $2, $3, $4)
 --   ON CONFLICT ON CONSTRAINT documents_natural_key
---   DO UPDATE SET payload = EXCLUDED.payload, updated_at = now()
---   WHERE documents.payload IS DISTINCT FROM EXCLUDED.payload;
+--   DO UPDATE SET payload = EXCLUDED.payload, updated_at = now();
 CREATE TABLE documents (
   id          bigserial   PRIMARY KEY,
   county      text        NOT NULL,
