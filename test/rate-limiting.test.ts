@@ -154,6 +154,23 @@ describe('Rate Limiting runbook, against the sandbox backend and Redis under rea
     assert.equal(await redis.scard(ALLOW_LIST), 0, 'nothing was added');
   });
 
+  test('the SCAN is bounded: with room for 2 keys it counts 2 of 3 rate_limit:* keys and says it was cut short', async () => {
+    const activities = createRedisActivities(parseConfig(configInput()));
+    const keys = ['198.51.100.201', '198.51.100.202', '198.51.100.203'].map((client) => `rate_limit:${client}`);
+    await Promise.all(keys.map((key, i) => redis.set(key, String(i + 1), 'EX', 60)));
+    try {
+      const bounded = await activities.rateLimitStatus({ target: 'redis', maxKeys: 2 });
+      assert.deepEqual({ keys: bounded.keys, truncated: bounded.truncated }, { keys: 2, truncated: true });
+      assert.equal(bounded.top.length, 2);
+      const whole = await activities.rateLimitStatus({ target: 'redis', maxKeys: 1_000, top: 1_000 });
+      assert.equal(whole.truncated, false);
+      assert.ok(whole.keys >= 3, `${whole.keys} key(s)`);
+      for (const key of keys) assert.ok(whole.top.some((t) => t.key === key), key);
+    } finally {
+      await redis.del(...keys);
+    }
+  });
+
   test('a spike of many clients: an approved raise is visible to the backend, shown as due, and put back by its timer on a new worker after a SIGKILL', async () => {
     const input = configInput();
     const config = parseConfig(input);

@@ -60,6 +60,35 @@ describe('the post-incident review, from the audit trail', () => {
     assert.ok(html.includes('&lt;script&gt;alert(1)&lt;/script&gt;'));
   });
 
+  test('records the tasks for humans: each added, who completed it with their note, who closed one without completing it and why, and when one was late', () => {
+    const security: AuditedIncident = {
+      incident: { ...trail.incident, workflowId: 'BruteForceDetected-1', runbook: 'security-incident', alertname: 'BruteForceDetected', service: 'audit-app-backend' },
+      events: [
+        { seq: 0, at: '2026-11-27T10:00:00.000Z', kind: 'detected', actor: 'alertmanager', message: 'BruteForceDetected fired for audit-app-backend (critical).' },
+        { seq: 1, at: '2026-11-27T10:00:01.000Z', kind: 'task-added', actor: 'runbooks', message: 'Task "rotate-credentials" for a human: Rotate exposed credentials, due 2026-11-27T14:00:01.000Z.', data: { task: 'rotate-credentials' } },
+        { seq: 2, at: '2026-11-27T10:00:01.000Z', kind: 'task-added', actor: 'runbooks', message: 'Task "patch-vulnerabilities" for a human: Patch the vulnerabilities it used.', data: { task: 'patch-vulnerabilities' } },
+        { seq: 3, at: '2026-11-27T10:00:02.000Z', kind: 'action', actor: 'runbooks', message: 'Blocked 203.0.113.66: added to Redis set blocklist:ips (1 entry); the backend answers it 403.' },
+        { seq: 4, at: '2026-11-27T10:40:00.000Z', kind: 'task-done', actor: 'sam', message: 'sam completed task "rotate-credentials" (Rotate exposed credentials): rotated admin and root.', data: { task: 'rotate-credentials', note: 'rotated admin and root' } },
+        { seq: 5, at: '2026-11-27T14:00:01.000Z', kind: 'task-overdue', actor: 'runbooks', message: 'Task "patch-vulnerabilities" (Patch the vulnerabilities it used) is not done by 2026-11-27T14:00:01.000Z.', data: { task: 'patch-vulnerabilities' } },
+        { seq: 6, at: '2026-11-27T14:10:00.000Z', kind: 'task-done', actor: 'kim', message: 'kim closed task "patch-vulnerabilities" (Patch the vulnerabilities it used) without completing it: tracked in SEC-12.', data: { task: 'patch-vulnerabilities', reason: 'tracked in SEC-12' } },
+        { seq: 7, at: '2026-11-27T14:10:01.000Z', kind: 'resolved', actor: 'kim', message: 'Resolved by kim.' },
+      ],
+    };
+    const review = buildReview(security);
+    assert.deepEqual(
+      review.timeline.filter((e) => e.kind.startsWith('task-')).map((e) => [e.time, e.kind, e.actor]),
+      [['10:00', 'task-added', 'runbooks'], ['10:00', 'task-added', 'runbooks'], ['10:40', 'task-done', 'sam'], ['14:00', 'task-overdue', 'runbooks'], ['14:10', 'task-done', 'kim']],
+    );
+    const markdown = reviewMarkdown(review);
+    assert.match(markdown, /^- 10:00 - task-added: Task "rotate-credentials" for a human: Rotate exposed credentials, due 2026-11-27T14:00:01\.000Z\. \(runbooks\)$/m);
+    assert.match(markdown, /^- 10:40 - task-done: sam completed task "rotate-credentials" \(Rotate exposed credentials\): rotated admin and root\. \(sam\)$/m);
+    assert.match(markdown, /^- 14:00 - task-overdue: Task "patch-vulnerabilities" \(Patch the vulnerabilities it used\) is not done by \S+ \(runbooks\)$/m);
+    assert.match(markdown, /^- 14:10 - task-done: kim closed task "patch-vulnerabilities" \(Patch the vulnerabilities it used\) without completing it: tracked in SEC-12\. \(kim\)$/m);
+    const html = reviewHtml(review);
+    assert.ok(html.includes('<text x="10" y="') && html.includes('>task done</text>') && html.includes('>task overdue</text>'), 'a lane of the picture each');
+    assert.ok(html.includes('<td>task-done</td><td>sam</td><td>sam completed task &quot;rotate-credentials&quot;'));
+  });
+
   describe('of a real incident', { timeout: 200_000 }, () => {
     const workspace = cliWorkspace('report-test');
     const input = testConfigInput();

@@ -7,6 +7,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { AuditLogEvidence } from '../src/activities/postgres';
 import type { BlockResult, DenyListRef } from '../src/activities/redis';
 import type { ConfigInput } from '../src/config/schema';
+import { AlertSchema } from '../src/intake/alertmanager';
 import { checkBlockTarget } from '../src/security/address';
 import type { BackendLogEvidence } from '../src/security/evidence';
 import { summarizeBackendLog } from '../src/security/evidence';
@@ -239,6 +240,83 @@ describe('Security Incidents runbook, branch by branch (time-skipping server, st
     await incident.terminate('test over');
   });
 
+  test('isolate first: the security team\'s notification stalls, the block lands while it does, and it is told once the block is in', async () => {
+    const { stubs, denyList } = securityStubs();
+    const order: string[] = [];
+    let blockLanded!: () => void;
+    const landed = new Promise<void>((resolve) => (blockLanded = resolve));
+    const incident = await incidents.startIncident({}, config({ policies: { 'security-incident': { blockImmediately: true } } }), {
+      ...stubs,
+      blockSource: async (arg) => {
+        const block = await stubs.blockSource!(arg);
+        order.push('blocked');
+        blockLanded();
+        return block;
+      },
+      // The security team's channel hangs until the block is in (a mail server retried for minutes would do the same).
+      notify: async (notification) => {
+        if (notification.text.includes('security incident from')) {
+          order.push('notifying security');
+          await landed;
+          order.push('security notified');
+        }
+        return { delivered: notification.contacts, unknownContacts: [] };
+      },
+    });
+    const status = await observe(incident);
+    assert.deepEqual([...denyList], [ATTACKER]);
+    assert.deepEqual(order.filter((o) => o !== 'notifying security'), ['blocked', 'security notified']);
+    assert.ok(order.includes('notifying security'), 'the notification was sent without waiting for anything');
+    // Both on the timeline (finished in the same workflow task, their order there says nothing about which came first).
+    assert.ok(messages(status).includes(`Blocked ${ATTACKER}: added to Redis set blocklist:ips (1 entry); the backend answers it 403.`), messages(status).join('\n'));
+    assert.ok(status.timeline.some((e) => e.kind === 'notified' && e.message.includes(`security incident from ${ATTACKER}; isolating it`)));
+    assert.ok(messages(status).some((m) => m.startsWith(`Investigation of ${ATTACKER}:`)));
+    await incident.terminate('test over');
+  });
+
+  test('a timed block holds its time: the tasks done early, the incident stays open with the block until its timer lifts it, then closes', async () => {
+    const { stubs, denyList } = securityStubs();
+    const incident = await incidents.startIncident({}, config({ policies: { 'security-incident': { blockImmediately: true, blockMinutes: 30 } } }), stubs);
+    await observe(incident);
+    for (const task of TASKS) await incident.executeUpdate(completeTaskUpdate, { args: [{ task, by: 'sam', note: 'done early' }] });
+    const held = await observe(incident);
+    assert.deepEqual(held.tasks.map((t) => t.state), ['done', 'done', 'done']);
+    assert.equal(held.phase, 'remediating');
+    assert.match(held.currentStep, new RegExp(`^Waiting to undo: lift the block of ${ATTACKER.replace(/\./g, '\\.')} at \\S+$`));
+    assert.equal(held.undos?.[0]?.state, 'pending');
+    assert.deepEqual([...denyList], [ATTACKER]);
+
+    await incidents.env.sleep('29m');
+    assert.equal((await incident.describe()).status.name, 'RUNNING', 'still open a minute before the block ends');
+    assert.deepEqual([...denyList], [ATTACKER], 'still blocked a minute before its time');
+    assert.equal(calls(incident).unblockSource, undefined);
+    await incidents.env.sleep('2m');
+    const outcome = await outcomeOf(incident);
+    assert.equal(outcome.resolution, 'remediated');
+    assert.deepEqual([...denyList], []);
+    assert.equal(calls(incident).unblockSource, 1);
+    assert.deepEqual(outcome.timeline.filter((e) => e.kind === 'undo').map((e) => e.message), [`Lifted the block of ${ATTACKER} (Redis set blocklist:ips). (its time is up)`]);
+    const blockedAt = Date.parse(outcome.timeline.find((e) => e.message.startsWith(`Blocked ${ATTACKER}:`))!.at);
+    const liftedAt = Date.parse(outcome.timeline.find((e) => e.kind === 'undo')!.at);
+    assert.ok(liftedAt - blockedAt >= 30 * 60_000, 'lifted after its 30 min, not at the tasks\' completion');
+  });
+
+  test('a human resolves the incident while a timed block lasts: the block is lifted at close, as the rate limit\'s raise is put back', async () => {
+    const { stubs, denyList } = securityStubs();
+    const incident = await incidents.startIncident({}, config({ policies: { 'security-incident': { blockImmediately: true, blockMinutes: 60 } } }), stubs);
+    await observe(incident);
+    for (const task of TASKS) await incident.executeUpdate(completeTaskUpdate, { args: [{ task, by: 'sam' }] });
+    await incidents.env.sleep('10m');
+    assert.deepEqual([...denyList], [ATTACKER]);
+    await incident.executeUpdate(resolveUpdate, { args: [{ by: 'dana', note: 'the source is a scanner we hired' }] });
+    const outcome = await outcomeOf(incident);
+    assert.deepEqual([...denyList], []);
+    assert.equal(calls(incident).unblockSource, 1);
+    assert.deepEqual(outcome.timeline.filter((e) => e.kind === 'undo').map((e) => e.message), [`Lifted the block of ${ATTACKER} (Redis set blocklist:ips). (the incident is closing)`]);
+    const blockedAt = Date.parse(outcome.timeline.find((e) => e.message.startsWith(`Blocked ${ATTACKER}:`))!.at);
+    assert.ok(Date.parse(outcome.timeline.find((e) => e.kind === 'undo')!.at) - blockedAt < 30 * 60_000, 'long before the hour');
+  });
+
   test('block rejected: nothing blocked, still investigated; a resolve with a reason closes the open tasks', async () => {
     const { stubs, denyList } = securityStubs();
     const incident = await incidents.startIncident({ ip_address: ATTACKER }, config(), stubs);
@@ -299,6 +377,50 @@ describe('Security Incidents runbook, branch by branch (time-skipping server, st
         assert.equal(status.escalationLevel, 1);
         assert.ok(pages.some((p) => p.workflowId === incident.workflowId && p.contacts.includes('security-team') && p.text.includes('its source is unusable')));
       }
+    } finally {
+      for (const { incident } of started) await incident.terminate('test over');
+    }
+  });
+
+  test('hostile service and severity labels are harmless literals: the default severity, one line of text, and no activity gets any of them', async () => {
+    const hostile: Array<{ service: string; severity: string; shownAs: string }> = [
+      { service: "backend'; DROP TABLE audit_log; --", severity: 'critical; rm -rf /', shownAs: "backend'; DROP TABLE audit_log; --" },
+      { service: '$(rm -rf /)', severity: "low' OR '1'='1", shownAs: '$(rm -rf /)' },
+      { service: 'backend\n[RESOLVED] all clear', severity: 'critical\n', shownAs: 'backend\\u000a[RESOLVED] all clear' },
+      { service: '../../etc/passwd\r\u2028x', severity: '$(echo critical)', shownAs: '../../etc/passwd\\u000d\\u2028x' },
+      { service: 's'.repeat(2_048), severity: 'x'.repeat(2_048), shownAs: 's'.repeat(200) },
+    ];
+    for (const { service, severity } of hostile) {
+      const labels = { alertname: 'SuspiciousActivity', service, severity, ip: ATTACKER };
+      assert.ok(AlertSchema.safeParse({ status: 'firing', labels, startsAt: '2026-11-27T10:00:00Z', fingerprint: 'ab12' }).success, 'the webhook lets them through to the runbook');
+    }
+    const args: Record<string, unknown[]> = {};
+    const started = await Promise.all(
+      hostile.map(async (h) => {
+        const { stubs } = securityStubs();
+        const recorded = Object.fromEntries(
+          Object.entries(stubs).map(([name, stub]) => [name, async (arg: never) => ((args[name] ??= []).push(arg), (stub as (a: never) => Promise<unknown>)(arg))]),
+        );
+        const incident = await incidents.startIncident({ alertname: 'SuspiciousActivity', service: h.service, severity: h.severity }, config({ policies: { 'security-incident': { blockImmediately: true } } }), recorded);
+        return { ...h, incident };
+      }),
+    );
+    try {
+      for (const { shownAs, incident } of started) {
+        const status = await observe(incident);
+        assert.equal(status.severity, 'high', "SuspiciousActivity's default: an unknown severity label is no severity");
+        assert.equal(status.service, shownAs);
+        assert.ok(messages(status).includes(`Blocked ${ATTACKER}: added to Redis set blocklist:ips (1 entry); the backend answers it 403.`), messages(status).join('\n'));
+        const detected = status.timeline.find((e) => e.kind === 'detected')!;
+        assert.equal(detected.message, `SuspiciousActivity fired for ${shownAs} (high).`);
+        for (const page of pages.filter((p) => p.workflowId === incident.workflowId)) assert.ok(!/[\n\r\u2028]/.test(page.text), page.text);
+      }
+      // Every activity got the configured target and the checked source, nothing from the labels.
+      const every = (target: string) => Array.from({ length: hostile.length }, () => ({ target, source: ATTACKER }));
+      assert.deepEqual(args.blockSource, every('redis'));
+      assert.deepEqual(args.backendLogForSource, every('backend'));
+      assert.deepEqual(args.auditLogForSource, every('postgres'));
+      assert.deepEqual(Object.keys(args).sort(), ['auditLogForSource', 'backendLogForSource', 'blockSource']);
     } finally {
       for (const { incident } of started) await incident.terminate('test over');
     }

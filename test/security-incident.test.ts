@@ -8,6 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import type Docker from 'dockerode';
 import Redis from 'ioredis';
 import { dockerClient } from '../src/activities';
+import { createDockerActivities } from '../src/activities/docker';
+import { createPostgresActivities } from '../src/activities/postgres';
 import { createRedisActivities } from '../src/activities/redis';
 import { actOnIncident, IncidentOperationError } from '../src/incidents/operations';
 import { auditAppTargets, breakAuditApp, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
@@ -107,7 +109,27 @@ describe('Security Incidents runbook, against the sandbox audit-app', { timeout:
       assert.match(err.message, /3 task\(s\) still open \(rotate-credentials, patch-vulnerabilities, update-security-rules\)/);
       return true;
     });
-    for (const task of TASKS) await actOnIncident(worker.client, intake.workflowId, { kind: 'complete-task', task, by: 'sam', note: `${task}: done` });
+    // `runbooks show` lists the tasks: who completed one and their note, the open ones with their due time.
+    const configFile = workspace.writeConfig(testConfigInput(overrides()));
+    // REDIS_URL (the harness's Redis, in the CLI's environment) would win over the sandbox's targets.redis.url.
+    const env = cliEnv({ REDIS_URL: '' });
+    await actOnIncident(worker.client, intake.workflowId, { kind: 'complete-task', task: 'rotate-credentials', by: 'sam', note: 'rotated admin, alice and root' });
+    const shown = await workspace.run(['--config', configFile, 'show', intake.workflowId], { env });
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(
+      shown.stdout,
+      new RegExp(
+        [
+          '\\nTasks:',
+          '  rotate-credentials: Rotate exposed credentials \\(of the users the source touched\\) \\(done by sam \\S+ \\S+Z: rotated admin, alice and root\\)',
+          '  patch-vulnerabilities: Patch the vulnerabilities it used \\(open, due \\S+ \\S+Z\\)',
+          '  update-security-rules: Update security rules \\(firewall, WAF, rate limits\\) \\(open, due \\S+ \\S+Z\\)',
+          `    \\S+ complete-task ${intake.workflowId} --task TASK --note '…' {3}\\(or resolve --reason '…'\\)\\n`,
+        ].join('\\n'),
+      ),
+      shown.stdout,
+    );
+    for (const task of TASKS.slice(1)) await actOnIncident(worker.client, intake.workflowId, { kind: 'complete-task', task, by: 'kim', note: `${task}: done` });
     const outcome = await outcomeOf(worker.client, intake.workflowId, { timeoutMs: 60_000 });
     assert.equal(outcome.resolution, 'remediated', outcome.timeline.map((e) => e.message).join('\n'));
     assert.equal(outcome.timeline.filter((e) => e.kind === 'task-done').length, 3);
@@ -115,9 +137,6 @@ describe('Security Incidents runbook, against the sandbox audit-app', { timeout:
     await recordHistoryIfAsked(intake.workflowId, 'security-incident-blocked');
 
     // A human lifts it.
-    const configFile = workspace.writeConfig(testConfigInput(overrides()));
-    // REDIS_URL (the harness's Redis, in the CLI's environment) would win over the sandbox's targets.redis.url.
-    const env = cliEnv({ REDIS_URL: '' });
     const unblocked = await workspace.run(['--config', configFile, 'unblock', ATTACKER, '--by', 'sam'], { env });
     assert.equal(unblocked.code, 0, unblocked.stderr);
     assert.equal(unblocked.stdout, `unblocked ${ATTACKER} (removed from Redis set blocklist:ips by sam; 0 left)\n`);
@@ -127,6 +146,38 @@ describe('Security Incidents runbook, against the sandbox audit-app', { timeout:
     const hostile = await workspace.run(['--config', configFile, 'unblock', '$(rm -rf /)'], { env });
     assert.equal(hostile.code, 1);
     assert.match(hostile.stderr, /"\$\(rm -rf \/\)" is not an IPv4 or IPv6 address or CIDR network/);
+  });
+
+  test('the worker checks the source again: a hostile one is refused with the named error before anything is written or queried', async () => {
+    const hostile = ['0.0.0.0/0', '::/0', 'attacker.example.com', '1.2.3.4; rm -rf /'];
+    const refused = (type: string, reason: RegExp) => (err: Error & { type?: string; nonRetryable?: boolean }) => {
+      assert.equal(err.type, type, err.message);
+      assert.equal(err.nonRetryable, true);
+      assert.match(err.message, reason);
+      return true;
+    };
+    const reasonFor = (value: string, verb: string) =>
+      value.endsWith('/0') ? new RegExp(`^${value.replace(/\./g, '\\.')} is wider than /(16|48): refusing to ${verb} every address$`) : /is not an IPv4 or IPv6 address or CIDR network/;
+    // The sandbox's real Redis, PostgreSQL and Docker; and targets where nothing answers, so any call that went out
+    // would fail with a connection error instead of the refusal.
+    const nowhere = testConfig({ targets: { backend: { container: app.containers.backend, healthUrl: 'http://127.0.0.1:9/health' }, postgres: { container: 'postgres', url: 'postgres://postgres@127.0.0.1:9/audit_app' } } });
+    const lookups = [
+      { postgres: createPostgresActivities(config, docker), docker: createDockerActivities(docker, config) },
+      { postgres: createPostgresActivities(nowhere, docker), docker: createDockerActivities(dockerClient('http://127.0.0.1:9'), nowhere) },
+    ];
+    const redisActivities = createRedisActivities(config);
+    for (const source of hostile) {
+      await assert.rejects(redisActivities.blockSource({ target: 'redis', source }), refused('BlockRefused', reasonFor(source, 'block')));
+      for (const { postgres, docker: logs } of lookups) {
+        await assert.rejects(postgres.auditLogForSource({ target: 'postgres', source }), refused('InvalidInput', reasonFor(source, 'look up')));
+        await assert.rejects(logs.backendLogForSource({ target: 'backend', source }), refused('InvalidInput', reasonFor(source, 'look up')));
+      }
+    }
+    assert.deepEqual(await denyList(), [], 'nothing was added');
+    // The same calls with a good source do go out: to nowhere they fail to connect, so the refusals above came first.
+    const [, unreachable] = lookups;
+    await assert.rejects(unreachable!.postgres.auditLogForSource({ target: 'postgres', source: ATTACKER }), (err: Error & { type?: string }) => err.type !== 'InvalidInput');
+    await assert.rejects(unreachable!.docker.backendLogForSource({ target: 'backend', source: ATTACKER }), (err: Error & { type?: string }) => err.type !== 'InvalidInput');
   });
 
   test('hostile labels through intake: refused as they are; nothing is blocked, the backend still serves everyone', async () => {

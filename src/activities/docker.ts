@@ -3,7 +3,8 @@ import type Docker from 'dockerode';
 import { errorPatterns, type ErrorPatterns } from '../checklists/errorPatterns';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
-import { parseNetwork } from '../security/address';
+import { checkLookupTarget } from '../security/address';
+import { widestPrefixes } from '../security/denyList';
 import { summarizeBackendLog, type BackendLogEvidence } from '../security/evidence';
 import { targetConfig, type TargetRef } from './targets';
 
@@ -77,7 +78,7 @@ const LOG_TAIL_LINES = 100;
 const LOG_MAX_BYTES = 16 * 1024;
 
 /** Acts only on the containers of configured targets: a workflow names a target, never a container. */
-export function createDockerActivities(docker: Docker, config: Pick<Config, 'targets'>) {
+export function createDockerActivities(docker: Docker, config: Pick<Config, 'targets' | 'policies'>) {
   const containerOf = (target: TargetRef['target']) => targetConfig(config, target).container;
   return {
     /** `docker ps` + `docker inspect` for the target's container. Read-only. */
@@ -124,7 +125,8 @@ export function createDockerActivities(docker: Docker, config: Pick<Config, 'tar
      * (up to 20000) lines, those whose client field is the source (or in its network), summarised. Read-only.
      */
     async backendLogForSource({ target, source, tailLines = 5_000 }: TargetRef<'backend'> & { source: string; tailLines?: number }): Promise<BackendLogEvidence> {
-      const parsed = parseNetwork(source);
+      // The workflow checked it already; the worker checks again with its own config: never a look wider than the policy's.
+      const parsed = checkLookupTarget(source, widestPrefixes(config));
       if (!parsed.ok) throw ApplicationFailure.nonRetryable(parsed.reason, ActivityErrorType.invalidInput);
       const name = containerOf(target);
       const info = await inspectOrNull(docker, name);

@@ -8,7 +8,8 @@ import type Docker from 'dockerode';
 import { Client, escapeIdentifier } from 'pg';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
-import { parseNetwork } from '../security/address';
+import { checkLookupTarget } from '../security/address';
+import { widestPrefixes } from '../security/denyList';
 import { execInContainer } from './docker';
 import { pollUntil } from './poll';
 import { targetConfig, type TargetRef } from './targets';
@@ -157,7 +158,7 @@ export interface RestoreCheck {
   mismatches: string[];
 }
 
-export function createPostgresActivities(config: Pick<Config, 'targets'>, docker: Docker) {
+export function createPostgresActivities(config: Pick<Config, 'targets' | 'policies'>, docker: Docker) {
   const urlOf = (target: PostgresRef['target']) => targetConfig(config, target).url;
   return {
     /**
@@ -229,7 +230,8 @@ export function createPostgresActivities(config: Pick<Config, 'targets'>, docker
      * text): how many, which users and actions, first and last seen, the latest ten. Read-only.
      */
     async auditLogForSource({ target, source }: PostgresRef & { source: string }): Promise<AuditLogEvidence> {
-      const parsed = parseNetwork(source);
+      // The workflow checked it already; the worker checks again with its own config: never a look wider than the policy's.
+      const parsed = checkLookupTarget(source, widestPrefixes(config));
       if (!parsed.ok) throw ApplicationFailure.nonRetryable(parsed.reason, ActivityErrorType.invalidInput);
       const cidr = parsed.network.text;
       const empty: AuditLogEvidence = { source: cidr, found: false, rows: 0, users: [], actions: [], latest: [] };

@@ -257,19 +257,23 @@ export function createRedisActivities(config: Pick<Config, 'targets' | 'security
         const counts: { key: string; client: string; count: number }[] = [];
         let cursor = '0';
         let keys = 0;
+        let leftOut: boolean;
         do {
-          const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+          const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', Math.max(1, Math.min(500, maxKeys - keys)));
           cursor = next;
+          // COUNT is only a hint to Redis: a step may return more keys than the bound has room for.
+          const batch = found.slice(0, maxKeys - keys);
+          leftOut = batch.length < found.length;
           const values = batch.length > 0 ? await redis.mget(...batch) : [];
           batch.forEach((key, i) => {
             const count = Number(values[i]);
             if (Number.isFinite(count)) counts.push({ key, client: key.slice(prefix.length), count });
           });
           keys += batch.length;
-        } while (cursor !== '0' && keys < maxKeys && Date.now() < deadline);
+        } while (cursor !== '0' && !leftOut && keys < maxKeys && Date.now() < deadline);
         counts.sort((a, b) => b.count - a.count || a.client.localeCompare(b.client));
         const total = counts.reduce((sum, c) => sum + c.count, 0);
-        return { keys, top: counts.slice(0, top), total, truncated: cursor !== '0' };
+        return { keys, top: counts.slice(0, top), total, truncated: cursor !== '0' || leftOut };
       });
     },
 

@@ -33,7 +33,7 @@ export function routeAlert(alert: Alert, config: Config): RoutedAlert {
   const route = Object.hasOwn(config.routing.alerts, alertname) ? config.routing.alerts[alertname]! : config.routing.fallback;
   const label = (alert.labels.severity ?? '').toLowerCase();
   const severity = Object.hasOwn(severityAliases, label) ? severityAliases[label]! : route.defaultSeverity;
-  const service = (alert.labels.service ?? alert.labels.job ?? alert.labels.instance ?? 'unknown').slice(0, 200);
+  const service = oneLine((alert.labels.service ?? alert.labels.job ?? alert.labels.instance ?? 'unknown').slice(0, 200));
   const input: IncidentInput = {
     ...runbookInput(route.runbook, config),
     trigger: {
@@ -56,6 +56,15 @@ export function routeAlert(alert: Alert, config: Config): RoutedAlert {
     input,
     summary: `${alertname} on ${service} (${severity}) — runbook ${route.runbook}`,
   };
+}
+
+/**
+ * A label as one line of plain text: it heads every notification and timeline entry, so a newline in it must not start
+ * a line of its own (a fake "RESOLVED"). Control characters and line separators show as \uXXXX.
+ */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is matched
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
  * The runbook's "Post-Incident Review Template", filled in from an incident's audit trail: summary (date, duration,
- * severity, impact), timeline (HH:MM), root cause (the findings before the first action: a draft for people to
- * edit), resolution (the actions), action items (the follow-ups), lessons learned (left for people). Pure: the same
- * trail always gives the same review, as JSON or Markdown.
+ * severity, impact), timeline (HH:MM; with the tasks for humans: added, done by whom with their note, overdue), root
+ * cause (the findings before the first action: a draft for people to edit), resolution (the actions), action items
+ * (the follow-ups), lessons learned (left for people). Pure: the same trail always gives the same review, as JSON or
+ * Markdown.
  */
 import type { TimelineKind } from '../incidents/model';
 import type { AuditedIncident } from './auditTrail';
@@ -40,6 +41,10 @@ const MARKS: Partial<Record<TimelineKind, { color: string; label: string }>> = {
   rejected: { color: '#8c564b', label: 'rejected' },
   escalated: { color: '#ff7f0e', label: 'escalated' },
   acknowledged: { color: '#bcbd22', label: 'acknowledged' },
+  // The tasks for humans (rotate credentials…): who did each, and their note, are in the message.
+  'task-added': { color: '#e377c2', label: 'task added' },
+  'task-done': { color: '#e377c2', label: 'task done' },
+  'task-overdue': { color: '#ff7f0e', label: 'task overdue' },
   'alert-resolved': { color: '#2ca02c', label: 'alert resolved' },
   resolved: { color: '#2ca02c', label: 'resolved' },
   note: { color: '#aaaaaa', label: 'note' },

@@ -94,14 +94,10 @@ export interface BlockRules {
  * that overlaps the allow-list or the runbooks' own addresses. The refusal says why, showing the value harmlessly.
  */
 export function checkBlockTarget(value: string, rules: BlockRules): Parsed {
-  const parsed = parseNetwork(value);
+  const parsed = checkWidth(value, rules.minPrefix, 'block');
   if (!parsed.ok) return parsed;
   const { network } = parsed;
   const refuse = (why: string): Parsed => ({ ok: false, reason: `${network.text} ${why}` });
-  const widest = rules.minPrefix[network.family];
-  if (network.prefix < widest) {
-    return refuse(`is wider than /${widest}: refusing to block ${network.prefix === 0 ? 'every address' : `2^${WIDTH[network.family] - network.prefix} addresses`}`);
-  }
   for (const [range, what] of RESERVED) {
     const reserved = (parseNetwork(range) as { ok: true; network: IpNetwork }).network;
     if (overlaps(network, reserved)) return refuse(reserved.text === network.text ? `is ${what}` : `is ${contains(reserved, network) ? 'in' : 'overlaps'} ${reserved.text} (${what})`);
@@ -116,6 +112,22 @@ export function checkBlockTarget(value: string, rules: BlockRules): Parsed {
     }
   }
   return parsed;
+}
+
+/**
+ * What an investigation may look up (log lines, audit_log rows of a source): one address or network no wider than
+ * the rules allow. Looking changes nothing, so the allow-list and the reserved ranges do not apply.
+ */
+export function checkLookupTarget(value: string, minPrefix: BlockRules['minPrefix']): Parsed {
+  return checkWidth(value, minPrefix, 'look up');
+}
+
+function checkWidth(value: string, minPrefix: BlockRules['minPrefix'], verb: string): Parsed {
+  const parsed = parseNetwork(value);
+  if (!parsed.ok) return parsed;
+  const { family, prefix, text } = parsed.network;
+  if (prefix >= minPrefix[family]) return parsed;
+  return { ok: false, reason: `${text} is wider than /${minPrefix[family]}: refusing to ${verb} ${prefix === 0 ? 'every address' : `2^${WIDTH[family] - prefix} addresses`}` };
 }
 
 function hostMask(family: IpFamily, prefix: number): bigint {

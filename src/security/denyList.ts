@@ -17,12 +17,17 @@ export class BlockRefusedError extends Error {
 
 /** The rules from the config: the policy's widest prefixes, the allow-list and the runbooks' own addresses. */
 export function blockRules(config: Pick<Config, 'security' | 'policies'>): BlockRules {
-  const policy = policyOf('security-incident', config.policies['security-incident']);
   return {
-    minPrefix: { 4: policy.minPrefixV4, 6: policy.minPrefixV6 },
+    minPrefix: widestPrefixes(config),
     allowList: config.security.allowList,
     ownAddresses: config.security.ownAddresses,
   };
+}
+
+/** The widest network the security runbook blocks or looks into, per family (the policy's minPrefixV4, minPrefixV6). */
+export function widestPrefixes(config: Pick<Config, 'policies'>): BlockRules['minPrefix'] {
+  const policy = policyOf('security-incident', config.policies['security-incident']);
+  return { 4: policy.minPrefixV4, 6: policy.minPrefixV6 };
 }
 
 /** What may be blocked, canonical; throws BlockRefusedError saying why not. */

@@ -7,10 +7,12 @@
  * Immediate actions:
  *   1. Isolate — "block suspicious IP": the deny-list the backend enforces (`iptables -A INPUT -s … -j DROP` in the
  *      runbook; a Redis set the audit-app answers 403 here), at once with `blockImmediately`, else only with approval.
- *      It stays until a human lifts it (`runbooks unblock`), or `blockMinutes` when set.
+ *      It stays until a human lifts it (`runbooks unblock`), or for `blockMinutes` when set: the incident stays open
+ *      until that timer lifts it, as the rate limit's raise does (a human resolving it earlier lifts it at close).
  *   2. Investigate — `docker logs backend | grep <ip>` and `SELECT * FROM audit_log WHERE ip_address = <ip>`, each
  *      summarised (requests, users touched, actions, first and last seen).
- *   3. Notify — "alert security team": the configured security contacts, at once (before anything else runs).
+ *   3. Notify — "alert security team": the configured security contacts, at once, beside isolating (not before it:
+ *      a notification retried for minutes must not hold the block back).
  *   4. Mitigate — rotate exposed credentials, patch vulnerabilities, update security rules: tasks for humans on the
  *      incident, escalated when late; the incident does not resolve while one is open.
  * "Document incident, prepare incident report": the timeline keeps the evidence and the tasks.
@@ -58,24 +60,26 @@ export async function securityIncident(input: IncidentInput): Promise<IncidentOu
       // The source, checked before anything acts on it.
       if (source.ok) rb.finding(`Source: ${source.source} (label ${source.label}).`, { source: source.source });
       else rb.finding(`The alert's source is refused: ${source.reason}. Nothing is blocked or queried with it.`);
-
-      // 3. Notify: the security team, at once.
-      await rb.notify(setup.contacts, source.ok ? `security incident from ${source.source}; isolating it` : `security incident, but its source is unusable: ${source.reason}`);
-
-      // 4. Mitigate: the tasks for humans, listed from the start.
-      for (const task of MITIGATION_TASKS) rb.task(task.id, task.title, { dueInMs: policy.taskDueMinutes * 60_000 });
-
-      if (!source.ok) {
-        await rb.escalate(`No source to isolate (${source.reason})`);
-        return false;
-      }
-      // 1. Isolate
-      const isolated = await isolate(rb, source.source, setup, policy);
-      // 2. Investigate
-      await investigate(rb, source.source);
-      return isolated;
+      // 3. Notify the security team at once, beside containment: its retries can take minutes, the block must not wait.
+      const told = rb.notify(setup.contacts, source.ok ? `security incident from ${source.source}; isolating it` : `security incident, but its source is unusable: ${source.reason}`);
+      const [, contained] = await Promise.all([told, contain(rb, source, setup, policy)]);
+      return contained;
     },
   });
+}
+
+/** 4. the tasks for humans, listed from the start; 1. isolate; 2. investigate; then hold while a timed block lasts. */
+async function contain(rb: RunbookContext, source: Source, setup: SecuritySetup, policy: Policy): Promise<boolean> {
+  for (const task of MITIGATION_TASKS) rb.task(task.id, task.title, { dueInMs: policy.taskDueMinutes * 60_000 });
+  if (!source.ok) {
+    await rb.escalate(`No source to isolate (${source.reason})`);
+    return false;
+  }
+  const isolated = await isolate(rb, source.source, setup, policy);
+  await investigate(rb, source.source);
+  // A timed block keeps the incident open until its timer lifts it (or a human resolves it: lifted at close).
+  if (isolated) await rb.untilUndone();
+  return isolated;
 }
 
 type Source = { ok: true; source: string; label: string } | { ok: false; reason: string };
