@@ -1,11 +1,13 @@
 /**
- * `npm run chaos [-- --runbook NAME] [--json FILE] [--fuzz-runs N] [--fuzz-seed S]`: for each runbook with a demo scenario, one
+ * `npm run chaos [-- --runbook NAME] [--faults worker,server,audit,engine] [--json FILE] [--fuzz-runs N] [--fuzz-seed S]`: for each runbook with a demo scenario, one
  * undisturbed run on the audit-app sandbox, then the same scenario again under each fault, each judged against the
  * undisturbed run from the outside (src: bench/chaos/run.ts):
  *   worker   — the worker SIGKILLed at every activity boundary of the undisturbed history (before the activity runs,
  *              half-way through it, after it returned but before the server heard), a new worker started at once;
  *   server   — the Temporal dev server SIGKILLed at a random point and restarted on its state file;
  *   audit    — PostgreSQL (the audit trail) unreachable for 30 s mid-incident (a proxy drops every connection);
+ *   engine   — the sandbox's own Docker engine stopped for 5 s mid-incident and started again (its containers keep
+ *              running: --live-restore); not tried when the sandbox runs on an engine that is not its own;
  * then the HTTP API fuzzed with `--fuzz-runs` requests (bench/fuzz.ts; default 10,000). Prints runbook × fault → tried,
  * passed, failed; a failing run's history is kept for replay. Chaos config: the chaos workers' sticky queue times out
  * after 2 s (production: 10 s); activity timeouts are production's.
@@ -19,7 +21,7 @@ import { dockerClient } from '../../src/activities';
 import { parseConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { breakSandbox } from '../../src/cli/demoSandbox';
-import { sandboxDown, sandboxUp } from '../../src/sandbox/commands';
+import { restartSandboxEngine, sandboxDown, sandboxUp } from '../../src/sandbox/commands';
 import { buildHttpServer } from '../../src/http/server';
 import { catalog, runbookNames, type RunbookName } from '../../src/runbooks/catalog';
 import { demoScenarios, type AlertScenario } from '../../src/sandbox/scenarios';
@@ -30,6 +32,9 @@ import { BENCH_DIR, BENCH_TOKEN, BENCH_TOKEN_CONFIG, bundleWorkflowsOnce, termin
 import { startProxy, type CuttableProxy } from './proxy';
 import { CHAOS_APPROVER, differences, runningWorkers, runScenario, type ChaosEnv, type Fault, type Observation } from './run';
 import type { KillPoint } from './worker';
+
+const FAULTS = ['worker', 'server', 'audit', 'engine'] as const;
+type FaultName = (typeof FAULTS)[number];
 
 interface Tally {
   runbook: string;
@@ -52,10 +57,13 @@ async function main(): Promise<void> {
     .option('--runbook <name>', 'only this runbook (default: every runbook with a demo scenario)')
     .option('--json <file>', 'also write the table as JSON')
     .option('--fuzz-runs <n>', 'requests the HTTP fuzzer sends (0: none)', '10000')
+    .option('--faults <list>', `comma-separated faults to inject: ${FAULTS.join(', ')} (default: all)`)
     .option('--fuzz-seed <n>', "the fuzzer's seed, to replay a run it printed (default: a new one)")
     .option('--first-of-each', "kill the worker only around each activity type's first execution, not every one (CI's shorter run)")
     .parse()
-    .opts<{ runbook?: string; json?: string; fuzzRuns: string; fuzzSeed?: string; firstOfEach?: boolean }>();
+    .opts<{ runbook?: string; json?: string; fuzzRuns: string; fuzzSeed?: string; faults?: string; firstOfEach?: boolean }>();
+  const faults = (options.faults?.split(',') ?? FAULTS) as FaultName[];
+  for (const f of faults) if (!FAULTS.includes(f)) throw new Error(`--faults ${f}: the faults are ${FAULTS.join(', ')}`);
   const fuzzSeed = options.fuzzSeed === undefined ? Date.now() % 1_000_000 : Number(options.fuzzSeed);
   if (!Number.isInteger(fuzzSeed)) throw new Error(`--fuzz-seed ${options.fuzzSeed}: a whole number`);
   const runbooks = options.runbook ? [options.runbook as RunbookName] : runbookNames.filter((r) => scenarioOf(r));
@@ -117,13 +125,14 @@ async function main(): Promise<void> {
           if (run) fs.writeFileSync(kept, JSON.stringify(run.history));
           tally.failed.push(`${label}: ${problems.join('; ')}${run ? ` (history: ${kept})` : ''}`);
         }
-        process.stdout.write(`  ${fault} ${label}: ${problems.length ? `FAILED — ${problems.join('; ')}` : 'passed'}\n`);
+        const retries = run?.retried.length ? ` (retried: ${run.retried.join('; ')})` : '';
+        process.stdout.write(`  ${fault} ${label}: ${problems.length ? `FAILED — ${problems.join('; ')}` : 'passed'}${retries}\n`);
       };
 
-      const points = boundaries(undisturbed).filter((p) => !options.firstOfEach || p.occurrence === 1);
+      const points = faults.includes('worker') ? boundaries(undisturbed).filter((p) => !options.firstOfEach || p.occurrence === 1) : [];
       for (const point of points) await judge('worker SIGKILL', `${point.phase} ${point.activityType} #${point.occurrence}`, { kill: point });
       const span = durationMs(undisturbed);
-      await judge('Temporal server SIGKILL', 'restarted on its state file', {
+      if (faults.includes('server')) await judge('Temporal server SIGKILL', 'restarted on its state file', {
         during: {
           afterMs: Math.round(span * (0.2 + 0.6 * Math.random())),
           act: async () => {
@@ -133,7 +142,13 @@ async function main(): Promise<void> {
           },
         },
       });
-      await judge('audit Postgres unreachable 30 s', 'caught up', { during: { afterMs: Math.round(span * 0.3), act: () => proxy.cut(30_000) } });
+      if (faults.includes('audit')) await judge('audit Postgres unreachable 30 s', 'caught up', { during: { afterMs: Math.round(span * 0.3), act: () => proxy.cut(30_000) } });
+      const ownEngine = sandbox.engine.origin === 'started' || sandbox.engine.origin === 'reused';
+      if (faults.includes('engine') && ownEngine) {
+        await judge('Docker engine restarted', 'down 5 s mid-incident', { during: { afterMs: Math.round(span * 0.3), act: () => restartSandboxEngine({ downMs: 5_000 }) } });
+      } else if (faults.includes('engine')) {
+        process.stdout.write(`  Docker engine restarted: not tried — the sandbox runs on ${sandbox.engine.dockerHost}, not on an engine of its own\n`);
+      }
     }
     const fuzzRuns = Number(options.fuzzRuns);
     if (fuzzRuns > 0) fuzzLine = await fuzz(server.address, fuzzRuns, fuzzSeed);

@@ -53,6 +53,8 @@ export interface Observation {
   /** Container events during the incident, by `<role> <action>`. */
   dockerActions: Record<string, number>;
   workersStarted: number;
+  /** Activities that needed more than one attempt, with the failure before the last: what a fault made retry. */
+  retried: string[];
   history: unknown;
 }
 
@@ -108,12 +110,28 @@ export async function runScenario(env: ChaosEnv, scenario: AlertScenario, fault:
       auditMissing: audit.missing,
       dockerActions: await containerActions(env, since, until),
       workersStarted,
-      history: await handle.fetchHistory(),
+      ...(await historyAndRetries(handle)),
     };
   } finally {
     worker.kill('SIGTERM');
     if (worker.exitCode === null && worker.signalCode === null) await new Promise((resolve) => worker.once('exit', resolve));
   }
+}
+
+async function historyAndRetries(handle: ReturnType<Client['workflow']['getHandle']>): Promise<Pick<Observation, 'history' | 'retried'>> {
+  const history = await handle.fetchHistory();
+  const scheduled = new Map<string, string>();
+  const retried: string[] = [];
+  for (const event of history.events ?? []) {
+    const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (type) scheduled.set(String(event.eventId), type);
+    const started = event.activityTaskStartedEventAttributes;
+    if (started && (started.attempt ?? 1) > 1) {
+      const why = started.lastFailure?.message ?? started.lastFailure?.cause?.message ?? 'no failure recorded (a timeout)';
+      retried.push(`${scheduled.get(String(started.scheduledEventId)) ?? '?'} attempt ${started.attempt} after "${why.slice(0, 120)}"`);
+    }
+  }
+  return { history, retried };
 }
 
 /** A timeline message without what differs from run to run: the incident's id, container ids, numbers. */

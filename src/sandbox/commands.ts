@@ -4,6 +4,7 @@
  * Each step's failure is one line saying what is missing and how to get it.
  */
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   auditAppStatus,
   auditAppTargets,
@@ -143,3 +144,21 @@ export async function sandboxDown(options: { dockerHost: string | undefined; pre
   return { removed, stoppedEnginePid };
 }
 
+
+/**
+ * Stops the sandbox's private engine, waits `downMs`, and starts it again (npm run chaos's "Docker engine restarted").
+ * Its containers keep running meanwhile (--live-restore). An engine that is not the sandbox's own is never touched.
+ */
+export async function restartSandboxEngine(options: { downMs: number }): Promise<void> {
+  const privateEngine = { dir: SANDBOX_ENGINE_DIR, containerdNamespace: SANDBOX_CONTAINERD_NAMESPACE };
+  const pid = runningPrivateEnginePid(privateEngine);
+  if (pid === undefined) throw new SandboxError(`no private Docker engine of the sandbox runs in ${SANDBOX_ENGINE_DIR}: only that one is restarted`);
+  const found = await engine(undefined, false);
+  const info = await found.docker.info();
+  if (!(info as { LiveRestoreEnabled?: boolean }).LiveRestoreEnabled) {
+    throw new SandboxError(`the private engine (pid ${pid}) runs without --live-restore: a restart would stop the sandbox — \`runbooks sandbox down --engine\`, then up`);
+  }
+  await doing('stopping the private Docker engine', () => stopPrivateEngine(privateEngine));
+  await sleep(options.downMs);
+  await engine(undefined, true);
+}

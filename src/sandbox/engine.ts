@@ -54,6 +54,8 @@ export interface PrivateEngineOptions {
    * (the test harness).
    */
   detach: boolean;
+  /** dockerd --live-restore: its containers keep running while it restarts (the sandbox's engine; npm run chaos restarts it). */
+  liveRestore?: boolean;
   startTimeoutMs?: number;
 }
 
@@ -197,6 +199,7 @@ export async function startPrivateEngine(options: PrivateEngineOptions): Promise
     `--pidfile=${files.pidfile}`,
     `--containerd-namespace=${options.containerdNamespace}`,
     `--containerd-plugins-namespace=${options.containerdNamespace}-plugins`,
+    ...(options.liveRestore ? ['--live-restore'] : []),
     '-H',
     dockerHost,
   ];
@@ -297,7 +300,7 @@ export async function sandboxEngine(options: SandboxEngineOptions): Promise<Dock
   const configured = await configuredEngine(options.host);
   if (configured) return configured;
   const where = options.host ?? `the default socket (${DEFAULT_DOCKER_SOCKET})`;
-  const privateOptions: PrivateEngineOptions = { dir: options.dir, containerdNamespace: SANDBOX_CONTAINERD_NAMESPACE, detach: true };
+  const privateOptions: PrivateEngineOptions = { dir: options.dir, containerdNamespace: SANDBOX_CONTAINERD_NAMESPACE, detach: true, liveRestore: true };
   const reused = await reusePrivateEngine(privateOptions);
   if (reused) return reused;
   if (!options.start) {
