@@ -7,6 +7,7 @@
  * 10 minutes (with approval unless the policy says `autoTerminate`), restart the backend to reset its connections.
  * Prevention: a bigger pool, pgbouncer, faster queries.
  */
+import { patched } from '@temporalio/workflow';
 import type { ConnectionReport, DatabaseSize } from '../activities/postgres';
 import type { IncidentInput, IncidentOutcome, TargetFacts } from '../incidents/model';
 import { policyOf } from '../runbooks/catalog';
@@ -32,7 +33,8 @@ export async function dbConnections(input: IncidentInput): Promise<IncidentOutco
       }
       // Diagnosis
       if (!(await checkDatabase(rb, database)).reachable) return databaseDown(rb, database, backend);
-      await recordDatabaseSize(rb, database);
+      // Incidents started before the size was part of the diagnosis replay without it.
+      if (patched('db-connections-database-size')) await recordDatabaseSize(rb, database);
       const report = await inspectConnections(rb, database, policy, 'Diagnose: connections, idle transactions, long queries, locks');
       if (report.usage >= policy.connectionsHighRatio || report.idleInTransaction.length > 0) {
         return poolExhausted(rb, database, backend, report, policy);

@@ -17,7 +17,7 @@
  *      incident, escalated when late; the incident does not resolve while one is open.
  * "Document incident, prepare incident report": the timeline keeps the evidence and the tasks.
  */
-import { ActivityFailure } from '@temporalio/workflow';
+import { ActivityFailure, patched } from '@temporalio/workflow';
 import type { AuditLogEvidence } from '../activities/postgres';
 import { alertOf, type IncidentInput, type IncidentOutcome, type SecuritySetup } from '../incidents/model';
 import { policyOf } from '../runbooks/catalog';
@@ -61,15 +61,20 @@ export async function securityIncident(input: IncidentInput): Promise<IncidentOu
       if (source.ok) rb.finding(`Source: ${source.source} (label ${source.label}).`, { source: source.source });
       else rb.finding(`The alert's source is refused: ${source.reason}. Nothing is blocked or queried with it.`);
       // 3. Notify the security team at once, beside containment: its retries can take minutes, the block must not wait.
-      const told = rb.notify(setup.contacts, source.ok ? `security incident from ${source.source}; isolating it` : `security incident, but its source is unusable: ${source.reason}`);
-      const [, contained] = await Promise.all([told, contain(rb, source, setup, policy)]);
+      const notice = source.ok ? `security incident from ${source.source}; isolating it` : `security incident, but its source is unusable: ${source.reason}`;
+      if (!patched('security-isolate-beside-notify')) {
+        // Incidents started before this change notified first and did not hold a timed block open; they replay so.
+        await rb.notify(setup.contacts, notice);
+        return contain(rb, source, setup, policy, { holdTimedBlock: false });
+      }
+      const [, contained] = await Promise.all([rb.notify(setup.contacts, notice), contain(rb, source, setup, policy, { holdTimedBlock: true })]);
       return contained;
     },
   });
 }
 
 /** 4. the tasks for humans, listed from the start; 1. isolate; 2. investigate; then hold while a timed block lasts. */
-async function contain(rb: RunbookContext, source: Source, setup: SecuritySetup, policy: Policy): Promise<boolean> {
+async function contain(rb: RunbookContext, source: Source, setup: SecuritySetup, policy: Policy, { holdTimedBlock }: { holdTimedBlock: boolean }): Promise<boolean> {
   for (const task of MITIGATION_TASKS) rb.task(task.id, task.title, { dueInMs: policy.taskDueMinutes * 60_000 });
   if (!source.ok) {
     await rb.escalate(`No source to isolate (${source.reason})`);
@@ -78,7 +83,7 @@ async function contain(rb: RunbookContext, source: Source, setup: SecuritySetup,
   const isolated = await isolate(rb, source.source, setup, policy);
   await investigate(rb, source.source);
   // A timed block keeps the incident open until its timer lifts it (or a human resolves it: lifted at close).
-  if (isolated) await rb.untilUndone();
+  if (isolated && holdTimedBlock) await rb.untilUndone();
   return isolated;
 }
 
