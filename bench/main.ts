@@ -26,7 +26,7 @@ const FULL: Sizes = { ingest: 2000, stormFingerprints: 1000, probe: 300, mttrRou
 const QUICK: Sizes = { ingest: 40, stormFingerprints: 30, probe: 20, mttrRounds: 1, backfillYears: 1 };
 
 /** The bench's parts, each selectable with --only. */
-const PARTS = ['load', 'sandbox', 'dev', 'scale-out'] as const;
+const PARTS = ['ingestion', 'storm', 'sandbox', 'dev', 'scale-out'] as const;
 type Part = (typeof PARTS)[number];
 
 async function main(): Promise<void> {
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const temporal = await startBenchTemporal();
   const rows: Row[] = [];
   try {
-    if (only.includes('load')) rows.push(...(await separateProcesses(temporal, sizes)));
+    if (only.includes('ingestion') || only.includes('storm')) rows.push(...(await separateProcesses(temporal, sizes, only)));
     if (only.includes('sandbox')) rows.push(...(await onTheSandbox(temporal, sizes)));
     if (only.includes('dev')) rows.push(await oneProcess(temporal, sizes));
     if (only.includes('scale-out')) rows.push(await scaleOut(temporal, sizes));
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
 }
 
 /** Ingestion, storm and open incidents against `runbooks server` + `runbooks worker`. */
-async function separateProcesses(temporal: BenchTemporal, sizes: Sizes): Promise<Row[]> {
+async function separateProcesses(temporal: BenchTemporal, sizes: Sizes, only: Part[]): Promise<Row[]> {
   const [port] = (await freePorts(1)) as [number];
   const { config, file } = benchConfig(temporal.address, { http: { port } });
   const running: BenchProcess[] = [];
@@ -72,12 +72,14 @@ async function separateProcesses(temporal: BenchTemporal, sizes: Sizes): Promise
     const idle = { rssBytes: worker.rssBytes(), probe: await probeLatency(stack, sizes.probe) };
     await terminateAll(temporal.client, config.temporal.taskQueue);
 
-    const ingestion = await ingestionRow(stack, 'alert ingestion (server + worker)', sizes.ingest);
+    const rows: Row[] = [];
+    if (only.includes('ingestion')) rows.push(await ingestionRow(stack, 'alert ingestion (server + worker)', sizes.ingest));
+    if (!only.includes('storm')) return rows;
     const storm = await stormRow(stack, 'alert storm', sizes.stormFingerprints);
     await sleep(5000); // the storm's incidents reach their escalation timers
     const loaded = { rssBytes: worker.rssBytes(), probe: await probeLatency(stack, sizes.probe) };
     await terminateAll(temporal.client, config.temporal.taskQueue);
-    return [ingestion, storm, openIncidentsRow(storm.open, idle, loaded)];
+    return [...rows, storm, openIncidentsRow(storm.open, idle, loaded)];
   } finally {
     for (const p of running.reverse()) await p.kill();
   }

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
+import { Client as PgClient } from 'pg';
 import { dockerClient } from '../src/activities';
 import { execInContainer } from '../src/activities/docker';
 import { getBackfill } from '../src/backfills/operations';
@@ -179,7 +180,19 @@ async function backfillThroughAKill(stack: SandboxStack, docker: Docker, year: n
   const expected = stack.config.backfill.counties.length * DEFAULT_ETL_RECORDS;
   return {
     writtenTwice: [...writes.values()].filter((n) => n > 1).length,
-    everyRecordOnce: writes.size === expected,
+    everyRecordOnce: writes.size === expected && (await documentRows(stack.app, year)) === expected,
     recordsPerSecond: writtenBeforeKill / elapsed,
   };
+}
+
+/** The backfilled rows of `year` in the sandbox's documents table (the ETL upserts on its natural key). */
+async function documentRows(app: AuditApp, year: number): Promise<number> {
+  const pg = new PgClient({ connectionString: app.urls.database });
+  await pg.connect();
+  try {
+    const { rows } = await pg.query<{ n: number }>(`SELECT count(*)::int AS n FROM documents WHERE year = $1 AND report_type LIKE 'report-%'`, [year]);
+    return rows[0]!.n;
+  } finally {
+    await pg.end();
+  }
 }

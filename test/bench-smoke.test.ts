@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import type { Row } from '../bench/rows';
 
-test('the bench in its quick mode runs every row and keeps one incident per fingerprint through a storm and a worker SIGKILL', { timeout: 600_000 }, async (t) => {
+test('the bench in its quick mode runs every row, keeps one incident per fingerprint through a storm and a worker SIGKILL, remediates API-down and backfills every record through a worker SIGKILL', { timeout: 600_000 }, async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'runbooks-bench-smoke-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const json = path.join(dir, 'bench.json');
@@ -23,19 +23,21 @@ test('the bench in its quick mode runs every row and keeps one incident per fing
   assert.equal(quick, true);
   assert.deepEqual(
     rows.map((r) => r.row.split(' (')[0]!.split(':')[0]),
-    ['alert ingestion', 'alert storm', 'open incidents', 'alert ingestion', 'scale-out'],
+    ['alert ingestion', 'alert storm', 'open incidents', 'API-down MTTR', 'backfill', 'alert ingestion', 'scale-out'],
   );
   for (const row of rows) {
     assert.ok(stdout.includes(`| ${row.row} |`), `the table prints ${row.row}`);
     assert.ok(row.ratio === null || Number.isFinite(row.ratio), `${row.row}: ratio ${row.ratio}`);
   }
-  for (const storm of [rows[1]!, rows[4]!]) {
+  for (const storm of [rows[1]!, rows[6]!]) {
     assert.equal(storm.figures.incidents, storm.figures.fingerprints, `${storm.row}: one incident per fingerprint`);
     assert.equal(storm.figures.lost, 0, storm.row);
     assert.equal(storm.figures.duplicates, 0, storm.row);
     assert.equal(storm.figures.notSignalled, 0, storm.row);
     assert.equal(storm.figures.errors, 0, storm.row);
   }
-  assert.equal(rows[4]!.figures.stillRunning, 0, 'the surviving worker closed every incident');
+  assert.equal(rows[6]!.figures.stillRunning, 0, 'the surviving worker closed every incident');
+  assert.ok(Number(rows[3]!.figures.oursSeconds) > 0, 'the API-down incident was remediated (the row throws otherwise)');
+  assert.equal(rows[4]!.figures.everyRecordOnce, 'true', 'after the worker SIGKILL every record of the backfill is in documents exactly once');
   assert.equal(rows[0]!.figures.errors, 0);
 });
