@@ -16,7 +16,7 @@ import type { BackfillOutcome } from '../src/backfills/model';
 import type { Config } from '../src/config/schema';
 import type { IncidentOutcome } from '../src/incidents/model';
 import { startBackfill } from '../src/intake/backfill';
-import { DEFAULT_ETL_RECORDS, etlWrites, type AuditApp } from '../src/sandbox/auditApp';
+import { DEFAULT_ETL_RECORDS, etlLog, etlWrites, type AuditApp } from '../src/sandbox/auditApp';
 import { sandboxBreak } from '../src/sandbox/commands';
 import { postJson } from './load';
 import { fmt, notification, type Row } from './rows';
@@ -164,7 +164,7 @@ function range(from: number, count: number): number[] {
 async function runPipeline(docker: Docker, app: AuditApp, year: number, delayMs: number): Promise<number> {
   const result = await execInContainer(docker, app.containers.etl, [...app.etl.program, 'run', '--year', String(year), '--delay-ms', String(delayMs)]);
   if (result.exitCode !== 0) throw new Error(`the pipeline for ${year} exited ${result.exitCode}: ${result.output.slice(-500)}`);
-  return (await etlWrites(docker, app, [year])).size;
+  return etlWrites(await etlLog(docker, app), [year]).size;
 }
 
 async function backfillThroughAKill(stack: SandboxStack, docker: Docker, year: number, startWorker: () => Promise<BenchProcess>) {
@@ -175,12 +175,12 @@ async function backfillThroughAKill(stack: SandboxStack, docker: Docker, year: n
     if (view.chunksDone >= 1 && (view.cursor?.lastRecord ?? 0) >= 20) break;
     await sleep(50);
   }
-  const writtenBeforeKill = (await etlWrites(docker, stack.app, [year])).size;
+  const writtenBeforeKill = etlWrites(await etlLog(docker, stack.app), [year]).size;
   const elapsed = (performance.now() - t0) / 1000;
   await stack.worker.kill('SIGKILL');
   stack.worker = await startWorker();
   await handle.result();
-  const writes = await etlWrites(docker, stack.app, [year]);
+  const writes = etlWrites(await etlLog(docker, stack.app), [year]);
   const expected = stack.config.backfill.counties.length * DEFAULT_ETL_RECORDS;
   return {
     writtenTwice: [...writes.values()].filter((n) => n > 1).length,

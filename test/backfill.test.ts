@@ -13,13 +13,12 @@ import type Docker from 'dockerode';
 import { Client as PgClient } from 'pg';
 import { stringify } from 'yaml';
 import { dockerClient } from '../src/activities';
-import { demultiplex } from '../src/activities/docker';
 import { actOnBackfill, getBackfill, type BackfillView } from '../src/backfills/operations';
 import type { BackfillOutcome } from '../src/backfills/model';
 import { parseConfig } from '../src/config/load';
 import type { Config, ConfigInput } from '../src/config/schema';
 import { startBackfill } from '../src/intake/backfill';
-import { auditAppTargets, EtlLogPatterns, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
+import { auditAppTargets, etlLog, EtlLogPatterns, etlWrites, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
 import { startDevServer, type DevServer } from './harness/temporal';
 import { freePort, isAlive, LOG_DIR } from './harness/util';
 import { cliWorkspace } from './support/cli';
@@ -79,24 +78,6 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
     }
   }
 
-  /** The etl container's log, in order: every run of the pipeline writes its lines there. */
-  async function etlLog(): Promise<string[]> {
-    const raw = await docker.getContainer(app.containers.etl).logs({ stdout: true, stderr: true, follow: false });
-    return demultiplex(raw).toString('utf8').split('\n');
-  }
-
-  /** How often each record of these years was written (`wrote record` lines), by `<county> <year> #<record>`. */
-  function writes(log: string[], years: number[]): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const line of log) {
-      const wrote = EtlLogPatterns.wroteRecord.exec(line);
-      if (!wrote || !years.includes(Number(wrote[2]))) continue;
-      const key = `${wrote[1]} ${wrote[2]} #${wrote[3]}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    return counts;
-  }
-
   const everyChunkOnce = (years: number[]) => years.flatMap((year) => COUNTIES.map((county) => ({ county, year, n: RECORDS_PER_CHUNK })));
 
   async function progress(client: Client, workflowId: string, what: string, until: (view: BackfillView) => boolean, timeoutMs = 120_000): Promise<BackfillView> {
@@ -150,7 +131,7 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
     assert.equal(outcome.runs, 2, 'chunksPerRun 2: the backfill continued as new once');
     assert.deepEqual(await rows(years), everyChunkOnce(years), 'every county-year record is in documents exactly once');
 
-    const log = await etlLog();
+    const log = await etlLog(docker, app);
     // The retry's run: the one run of the crashed chunk's year that did not start at record 1. It starts after the
     // cursor of the last heartbeat the server had, which is at least the one the status showed before the kill.
     const resumed = log.flatMap((line, index) => {
@@ -160,10 +141,10 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
     assert.equal(resumed.length, 1, `one resumed run: ${JSON.stringify(resumed)}`);
     const { index: resumedAt, from } = resumed[0]!;
     assert.ok(from > midChunk.cursor!.lastRecord, `resumed from #${from}, after the cursor #${midChunk.cursor!.lastRecord} the server had before the kill`);
-    const killedAttempt = [...writes(log.slice(0, resumedAt), [crashed.year]).keys()].filter((key) => key.startsWith(`${crashedChunk} `));
+    const killedAttempt = [...etlWrites(log.slice(0, resumedAt), [crashed.year]).keys()].filter((key) => key.startsWith(`${crashedChunk} `));
     const lastWritten = Math.max(...killedAttempt.map((key) => Number(key.split('#')[1])));
 
-    const counts = writes(log, years);
+    const counts = etlWrites(log, years);
     const twice = [...counts.entries()].filter(([, n]) => n > 1).map(([key]) => key);
     const recordsAfterCursor = Array.from({ length: Math.max(0, lastWritten - from + 1) }, (_, i) => `${crashedChunk} #${from + i}`);
     assert.deepEqual(twice.sort(), recordsAfterCursor.sort(), `written twice: exactly the records after the resumed cursor (#${from - 1}) up to the last one the killed attempt wrote (#${lastWritten})`);

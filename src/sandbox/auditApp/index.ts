@@ -32,6 +32,7 @@ export {
   containerLogTail,
   databaseAnswers,
   describeAuditApp,
+  etlLog,
   etlWrites,
   findAuditApp,
   httpGet,

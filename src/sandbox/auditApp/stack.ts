@@ -273,14 +273,19 @@ export async function containerLogTail(docker: Docker, name: string, lines = 5):
   }
 }
 
-/**
- * Every record the ETL wrote for `years`, from its container's whole log (`wrote record` lines), counted by
- * `<county> <year> #<record>`: how the tests and the bench see a record written twice from the pipeline's own words.
- */
-export async function etlWrites(docker: Docker, app: AuditApp, years: number[]): Promise<Map<string, number>> {
+/** The etl container's whole log, in order: every run of the pipeline (`docker exec`) writes its lines there too. */
+export async function etlLog(docker: Docker, app: AuditApp): Promise<string[]> {
   const raw = await docker.getContainer(app.containers.etl).logs({ stdout: true, stderr: true, follow: false });
+  return demultiplex(raw).toString('utf8').split('\n');
+}
+
+/**
+ * How often each record of `years` was written in `log` (its `wrote record` lines), by `<county> <year> #<record>`:
+ * how the tests and the bench see a record written twice, from the pipeline's own words.
+ */
+export function etlWrites(log: string[], years: number[]): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const line of demultiplex(raw).toString('utf8').split('\n')) {
+  for (const line of log) {
     const wrote = EtlLogPatterns.wroteRecord.exec(line);
     if (!wrote || !years.includes(Number(wrote[2]))) continue;
     const key = `${wrote[1]} ${wrote[2]} #${wrote[3]}`;
