@@ -43,10 +43,15 @@ async function main(): Promise<void> {
   const temporal = await startBenchTemporal();
   const rows: Row[] = [];
   try {
-    if (only.includes('ingestion') || only.includes('storm')) rows.push(...(await separateProcesses(temporal, sizes, only)));
-    if (only.includes('sandbox')) rows.push(...(await onTheSandbox(temporal, sizes)));
-    if (only.includes('dev')) rows.push(await oneProcess(temporal, sizes));
-    if (only.includes('scale-out')) rows.push(await scaleOut(temporal, sizes));
+    // Each row is printed as soon as it is measured: a part that fails later does not lose the earlier ones.
+    const done = (measured: Row[]) => {
+      for (const row of measured) process.stdout.write(`measured: ${JSON.stringify(row)}\n`);
+      rows.push(...measured);
+    };
+    if (only.includes('ingestion') || only.includes('storm')) done(await separateProcesses(temporal, sizes, only));
+    if (only.includes('sandbox')) done(await onTheSandbox(temporal, sizes));
+    if (only.includes('dev')) done([await oneProcess(temporal, sizes)]);
+    if (only.includes('scale-out')) done([await scaleOut(temporal, sizes)]);
   } finally {
     await temporal.stop();
   }
