@@ -231,6 +231,9 @@ describe('Security Incidents runbook, branch by branch (time-skipping server, st
     await second.terminate('test over');
 
     await incidents.env.sleep('29m');
+    // Settled before the next skip: an activity still running when time jumps again would time out (and then wait out
+    // its retry's backoff in time that only skips while the client waits).
+    await observe(incident);
     assert.equal(calls(incident).unblockSource, undefined, 'still blocked after 29 min');
     await incidents.env.sleep('2m');
     const lifted = await observe(incident);
@@ -287,6 +290,7 @@ describe('Security Incidents runbook, branch by branch (time-skipping server, st
     assert.deepEqual([...denyList], [ATTACKER]);
 
     await incidents.env.sleep('29m');
+    await observe(incident); // settled before the next skip, as above
     assert.equal((await incident.describe()).status.name, 'RUNNING', 'still open a minute before the block ends');
     assert.deepEqual([...denyList], [ATTACKER], 'still blocked a minute before its time');
     assert.equal(calls(incident).unblockSource, undefined);
@@ -307,6 +311,7 @@ describe('Security Incidents runbook, branch by branch (time-skipping server, st
     await observe(incident);
     for (const task of TASKS) await incident.executeUpdate(completeTaskUpdate, { args: [{ task, by: 'sam' }] });
     await incidents.env.sleep('10m');
+    await observe(incident);
     assert.deepEqual([...denyList], [ATTACKER]);
     await incident.executeUpdate(resolveUpdate, { args: [{ by: 'dana', note: 'the source is a scanner we hired' }] });
     const outcome = await outcomeOf(incident);
