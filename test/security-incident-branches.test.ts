@@ -31,6 +31,24 @@ const incidents = timeSkippingIncidents({
 });
 const { observe, outcomeOf, calls, pages } = incidents;
 
+/**
+ * The outcome once the timer that closes the incident has fired in skipped time. Seen in CI under load (1 run in 5
+ * here): after the 2 min skip the incident kept a task in flight for 15 s. The likely cause: an activity of the close
+ * (the undo, the last notification, the audit trail) ran while the clock jumped, timed out, and its retry's backoff
+ * waits for time that no longer skips. So when the incident is still busy, skip a little more (at most 3 × 30 s); a
+ * workflow that is really stuck still fails, naming its last events.
+ */
+async function outcomeAfterSkip(incident: Parameters<typeof outcomeOf>[0]) {
+  for (let nudges = 0; ; nudges++) {
+    try {
+      return await outcomeOf(incident);
+    } catch (err) {
+      if (nudges >= 3 || !/in flight/.test(String(err))) throw err;
+      await incidents.env.sleep('30s');
+    }
+  }
+}
+
 const ATTACKER = '203.0.113.66';
 const TASKS = ['rotate-credentials', 'patch-vulnerabilities', 'update-security-rules'];
 
@@ -159,7 +177,7 @@ describe('what may be blocked (src/security/address.ts), on hostile input', () =
   });
 });
 
-describe('Security Incidents runbook, branch by branch (time-skipping server, stub activities)', { timeout: 120_000 }, () => {
+describe('Security Incidents runbook, branch by branch (time-skipping server, stub activities)', { timeout: 240_000 }, () => {
   before(() => incidents.start());
   after(() => incidents.stop());
 
@@ -295,7 +313,7 @@ describe('Security Incidents runbook, branch by branch (time-skipping server, st
     assert.deepEqual([...denyList], [ATTACKER], 'still blocked a minute before its time');
     assert.equal(calls(incident).unblockSource, undefined);
     await incidents.env.sleep('2m');
-    const outcome = await outcomeOf(incident);
+    const outcome = await outcomeAfterSkip(incident);
     assert.equal(outcome.resolution, 'remediated');
     assert.deepEqual([...denyList], []);
     assert.equal(calls(incident).unblockSource, 1);

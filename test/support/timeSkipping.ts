@@ -261,6 +261,14 @@ async function registerSearchAttributes(connection: Connection, namespace: strin
 
 const E = temporal.api.enums.v1.EventType;
 
+/** The last events of a history, named, for a failure message: what is still in flight. */
+function lastEvents(events: temporal.api.history.v1.IHistoryEvent[]): string {
+  return events
+    .slice(-8)
+    .map((e) => `${e.eventId} ${String(E[e.eventType ?? 0]).replace('EVENT_TYPE_', '')}${e.activityTaskScheduledEventAttributes ? ` ${e.activityTaskScheduledEventAttributes.activityType?.name}` : ''}`)
+    .join(', ');
+}
+
 async function settle(handle: WorkflowHandle): Promise<temporal.api.history.v1.IHistoryEvent[]> {
   const deadline = Date.now() + 15_000;
   for (;;) {
@@ -285,7 +293,7 @@ async function settle(handle: WorkflowHandle): Promise<temporal.api.history.v1.I
       }
     }
     if (open === 0) return events;
-    if (Date.now() > deadline) throw new Error(`${handle.workflowId} still has ${open} task(s) in flight after 15 s`);
+    if (Date.now() > deadline) throw new Error(`${handle.workflowId} still has ${open} task(s) in flight after 15 s; its last events: ${lastEvents(events)}`);
     await delay(20);
   }
 }
