@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { z } from 'zod';
+import type { ChunkCursor } from '../backfills/model';
 import type { Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
 import { execInContainer, inspectOrNull, tailLogs } from './docker';
@@ -45,11 +46,6 @@ export interface ChunkRef extends TargetRef<'etl'> {
   delayMs: number;
 }
 
-/** Heartbeat details of loadChunk: the last record written, so a retry resumes after it, and the county-year's count. */
-export interface ChunkCursor {
-  lastRecord: number;
-  records: number;
-}
 
 export interface ChunkResult {
   county: string;

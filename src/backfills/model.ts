@@ -108,10 +108,12 @@ export interface BackfillPace {
   etaSeconds?: number;
 }
 
-/** The running chunk's progress, as its activity's last heartbeat tells it. */
-export interface ChunkProgress {
+/**
+ * Heartbeat details of the chunk activity (loadChunk): the last record written, so a retry resumes after it, and the
+ * county-year's record count (`of=` in the pipeline's log; absent in a heartbeat from before it was sent).
+ */
+export interface ChunkCursor {
   lastRecord: number;
-  /** The county-year's record count (`of=` in the pipeline's log). */
   records?: number;
 }
 
@@ -121,7 +123,7 @@ type PaceFacts = Pick<BackfillStatus, 'chunksTotal' | 'chunksDone' | 'recordsWri
  * The pace at `now` (epoch ms), from the chunks loaded: their records over their loading time; and the running chunk
  * with its records so far and its time up to `now`, when its heartbeat (`running`) tells how far it is.
  */
-export function paceOf(facts: PaceFacts, now: number, running?: ChunkProgress): BackfillPace {
+export function paceOf(facts: PaceFacts, now: number, running?: ChunkCursor): BackfillPace {
   const inChunkMs = running && facts.currentSince && !facts.failure ? Math.max(0, now - Date.parse(facts.currentSince)) : 0;
   const recordsSoFar = facts.recordsWritten + (running?.lastRecord ?? 0);
   const seconds = (facts.loadingMs + inChunkMs) / 1000;

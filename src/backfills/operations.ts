@@ -5,10 +5,9 @@
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { ChunkCursor } from '../activities/etl';
 import { BackfillRefusal, backfillStatusQuery, backfillUpdates, type BackfillDecision, type BackfillVerb } from '../workflows/backfill/messages';
 import { asRefusal } from '../temporal/errors';
-import { paceOf, type BackfillPace, type BackfillStatus } from './model';
+import { paceOf, type BackfillPace, type BackfillStatus, type ChunkCursor } from './model';
 
 export interface BackfillView extends BackfillStatus, BackfillPace {
   /** The last record the running chunk's activity reported having written. */
