@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema';
 import { createAuditActivities } from './audit';
+import { createControlActivities } from './controls';
 import { createDeployActivities } from './deploy';
 import { createDockerActivities } from './docker';
 import { createEtlActivities } from './etl';
@@ -30,6 +31,7 @@ export function createActivities({ config, logger, pool, docker }: ActivityDeps)
     etl: createEtlActivities(docker, config),
     notify: createNotifyActivities(config, logger),
     audit: createAuditActivities(pool, config.audit.schema),
+    controls: createControlActivities(pool, config.audit.schema),
     deploy: createDeployActivities(docker, pool, config),
   });
 }

@@ -17,6 +17,7 @@ import { registerBackfillRoutes } from './routes/backfills';
 import { registerDeploymentRoutes } from './routes/deployments';
 import { registerReportRoutes } from './routes/reports';
 import { registerBlockRoutes } from './routes/blocks';
+import { registerControlRoutes } from './routes/controls';
 import { registerHealthRoutes } from './routes/health';
 import { incidentActionOf, registerIncidentRoutes } from './routes/incidents';
 
@@ -103,6 +104,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   registerReportRoutes(app, { config, pool: auditPool, logger, auth });
   registerDeploymentRoutes(app, { config, client, logger, auth, pool: auditPool, temporalTimeoutMs });
   registerBlockRoutes(app, { config, logger, auth });
+  registerControlRoutes(app, { config, client, pool: auditPool, logger, auth, registry: metrics.registry, temporalTimeoutMs });
   auth.warnAboutUnconfiguredScopes();
 
   await app.ready();

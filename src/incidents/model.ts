@@ -2,6 +2,7 @@
  * What an incident is, as plain types: its input, timeline and status. Shared by the workflows, the activities,
  * intake, the HTTP API and the CLI, so none of them imports another's code for a type. Pure: safe in workflows.
  */
+import type { HandsOffSwitch } from '../controls/model';
 import type { BackfillInput } from '../backfills/model';
 import type { ApprovalKind, PolicyValue, ProcedureName, RunbookName, TargetName } from '../runbooks/catalog';
 
@@ -137,7 +138,11 @@ export type TimelineKind =
   | 'task-done'
   | 'task-overdue'
   | 'resolved'
-  | 'note';
+  | 'note'
+  /** A remediation step or approval that the hands-off switch held back: what would have happened. */
+  | 'would-have'
+  /** Operator controls: the hands-off switch changed, remediation paused, resumed or aborted. */
+  | 'control';
 
 export interface TimelineEvent {
   seq: number;
@@ -183,6 +188,12 @@ export interface IncidentStatusView {
   tasks: HumanTask[];
   /** Undo steps registered so far (absent in views of incidents started before undo steps were shown). */
   undos?: UndoView[];
+  /** The hands-off switch that holds this incident's remediation back, as last read or signalled; absent when none is on. */
+  handsOff?: HandsOffSwitch;
+  /** Who paused the remediation and when; absent when it runs. */
+  paused?: { by: string; at: string; note?: string };
+  /** Who aborted the remediation, when and why; absent unless aborted. */
+  aborted?: { by: string; at: string; reason: string };
   timeline: TimelineEvent[];
 }
 

@@ -1,7 +1,7 @@
 // Incidents of any runbook on the time-skipping test server, for fast branch tests of the runbooks and tests of
-// the lifecycle (escalation ladder, signals, Updates, undo). Every activity is a typed stub: `notify` and
-// `recordTimeline` are fakes (`pages` is what the incidents sent, nothing is written anywhere), and a runbook's
-// own activities are whatever the test passes for that incident (an activity without a stub fails for good).
+// the lifecycle (escalation ladder, signals, Updates, undo). Every activity is a typed stub: `notify`, `recordTimeline`
+// and `handsOffSwitches` are fakes (`pages` is what the incidents sent, nothing is written anywhere, the hands-off
+// switch is off), and a runbook's own activities are whatever the test passes for that incident (an activity without a stub fails for good).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -109,6 +109,10 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
       return { delivered: [], unknownContacts: [] };
     },
     async recordTimeline(): Promise<void> {},
+    // The hands-off switch is off unless a test stubs it for its incident.
+    async handsOffSwitches() {
+      return [];
+    },
   };
 
   /** Each activity name dispatches to the stub of the incident that called it. */

@@ -6,6 +6,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
+import type { Abort, HandsOffSwitch, Pause } from '../../controls/model';
 import type { IncidentStatusView } from '../../incidents/model';
 
 // Payloads arrive from the UI, `temporal workflow signal`, our CLI and HTTP API: validate them in the workflow too.
@@ -37,6 +38,12 @@ export const completeTaskSignal = defineSignal<[CompleteTask]>('completeTask');
 /** From the webhook: Alertmanager sent the same alert again, or sent it resolved. */
 export const alertFiringSignal = defineSignal<[AlertUpdate]>('alertFiring');
 export const alertResolvedSignal = defineSignal<[AlertUpdate]>('alertResolved');
+/** From `PUT /controls` and `runbooks hands-off`: a hands-off switch that concerns this incident changed (validated in the workflow). */
+export const handsOffSignal = defineSignal<[HandsOffSwitch]>('handsOff');
+/** Pause, resume and abort of the incident's remediation (the escalation ladder keeps running). */
+export const pauseSignal = defineSignal<[Pause]>('pause');
+export const resumeSignal = defineSignal<[Pause]>('resume');
+export const abortSignal = defineSignal<[Abort]>('abort');
 
 /** Updates: the same decisions, but the caller learns at once whether they were accepted. */
 export const approveUpdate = defineUpdate<IncidentStatusView, [ApprovalDecision]>('approve');
@@ -44,6 +51,9 @@ export const rejectUpdate = defineUpdate<IncidentStatusView, [ApprovalDecision]>
 export const acknowledgeUpdate = defineUpdate<IncidentStatusView, [Actor]>('acknowledge');
 export const resolveUpdate = defineUpdate<IncidentStatusView, [Resolve]>('resolve');
 export const completeTaskUpdate = defineUpdate<IncidentStatusView, [CompleteTask]>('completeTask');
+export const pauseUpdate = defineUpdate<IncidentStatusView, [Pause]>('pause');
+export const resumeUpdate = defineUpdate<IncidentStatusView, [Pause]>('resume');
+export const abortUpdate = defineUpdate<IncidentStatusView, [Abort]>('abort');
 
 export const statusQuery = defineQuery<IncidentStatusView>('status');
 
@@ -56,4 +66,8 @@ export const UpdateRefusal = {
   noSuchOpenTask: 'NoSuchOpenTask',
   /** A resolve without a reason while tasks are open. */
   tasksOpen: 'TasksOpen',
+  /** A pause of a paused incident, a resume of one that is not paused, an abort of one already aborted. */
+  alreadyInThatState: 'AlreadyInThatState',
+  /** A pause, resume or abort after the runbook's remediation ended (or was aborted). */
+  remediationOver: 'RemediationOver',
 } as const;

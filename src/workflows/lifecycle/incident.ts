@@ -54,6 +54,7 @@ import {
   type CompleteTask,
   type Resolve,
 } from './definitions';
+import { OperatorControls, RemediationStopped } from './operatorControls';
 
 /** Thrown at a guarded step once the alert resolved or a human resolved the incident: nothing destructive starts after that. */
 export class IncidentClosing extends Error {
@@ -89,9 +90,12 @@ export class Incident {
   private phaseBeforeApproval: IncidentPhase = 'investigating';
   private stepBeforeApproval = '';
   private undoViews: () => UndoView[] = () => [];
+  /** Hands-off, pause and abort, applied at the gates (act, approval). */
+  readonly controls: OperatorControls;
 
   constructor(readonly input: IncidentInput) {
     this.installHandlers();
+    this.controls = new OperatorControls(this);
     this.showInUi();
   }
 
@@ -151,9 +155,14 @@ export class Incident {
     return run();
   }
 
-  /** A step that changes the world: refused once the incident is winding down. */
+  /** A step that changes the world: passes the operator controls' gate (hands-off, pause, abort); refused once the incident is winding down. */
   async act<T>(title: string, run: () => Promise<T>): Promise<T> {
     this.throwIfClosing();
+    const gate = this.controls.gate(`run "${title}"`);
+    if (gate) {
+      await gate;
+      this.throwIfClosing();
+    }
     if (this.phase !== 'remediating') this.setPhase('remediating');
     return this.step(title, run);
   }
@@ -169,6 +178,11 @@ export class Incident {
       this.record('note', `No approvers are configured for "${kind}"; the step cannot run.`, { data: { kind } });
       return false;
     }
+    const gate = this.controls.gate(`asked ${approvers.join(', ')} to approve "${kind}": ${question}`);
+    if (gate) {
+      await gate;
+      this.throwIfClosing();
+    }
     const step = this.nextStepId(kind);
     this.pending.set(step, { step, kind, question, askedAt: new Date().toISOString(), approvers });
     this.record('approval-requested', `${question} (step "${step}"; approvers: ${approvers.join(', ')})`, { data: { step, kind } });
@@ -179,12 +193,13 @@ export class Incident {
       this.escalatedTo ? [this.escalatedTo] : [],
       `Approval needed on ${this.workflowId}: ${question} — approve step "${step}" (runbooks approve ${this.workflowId} --step ${step})`,
     );
-    await condition(() => this.decisions.has(step) || this.closeRequested);
+    await condition(() => this.decisions.has(step) || this.closeRequested || this.controls.aborted !== undefined);
     if (!this.decisions.has(step)) {
+      const aborted = !this.closeRequested;
       this.pending.delete(step);
-      this.record('approval-cancelled', `Approval for "${step}" cancelled: the incident is closing.`, { data: { step } });
+      this.record('approval-cancelled', `Approval for "${step}" cancelled: ${aborted ? 'remediation was aborted' : 'the incident is closing'}.`, { data: { step } });
       this.showInUi();
-      throw new IncidentClosing(step);
+      throw aborted ? new RemediationStopped(step) : new IncidentClosing(step);
     }
     return this.decisions.get(step)!;
   }
@@ -334,6 +349,9 @@ export class Incident {
       followUps: [...this.followUps],
       tasks: [...this.tasks.values()].map((t) => ({ ...t })),
       undos: this.undoViews(),
+      ...(this.controls.handsOff ? { handsOff: this.controls.handsOff } : {}),
+      ...(this.controls.paused ? { paused: this.controls.paused } : {}),
+      ...(this.controls.aborted ? { aborted: this.controls.aborted } : {}),
       timeline: [...this.timeline],
     };
   }

@@ -3,6 +3,7 @@ import { alertOf, describeTrigger, type IncidentInput, type IncidentOutcome, typ
 import { keepAuditTrail } from './auditTrail';
 import { runEscalationLadder } from './escalationLadder';
 import { Incident, IncidentClosing } from './incident';
+import { RemediationStopped } from './operatorControls';
 import { runbookContext, UndoStack, type RunbookContext, type VerifyContext } from './runbookContext';
 
 /** What a runbook supplies; everything else about an incident is shared. */
@@ -25,7 +26,9 @@ export async function runIncident(input: IncidentInput, runbook: Runbook): Promi
   const undo = new UndoStack(incident);
   const rb = runbookContext(incident, undo);
 
-  const remediated = await respond(incident, rb, runbook);
+  const remediated = (await respond(incident, rb, runbook)) && !incident.controls.aborted;
+  incident.controls.endRemediation();
+  if (incident.controls.aborted) await handOverAfterAbort(incident, undo, incident.controls.aborted);
   if (!remediated && !incident.closeRequested) {
     incident.setPhase('needs-human', 'Waiting for a human to resolve');
     incident.record('note', `Automatic remediation is exhausted: waiting for a human to resolve${input.escalation ? ' (the escalation ladder keeps running)' : ''}.`);
@@ -77,13 +80,19 @@ async function respond(incident: Incident, rb: RunbookContext, runbook: Runbook)
   try {
     return await runbook.respond(rb);
   } catch (err) {
-    if (err instanceof IncidentClosing) return false;
+    if (err instanceof IncidentClosing || err instanceof RemediationStopped) return false;
     if (err instanceof ActivityFailure) {
       incident.record('note', `Step failed: ${err.cause?.message ?? err.message}`, { data: { activity: err.activityType } });
       return false;
     }
     throw err;
   }
+}
+
+/** An operator aborted remediation: undo what it changed now (not at close), and page the next level. */
+async function handOverAfterAbort(incident: Incident, undo: UndoStack, aborted: { by: string; reason: string }): Promise<void> {
+  if (undo.size > 0) await undo.unwind();
+  await incident.escalate(`Remediation aborted by ${aborted.by} (${aborted.reason})${undo.size > 0 ? '; its undo steps ran' : ''}`);
 }
 
 async function verifyAfterAlertResolved(incident: Incident, rb: VerifyContext, runbook: Runbook): Promise<void> {

@@ -173,7 +173,7 @@ export function runbookContext(incident: Incident, undo: UndoStack): RunbookCont
       if (!undo.timedPending) return;
       const due = undo.views().filter((u) => u.dueAt !== undefined && u.state === 'pending');
       await incident.step(`Waiting to undo: ${due.map((u) => `${u.title} at ${u.dueAt}`).join('; ')}`, () =>
-        condition(() => !undo.timedPending || incident.resolvedBy !== undefined),
+        condition(() => !undo.timedPending || incident.resolvedBy !== undefined || incident.controls.aborted !== undefined),
       );
     },
   };
