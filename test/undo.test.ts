@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ConfigInput } from '../src/config/schema';
-import { alertResolvedSignal, resolveUpdate } from '../src/workflows/lifecycle/definitions';
+import { abortUpdate, alertResolvedSignal, resolveUpdate } from '../src/workflows/lifecycle/definitions';
 import { timeSkippingIncidents, type ActivityStubs } from './support/timeSkipping';
 
 const HOUR = 3_600_000;
@@ -15,7 +15,7 @@ const incidents = timeSkippingIncidents({
   workflowType: 'undoDrill',
 });
 const { observe, outcomeOf } = incidents;
-const config: ConfigInput = {};
+const config: ConfigInput = { approvers: { rollback: ['carol'] } };
 
 function loggingStubs(log: string[], overrides: ActivityStubs = {}): ActivityStubs {
   return {
@@ -90,5 +90,22 @@ describe('undo steps registered with onClose (time-skipping server)', { timeout:
     assert.deepEqual(log, ['change A', 'undo A']);
     assert.ok(outcome.timeline.some((e) => e.kind === 'note' && e.message === 'Undo failed: put B back: redis is gone'));
     assert.ok(outcome.timeline.some((e) => e.kind === 'follow-up' && e.message === 'Undo by hand: put B back.'));
+  });
+
+  test('an aborted remediation runs its undo steps at once, last first, and hands the incident to a human', async () => {
+    const log: string[] = [];
+    const incident = await incidents.startIncident({ ask: 'yes' }, config, loggingStubs(log));
+    assert.deepEqual((await observe(incident)).pendingApprovals.map((p) => p.step), ['rollback']);
+    await incident.executeUpdate(abortUpdate, { args: [{ by: 'dave', reason: 'wrong target' }] });
+    const aborted = await observe(incident);
+    assert.equal(aborted.phase, 'needs-human');
+    assert.deepEqual(log, ['change A', 'undo B', 'undo A']);
+    assert.deepEqual(undoEvents(aborted.timeline), ['Put B back (7). (remediation was aborted)', 'Undone: put A back. (remediation was aborted)']);
+    const escalated = aborted.timeline.filter((e) => e.kind === 'escalated').map((e) => e.message);
+    assert.equal(escalated.length, 1);
+    assert.match(escalated[0]!, /^Remediation aborted by dave \(wrong target\); its undo steps ran: escalated to /);
+    await incident.executeUpdate(resolveUpdate, { args: [{ by: 'dave' }] });
+    await outcomeOf(incident);
+    assert.deepEqual(log, ['change A', 'undo B', 'undo A'], 'each undo ran once');
   });
 });

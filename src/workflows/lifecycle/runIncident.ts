@@ -91,7 +91,7 @@ async function respond(incident: Incident, rb: RunbookContext, runbook: Runbook)
 
 /** An operator aborted remediation: undo what it changed now (not at close), and page the next level. */
 async function handOverAfterAbort(incident: Incident, undo: UndoStack, aborted: { by: string; reason: string }): Promise<void> {
-  if (undo.size > 0) await undo.unwind();
+  if (undo.size > 0) await undo.unwind('remediation was aborted');
   await incident.escalate(`Remediation aborted by ${aborted.by} (${aborted.reason})${undo.size > 0 ? '; its undo steps ran' : ''}`);
 }
 

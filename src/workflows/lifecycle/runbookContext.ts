@@ -108,11 +108,11 @@ export class UndoStack {
     return this.undos.map((u) => ({ title: u.title, state: u.state, ...(u.dueAtMs === undefined ? {} : { dueAt: new Date(u.dueAtMs).toISOString() }) }));
   }
 
-  /** Runs every pending undo, last registered first, and waits for any that a timer already started. */
-  async unwind(): Promise<void> {
+  /** Runs every pending undo, last registered first, and waits for any that a timer already started. `why` goes on the timeline. */
+  async unwind(why = 'the incident is closing'): Promise<void> {
     this.unwinding = true;
     for (const undo of [...this.undos].reverse()) {
-      if (undo.state === 'pending') await this.run(undo, 'the incident is closing');
+      if (undo.state === 'pending') await this.run(undo, why);
     }
     await Promise.all(this.timed);
   }
