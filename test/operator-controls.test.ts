@@ -124,6 +124,18 @@ describe('the hands-off switch, end to end (PUT /controls, Postgres, a real work
       (await listIncidents(worker.client, config.temporal.taskQueue, 'open')).find((i) => i.workflowId === intake.workflowId),
     );
 
+    // Pause and resume over HTTP, as the token's identity; a second resume is refused.
+    const post = (action: string, body: unknown) =>
+      app.inject({ method: 'POST', url: `/incidents/${intake.workflowId}/${action}`, headers: { ...bearer(tokens.reader), 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+    const paused = await post('pause', { note: 'checking the vendor' });
+    assert.equal(paused.statusCode, 200, paused.body);
+    assert.equal((paused.json() as { paused?: { by: string } }).paused?.by, 'reader');
+    assert.equal((await post('resume', {})).statusCode, 200);
+    const again = await post('resume', {});
+    assert.equal(again.statusCode, 409, again.body);
+    assert.match(again.body, /not paused/);
+    assert.equal((await post('abort', {})).statusCode, 400, 'an abort needs a reason');
+
     const turnedOn = await put(app, { handsOff: true, runbook: 'api-down', reason: 'vendor is deploying' });
     assert.equal(turnedOn.statusCode, 200, turnedOn.body);
     assert.deepEqual((turnedOn.json() as PutReply).signalled, [intake.workflowId]);

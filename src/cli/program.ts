@@ -8,6 +8,7 @@ import { registerBlockCommands } from './commands/blocks';
 import { registerCatalogCommand } from './commands/catalog';
 import { registerChecklistsCommand } from './commands/checklists';
 import { registerConfigCommands } from './commands/config';
+import { registerControlCommands } from './commands/controls';
 import { registerDemoCommand } from './commands/demo';
 import { registerDiagCommands } from './commands/diag';
 import { registerDevCommand } from './commands/dev';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerSandboxCommands(program);
   registerIncidentCommands(program);
   registerActionCommands(program);
+  registerControlCommands(program);
   registerBackfillCommands(program);
   registerDeployCommands(program);
   registerReportCommand(program);

@@ -6,7 +6,18 @@ import {
 } from '@temporalio/client';
 import { z } from 'zod';
 import { runbookNames } from '../runbooks/catalog';
-import { acknowledgeUpdate, approveUpdate, completeTaskUpdate, rejectUpdate, resolveUpdate, statusQuery, UpdateRefusal } from '../workflows/lifecycle/definitions';
+import {
+  abortUpdate,
+  acknowledgeUpdate,
+  approveUpdate,
+  completeTaskUpdate,
+  pauseUpdate,
+  rejectUpdate,
+  resolveUpdate,
+  resumeUpdate,
+  statusQuery,
+  UpdateRefusal,
+} from '../workflows/lifecycle/definitions';
 import { incidentPhases, type IncidentStatusView } from '../incidents/model';
 import { asRefusal } from '../temporal/errors';
 import * as attributes from '../workflows/searchAttributes';
@@ -30,7 +41,7 @@ export interface IncidentSummary {
 }
 
 /** Why an operation was refused, in words an HTTP status or an exit code can carry. */
-export type RefusalReason = 'not-found' | 'not-an-approver' | 'no-such-step' | 'no-such-task' | 'tasks-open' | 'closed' | 'invalid';
+export type RefusalReason = 'not-found' | 'not-an-approver' | 'no-such-step' | 'no-such-task' | 'tasks-open' | 'closed' | 'invalid' | 'already' | 'remediation-over';
 
 export class IncidentOperationError extends Error {
   constructor(
@@ -88,7 +99,9 @@ export type IncidentAction =
   | { kind: 'approve' | 'reject'; step: string; by: string; reason?: string }
   | { kind: 'acknowledge'; by: string; note?: string }
   | { kind: 'resolve'; by: string; note?: string; reason?: string }
-  | { kind: 'complete-task'; task: string; by: string; note?: string };
+  | { kind: 'complete-task'; task: string; by: string; note?: string }
+  | { kind: 'pause' | 'resume'; by: string; note?: string }
+  | { kind: 'abort'; by: string; reason: string };
 
 /** Runs an action as a Temporal Update, so the caller learns at once whether it was accepted. */
 export async function actOnIncident(client: Client, workflowId: string, action: IncidentAction): Promise<IncidentStatusView> {
@@ -109,6 +122,11 @@ export async function actOnIncident(client: Client, workflowId: string, action: 
         });
       case 'complete-task':
         return await handle.executeUpdate(completeTaskUpdate, { args: [{ task: action.task, by: action.by, ...(action.note ? { note: action.note } : {}) }] });
+      case 'pause':
+      case 'resume':
+        return await handle.executeUpdate(action.kind === 'pause' ? pauseUpdate : resumeUpdate, { args: [{ by: action.by, ...(action.note ? { note: action.note } : {}) }] });
+      case 'abort':
+        return await handle.executeUpdate(abortUpdate, { args: [{ by: action.by, reason: action.reason }] });
     }
   } catch (err) {
     if (err instanceof WorkflowNotFoundError && (await exists(client, workflowId))) {
@@ -137,6 +155,8 @@ const refusalReasons: Record<string, RefusalReason> = {
   [UpdateRefusal.invalidPayload]: 'invalid',
   [UpdateRefusal.noSuchOpenTask]: 'no-such-task',
   [UpdateRefusal.tasksOpen]: 'tasks-open',
+  [UpdateRefusal.alreadyInThatState]: 'already',
+  [UpdateRefusal.remediationOver]: 'remediation-over',
 };
 
 function summarize(execution: WorkflowExecutionInfo): IncidentSummary {

@@ -1,5 +1,5 @@
 /**
- * `runbooks approve|reject|acknowledge|resolve <id>`: operator decisions, sent as Temporal Updates so the answer
+ * `runbooks approve|reject|acknowledge|resolve|complete-task|pause|resume|abort <id>`: operator decisions, sent as Temporal Updates so the answer
  * (accepted, or refused and why) comes back at once. Whoever reaches Temporal is trusted as an operator,
  * as with `temporal workflow signal`; the workflow still checks approvers against its config. `--by` defaults to
  * the OS user name (os.userInfo(), else $USER).
@@ -13,6 +13,7 @@ import { actorOrDefault, ActorNameSchema, loadCliConfig, NoteSchema, osUserName,
 const StepSchema = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
 const DecisionInputSchema = z.object({ id: WorkflowIdSchema, step: StepSchema, by: ActorNameSchema, reason: NoteSchema });
 const ActorInputSchema = z.object({ id: WorkflowIdSchema, by: ActorNameSchema, note: NoteSchema, reason: NoteSchema });
+const AbortInputSchema = z.object({ id: WorkflowIdSchema, by: ActorNameSchema, reason: z.string().trim().min(1, 'must not be empty').max(1000, 'at most 1000 characters') });
 const TaskInputSchema = z.object({ id: WorkflowIdSchema, task: StepSchema, by: ActorNameSchema, note: NoteSchema });
 
 export function registerActionCommands(program: Command): void {
@@ -66,6 +67,34 @@ export function registerActionCommands(program: Command): void {
     .action(async (id: string, options: Record<string, unknown>, command: Command) => {
       const input = parseInput(TaskInputSchema, { ...options, by: actorOrDefault(options.by), id }, ['id']);
       await act(command, input.id, { kind: 'complete-task', task: input.task, by: input.by, ...(input.note ? { note: input.note } : {}) }, `completed task ${input.task}`);
+    });
+
+  for (const kind of ['pause', 'resume'] as const) {
+    program
+      .command(kind)
+      .description(
+        kind === 'pause'
+          ? "pause an incident's remediation before its next step (diagnosis and the escalation ladder go on)"
+          : "resume an incident's paused remediation",
+      )
+      .argument('<id>', 'workflow ID of the incident')
+      .option('--by <who>', `who acts (${byDefault})`)
+      .option('--note <text>', 'a note for the timeline')
+      .action(async (id: string, options: Record<string, unknown>, command: Command) => {
+        const input = parseInput(ActorInputSchema, { ...options, by: actorOrDefault(options.by), id }, ['id']);
+        await act(command, input.id, { kind, by: input.by, ...(input.note ? { note: input.note } : {}) }, kind === 'pause' ? 'paused' : 'resumed');
+      });
+  }
+
+  program
+    .command('abort')
+    .description("abort an incident's remediation: it stops before its next step, its undo steps run, and the next level is paged")
+    .argument('<id>', 'workflow ID of the incident')
+    .requiredOption('--reason <text>', 'why, for the timeline and the page')
+    .option('--by <who>', `who acts (${byDefault})`)
+    .action(async (id: string, options: Record<string, unknown>, command: Command) => {
+      const input = parseInput(AbortInputSchema, { ...options, by: actorOrDefault(options.by), id }, ['id']);
+      await act(command, input.id, { kind: 'abort', by: input.by, reason: input.reason }, 'aborted', ' (its undo steps run; it waits for a human)');
     });
 }
 

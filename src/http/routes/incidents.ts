@@ -1,5 +1,6 @@
 /**
- * Incidents for operators: list, look at one, and act on one (approve/reject a step, acknowledge, resolve).
+ * Incidents for operators: list, look at one, and act on one (approve/reject a step, acknowledge, resolve, complete a
+ * task, pause/resume/abort its remediation).
  * Actions always need a token with the `incidents` scope; the identity recorded is the token's name, never
  * anything from the request body.
  */
@@ -39,6 +40,8 @@ const refusalStatus: Record<RefusalReason, number> = {
   'tasks-open': 409,
   closed: 409,
   invalid: 400,
+  already: 409,
+  'remediation-over': 409,
 };
 
 const ListQuerySchema = z.object({
@@ -52,8 +55,9 @@ const DecisionBodySchema = z.strictObject({ step: z.string().min(1).max(100), re
 const NoteBodySchema = z.strictObject({ note: z.string().max(1000).optional() });
 const ResolveBodySchema = z.strictObject({ note: z.string().max(1000).optional(), reason: z.string().trim().min(1).max(1000).optional() });
 const TaskBodySchema = z.strictObject({ task: z.string().min(1).max(100), note: z.string().max(1000).optional() });
+const AbortBodySchema = z.strictObject({ reason: z.string().trim().min(1).max(1000) });
 
-const actionKinds = ['approve', 'reject', 'acknowledge', 'resolve', 'complete-task'] as const;
+const actionKinds = ['approve', 'reject', 'acknowledge', 'resolve', 'complete-task', 'pause', 'resume', 'abort'] as const;
 type ActionKind = (typeof actionKinds)[number];
 
 export function registerIncidentRoutes(app: FastifyInstance, deps: IncidentRouteDeps): void {
@@ -146,6 +150,11 @@ function parseAction(kind: ActionKind, by: string, rawBody: unknown): IncidentAc
     const parsed = ResolveBodySchema.safeParse(body);
     if (!parsed.success) throw invalidInput('body', parsed.error);
     return { kind, by, ...(parsed.data.note ? { note: parsed.data.note } : {}), ...(parsed.data.reason ? { reason: parsed.data.reason } : {}) };
+  }
+  if (kind === 'abort') {
+    const parsed = AbortBodySchema.safeParse(body);
+    if (!parsed.success) throw invalidInput('body', parsed.error);
+    return { kind, by, reason: parsed.data.reason };
   }
   const parsed = NoteBodySchema.safeParse(body);
   if (!parsed.success) throw invalidInput('body', parsed.error);
