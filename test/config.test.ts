@@ -90,6 +90,13 @@ describe('runbooks config check', () => {
     assert.match(result.stderr, /contacts\.oncall\.channels\.0: no channel named "pager"/);
   });
 
+  test('an approval quorum larger than its list of approvers is refused, naming both keys', async () => {
+    const file = writeConfig('quorum.yaml', ['approvers:', '  rollback: [carol]', 'approvals:', '  rollback: { quorum: 2, expiresAfter: 30m }'].join('\n'));
+    const result = await runCli(['config', 'check', file]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /approvals\.rollback\.quorum: 2 approvers needed, approvers\.rollback names 1/);
+  });
+
   test('an unknown top-level key is refused', async () => {
     const file = writeConfig('unknown-key.yaml', 'temporal:\n  address: 127.0.0.1:7233\nescalations: {}\n');
     const result = await runCli(['config', 'check', file]);

@@ -1,4 +1,5 @@
-// The operator controls at the gates every remediation step passes (hands-off, pause/resume, abort), on the
+// The operator controls at the gates every remediation step passes (hands-off, pause/resume, abort) and approvals
+// by quorum and with an expiry, on the
 // time-skipping server with the API-down runbook and stub activities; test/operator-controls.test.ts drives the
 // hands-off switch end to end (PUT /controls, Postgres, a real worker).
 import assert from 'node:assert/strict';
@@ -141,5 +142,47 @@ describe('operator controls at the remediation gates (time-skipping server, stub
     await incident.executeUpdate(resolveUpdate, { args: [{ by: 'dave' }] });
     assert.equal((await outcomeOf(incident)).resolution, 'resolved-by-human');
     assert.equal(calls(incident).rollbackContainer, undefined);
+  });
+
+  test('an approval with a quorum of two waits for a second, distinct approver; the same one twice is refused', async () => {
+    const quorum: ConfigInput = { ...config, approvers: { rollback: ['carol', 'dave'] }, approvals: { rollback: { quorum: 2 } } };
+    const incident = await incidents.startIncident({}, quorum, backendStubs());
+    await waitingForRollback(incident);
+    const first = await incident.executeUpdate(approveUpdate, { args: [{ step: 'rollback', by: 'carol' }] });
+    assert.deepEqual(first.pendingApprovals.map((p) => [p.step, p.quorum, p.approvedBy]), [['rollback', 2, ['carol']]]);
+    await assert.rejects(incident.executeUpdate(approveUpdate, { args: [{ step: 'rollback', by: 'carol' }] }), refusedWith(UpdateRefusal.alreadyInThatState));
+    assert.equal(calls(incident).rollbackContainer, undefined);
+    await incident.executeUpdate(approveUpdate, { args: [{ step: 'rollback', by: 'dave' }] });
+    const outcome = await outcomeOf(incident);
+    assert.equal(outcome.resolution, 'remediated');
+    assert.equal(calls(incident).rollbackContainer, 1);
+    assert.deepEqual(entries(outcome, 'approved'), ['carol approved "rollback" (1 of 2).', 'dave approved "rollback" (2 of 2).']);
+    assert.match(entries(outcome, 'approval-requested')[0]!, /; 2 of them must approve\)$/);
+  });
+
+  test('an approval nobody answers within expiresAfter escalates and, with onExpiry reject, counts as rejected', async () => {
+    const expiring: ConfigInput = { ...config, approvals: { rollback: { expiresAfter: '30m', onExpiry: 'reject' } } };
+    const incident = await incidents.startIncident({}, expiring, backendStubs());
+    const asked = await waitingForRollback(incident);
+    assert.ok(asked.pendingApprovals[0]!.expiresAt, 'the status says when it expires');
+    await incidents.env.sleep(31 * 60_000);
+    const status = await observe(incident);
+    assert.equal(status.phase, 'needs-human');
+    assert.deepEqual(status.pendingApprovals, []);
+    assert.deepEqual(entries(status, 'rejected'), ['Nobody answered "rollback" in time: counted as rejected.']);
+    assert.ok(entries(status, 'escalated').some((m) => m.startsWith('Approval "rollback" unanswered in time (counted as rejected)')), JSON.stringify(status.timeline, null, 1));
+    assert.equal(calls(incident).rollbackContainer, undefined);
+    await incident.terminate('test over');
+  });
+
+  test('with onExpiry escalate, an unanswered approval escalates once and still takes a late answer', async () => {
+    const expiring: ConfigInput = { ...config, approvals: { rollback: { expiresAfter: '30m' } } };
+    const incident = await incidents.startIncident({}, expiring, backendStubs());
+    await waitingForRollback(incident);
+    await incidents.env.sleep(31 * 60_000);
+    const status = await waitingForRollback(incident);
+    assert.equal(entries(status, 'escalated').filter((m) => m.startsWith('Approval "rollback" unanswered in time:')).length, 1, JSON.stringify(status.timeline, null, 1));
+    await incident.executeUpdate(approveUpdate, { args: [{ step: 'rollback', by: 'carol' }] });
+    assert.equal((await outcomeOf(incident)).resolution, 'remediated');
   });
 });

@@ -58,7 +58,8 @@ export function incidentReport(view: IncidentStatusView, cli = 'runbooks'): stri
     lines.push('', 'Waiting for approval:');
     for (const p of view.pendingApprovals) {
       lines.push(`  ${p.step} (${p.kind}): ${p.question}`);
-      lines.push(`    approvers: ${p.approvers.join(', ')}; asked ${shortTime(p.askedAt)}`);
+      const quorum = p.quorum ? `; ${p.approvedBy?.length ?? 0} of ${p.quorum} approved${p.approvedBy?.length ? ` (${p.approvedBy.join(', ')})` : ''}` : '';
+      lines.push(`    approvers: ${p.approvers.join(', ')}; asked ${shortTime(p.askedAt)}${quorum}${p.expiresAt ? `; escalates ${shortTime(p.expiresAt)}` : ''}`);
       lines.push(`    ${cli} approve ${view.workflowId} --step ${quoteArg(p.step)} --by NAME   (or reject)`);
     }
   }

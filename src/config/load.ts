@@ -97,6 +97,10 @@ function danglingReferences(config: Config): string[] {
   config.security.contacts?.forEach((contact, i) => {
     if (!config.contacts[contact]) problems.push(`security.contacts.${i}: no contact named "${contact}"`);
   });
+  for (const [kind, approval] of Object.entries(config.approvals)) {
+    const approvers = config.approvers[kind as keyof Config['approvers']]?.length ?? 0;
+    if (approval && approval.quorum > approvers) problems.push(`approvals.${kind}.quorum: ${approval.quorum} approvers needed, approvers.${kind} names ${approvers}`);
+  }
   const tokenNames = config.tokens.map((t) => t.name);
   tokenNames.forEach((tokenName, i) => {
     if (tokenNames.indexOf(tokenName) !== i) problems.push(`tokens.${i}.name: "${tokenName}" is used twice`);

@@ -345,6 +345,21 @@ export const ConfigSchema = z.strictObject({
   channels: z.record(name, ChannelSchema).default({ log: { type: 'log' } }),
   /** Who may approve each kind of dangerous step (token names for the HTTP API, `--by` for the CLI). */
   approvers: z.partialRecord(ApprovalKindSchema, z.array(name).min(1)).default({}),
+  /**
+   * How each kind of approval is decided, when not by one approver with no time limit: `quorum` distinct approvers
+   * (any one rejection rejects), and `expiresAfter` unanswered it escalates, then counts as rejected (`onExpiry:
+   * reject`) or keeps waiting (`escalate`, the default).
+   */
+  approvals: z
+    .partialRecord(
+      ApprovalKindSchema,
+      z.strictObject({
+        quorum: z.number().int().min(1).max(10).default(1),
+        expiresAfter: DurationSchema.optional(),
+        onExpiry: z.enum(['reject', 'escalate']).default('escalate'),
+      }),
+    )
+    .default({}),
   tokens: z.array(TokenSchema).default([]),
   policies: PoliciesSchema.prefault({}),
   security: SecuritySchema.prefault({}),

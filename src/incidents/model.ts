@@ -60,6 +60,8 @@ export interface IncidentInput {
   /** Absent for runs no severity applies to (an operator's deployment, a checklist): no escalation ladder runs. */
   escalation?: EscalationPolicy;
   approvers: Partial<Record<ApprovalKind, string[]>>;
+  /** Quorum and expiry per kind of approval (config `approvals`); absent: one approver, no time limit. */
+  approvals?: Partial<Record<ApprovalKind, ApprovalPolicy>>;
   /** Only the targets the runbook's catalog entry names. */
   targets: IncidentTargets;
   /** The runbook's catalog policy with the config's overrides. */
@@ -153,12 +155,24 @@ export interface TimelineEvent {
   data?: Record<string, unknown>;
 }
 
+export interface ApprovalPolicy {
+  quorum: number;
+  /** Unanswered this long (ms), the approval escalates; absent: no time limit. */
+  expiresAfter?: number;
+  onExpiry: 'reject' | 'escalate';
+}
+
 export interface PendingApproval {
   step: string;
   kind: ApprovalKind;
   question: string;
   askedAt: string;
   approvers: string[];
+  /** Distinct approvals needed (absent: one), and who has approved so far. */
+  quorum?: number;
+  approvedBy?: string[];
+  /** When it escalates unanswered (absent: never). */
+  expiresAt?: string;
 }
 
 /** An undo step registered with `onClose`: when it is due (timed ones), and whether it ran. */

@@ -75,12 +75,13 @@ export function runbookInput(
   runbook: RunbookName,
   config: Config,
   { withHandOvers = true }: { withHandOvers?: boolean } = {},
-): Pick<IncidentInput, 'runbook' | 'approvers' | 'targets' | 'policy' | 'procedures' | 'security' | 'handOvers'> {
+): Pick<IncidentInput, 'runbook' | 'approvers' | 'approvals' | 'targets' | 'policy' | 'procedures' | 'security' | 'handOvers'> {
   const procedures = procedureSetups(proceduresOf(runbook), config);
   const handOvers = withHandOvers ? handOversOf(runbook) : [];
   return {
     runbook,
     approvers: config.approvers,
+    ...(Object.keys(config.approvals).length ? { approvals: config.approvals } : {}),
     targets: targetFacts(runbook, config),
     policy: policyOf(runbook, config.policies[runbook]),
     ...(procedures ? { procedures } : {}),

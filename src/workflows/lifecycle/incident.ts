@@ -7,6 +7,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -18,6 +19,7 @@ import type { IncidentRecord } from '../../activities/audit';
 import {
   alertOf,
   describeTrigger,
+  type ApprovalPolicy,
   type HumanTask,
   type IncidentInput,
   type IncidentPhase,
@@ -184,8 +186,22 @@ export class Incident {
       this.throwIfClosing();
     }
     const step = this.nextStepId(kind);
-    this.pending.set(step, { step, kind, question, askedAt: new Date().toISOString(), approvers });
-    this.record('approval-requested', `${question} (step "${step}"; approvers: ${approvers.join(', ')})`, { data: { step, kind } });
+    const policy = this.input.approvals?.[kind];
+    const quorum = policy?.quorum ?? 1;
+    // A timer only where an expiry is configured; incidents from before expiries existed replay without it.
+    const expiresAfter = policy?.expiresAfter !== undefined && patched('approval-expiry') ? policy.expiresAfter : undefined;
+    const expiresAt = expiresAfter === undefined ? undefined : new Date(Date.now() + expiresAfter).toISOString();
+    this.pending.set(step, {
+      step,
+      kind,
+      question,
+      askedAt: new Date().toISOString(),
+      approvers,
+      ...(quorum > 1 ? { quorum, approvedBy: [] } : {}),
+      ...(expiresAt ? { expiresAt } : {}),
+    });
+    const needs = `${quorum > 1 ? `; ${quorum} of them must approve` : ''}${expiresAt ? `; unanswered, it escalates at ${expiresAt}` : ''}`;
+    this.record('approval-requested', `${question} (step "${step}"; approvers: ${approvers.join(', ')}${needs})`, { data: { step, kind } });
     this.phaseBeforeApproval = this.phase;
     this.stepBeforeApproval = this.currentStep;
     this.setPhase('awaiting-approval', `Approve "${step}": ${question}`);
@@ -193,7 +209,9 @@ export class Incident {
       this.escalatedTo ? [this.escalatedTo] : [],
       `Approval needed on ${this.workflowId}: ${question} — approve step "${step}" (runbooks approve ${this.workflowId} --step ${step})`,
     );
-    await condition(() => this.decisions.has(step) || this.closeRequested || this.controls.aborted !== undefined);
+    const settled = () => this.decisions.has(step) || this.closeRequested || this.controls.aborted !== undefined;
+    if (expiresAfter !== undefined && !(await condition(settled, expiresAfter))) await this.expire(step, policy!);
+    await condition(settled);
     if (!this.decisions.has(step)) {
       const aborted = !this.closeRequested;
       this.pending.delete(step);
@@ -202,6 +220,17 @@ export class Incident {
       throw aborted ? new RemediationStopped(step) : new IncidentClosing(step);
     }
     return this.decisions.get(step)!;
+  }
+
+  /** Nobody answered in time: counted as rejected first if so configured (no late answer then counts), then escalated. */
+  private async expire(step: string, { onExpiry }: ApprovalPolicy): Promise<void> {
+    if (onExpiry === 'reject') {
+      this.decisions.set(step, false);
+      this.pending.delete(step);
+      this.record('rejected', `Nobody answered "${step}" in time: counted as rejected.`, { data: { step, expired: true } });
+      this.setPhase(this.phaseBeforeApproval, this.stepBeforeApproval);
+    }
+    await this.escalate(`Approval "${step}" unanswered in time${onExpiry === 'reject' ? ' (counted as rejected)' : ''}`);
   }
 
   /**
@@ -396,8 +425,8 @@ export class Incident {
     const decision = (verb: string) => `${verb} a pending step: {"step": "rollback", "by": "<approver>", "reason"?: "…"}`;
     setHandler(approveSignal, (raw) => void this.decide(raw, true, false), { description: decision('Approve') });
     setHandler(rejectSignal, (raw) => void this.decide(raw, false, false), { description: decision('Reject') });
-    setHandler(approveUpdate, (d) => this.decide(d, true, true), { validator: (d) => this.validateDecision(d), description: decision('Approve') });
-    setHandler(rejectUpdate, (d) => this.decide(d, false, true), { validator: (d) => this.validateDecision(d), description: decision('Reject') });
+    setHandler(approveUpdate, (d) => this.decide(d, true, true), { validator: (d) => this.validateDecision(d, true), description: decision('Approve') });
+    setHandler(rejectUpdate, (d) => this.decide(d, false, true), { validator: (d) => this.validateDecision(d, false), description: decision('Reject') });
 
     const ackDescription = 'Acknowledge: stops the escalation clock. {"by": "<name>", "note"?: "…"}';
     const resolveDescription =
@@ -435,11 +464,15 @@ export class Incident {
     return notificationId !== undefined && trigger.kind === 'alert' && trigger.notificationId === notificationId;
   }
 
-  private validateDecision(raw: ApprovalDecision): void {
+  private validateDecision(raw: ApprovalDecision, approved: boolean): void {
     const decision = parseOrRefuse(ApprovalDecisionSchema, raw);
     if (this.closed) throw ApplicationFailure.nonRetryable('the incident is closed', UpdateRefusal.alreadyClosed);
-    if (!this.pending.has(decision.step)) {
+    const pending = this.pending.get(decision.step);
+    if (!pending) {
       throw ApplicationFailure.nonRetryable(`no pending step "${decision.step}"`, UpdateRefusal.noSuchPendingStep);
+    }
+    if (approved && pending.approvedBy?.includes(decision.by)) {
+      throw ApplicationFailure.nonRetryable(`${decision.by} has approved "${decision.step}" already: it needs ${pending.quorum} distinct approvers`, UpdateRefusal.alreadyInThatState);
     }
   }
 
@@ -505,10 +538,24 @@ export class Incident {
       if (strict) throw ApplicationFailure.nonRetryable(`${by} is not an approver for ${pending.kind}`, UpdateRefusal.notAnApprover);
       return this.status();
     }
+    let count = '';
+    if (approved && pending.quorum !== undefined && pending.approvedBy) {
+      if (pending.approvedBy.includes(by)) {
+        this.record('note', `Ignored approve of "${step}" by ${by}: approved already (${pending.approvedBy.length} of ${pending.quorum}).`, { actor: by });
+        return this.status();
+      }
+      pending.approvedBy.push(by);
+      count = ` (${pending.approvedBy.length} of ${pending.quorum})`;
+      if (pending.approvedBy.length < pending.quorum) {
+        this.record('approved', `${by} approved "${step}"${count}${reason ? `: ${reason}` : ''}.`, { actor: by, data: { step, ...(reason ? { reason } : {}) } });
+        this.showInUi();
+        return this.status();
+      }
+    }
     // Settle it here, so the reply to an Update already shows the step decided.
     this.decisions.set(step, approved);
     this.pending.delete(step);
-    this.record(approved ? 'approved' : 'rejected', `${by} ${approved ? 'approved' : 'rejected'} "${step}"${reason ? `: ${reason}` : ''}.`, {
+    this.record(approved ? 'approved' : 'rejected', `${by} ${approved ? 'approved' : 'rejected'} "${step}"${count}${reason ? `: ${reason}` : ''}.`, {
       actor: by,
       data: { step, ...(reason ? { reason } : {}) },
     });
