@@ -266,6 +266,28 @@ describe('ETL Job Failures runbook, branch by branch (time-skipping server, stub
     }
   });
 
+  test('with hands-off on by then, the backfill of a past range is not started: recorded as what it would have done', async () => {
+    const { stubs } = etlStubs();
+    let pipelineRan = false;
+    const runPipeline = stubs.runPipeline!;
+    const handsOff = { scope: 'global' as const, on: true, by: 'alice', at: '2026-11-28T07:00:00.000Z' };
+    const incident = await incidents.startIncident({ alertname: 'ETLDataStale', from_year: '2023', to_year: '2024' }, config('etl-hands-off'), {
+      ...stubs,
+      runPipeline: async (arg) => {
+        pipelineRan = true;
+        return runPipeline(arg);
+      },
+      handsOffSwitches: async () => (pipelineRan ? [handsOff] : []),
+    });
+    const status = await observe(incident);
+    assert.deepEqual(
+      status.timeline.filter((e) => e.kind === 'would-have').map((e) => e.message),
+      ['Hands-off (global, set by alice): would have run "Start the backfill of 2023–2024".'],
+    );
+    await assert.rejects(incidents.env.client.workflow.getHandle('backfill-etl-hands-off').describe(), /not found/i);
+    await incident.terminate('test over');
+  });
+
   test('a backfill already running is named, not started twice; labels that are not a past range start none', async () => {
     const running = await incidents.startIncident({ alertname: 'ETLDataStale', from_year: '2021', to_year: '2021' }, config('etl-busy'), etlStubs().stubs);
     await outcomeOf(running);

@@ -12,7 +12,7 @@
  * Prevention: monitor the ETL success rate, alert on data freshness, document the source website's contacts.
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ParentClosePolicy, sleep, startChild, workflowInfo } from '@temporalio/workflow';
+import { ParentClosePolicy, patched, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import type { EtlDiagnosis, EtlFailure, EtlRun, PipelineRun } from '../activities/etl';
 import type { Freshness } from '../activities/postgres';
 import { alertOf, type IncidentInput, type IncidentOutcome, type TargetFacts } from '../incidents/model';
@@ -182,12 +182,15 @@ async function backfillPastRange(rb: RunbookContext): Promise<void> {
   const by = workflowInfo().workflowId;
   try {
     // A child, so Temporal links the two both ways; abandoned, so it outlives this incident, which does not wait for it.
-    const child = await startChild<typeof backfill>(procedures.backfill.workflowType, {
-      workflowId: setup.workflowId,
-      args: [{ ...setup.input, request: { ...range, by } }],
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      staticSummary: `Backfill ${range.from}–${range.to}, started by ${by}`,
-    });
+    const start = () =>
+      startChild<typeof backfill>(procedures.backfill.workflowType, {
+        workflowId: setup.workflowId,
+        args: [{ ...setup.input, request: { ...range, by } }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        staticSummary: `Backfill ${range.from}–${range.to}, started by ${by}`,
+      });
+    // Writing data is a change: through the gate every change passes (hands-off, pause, abort). Incidents from before replay without it.
+    const child = patched('backfill-start-through-gate') ? await rb.change(`Start the backfill of ${range.from}–${range.to}`, start) : await start();
     rb.note(`Started the backfill of ${range.from}–${range.to} for the stale range: ${child.workflowId} (runbooks backfill status; not waited for).`, {
       workflowId: child.workflowId,
       runId: child.firstExecutionRunId,

@@ -36,6 +36,8 @@ export interface RunbookContext {
   step<A, R>(activity: Activity<A, R>, arg: A, options: StepOptions<R>): Promise<R>;
   /** A step that changes the world: refused once the incident winds down. Its record is an action. */
   act<A, R>(activity: Activity<A, R>, arg: A, options: StepOptions<R>): Promise<R>;
+  /** A change that is no activity (starting a procedure such as a backfill): it passes the same gate as `act`. */
+  change<T>(title: string, run: () => Promise<T>): Promise<T>;
   /** Waits for a configured approver; false when rejected. The escalation ladder keeps running meanwhile. */
   approval(kind: ApprovalKind, question: string): Promise<boolean>;
   finding(message: string, data?: Record<string, unknown>): void;
@@ -158,6 +160,7 @@ export function runbookContext(incident: Incident, undo: UndoStack): RunbookCont
       recordAction(result, options.record);
       return result;
     },
+    change: (title, run) => incident.act(title, run),
     approval: (kind, question) => incident.approval(kind, question),
     finding: (message, data) => incident.record('finding', message, withData(data)),
     note: (message, data) => incident.record('note', message, withData(data)),
