@@ -1,14 +1,17 @@
-// `runbooks hands-off`, `runbooks status` and `runbooks pause|resume|abort` as users run them (child processes),
-// against real Temporal, Postgres and a worker.
+// `runbooks hands-off`, `runbooks status`, `runbooks pause|resume|abort` and `runbooks dry-run` as users run them
+// (child processes), against real Temporal, Postgres, a worker and (dry-run) a real stopped container.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { parseConfig } from '../src/config/load';
+import type { DryRunPlan } from '../src/controls/dryRun';
 import type { DeploymentStatus } from '../src/controls/status';
+import { BACKEND_HEALTHY_IMAGE } from '../src/sandbox/images';
 import { getIncident, listIncidents } from '../src/incidents/operations';
 import { dropAuditSchema } from './support/audit';
 import { cliWorkspace } from './support/cli';
 import { testConfigInput } from './support/config';
 import { alert, fire, terminateAll, waitForStatus } from './support/incidents';
+import { startBackend, testDocker } from './support/sandbox';
 import { waitFor } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
 
@@ -84,5 +87,38 @@ describe('runbooks hands-off, status, pause, resume and abort', () => {
     const noReason = await cli('abort', workflowId, '--by', 'alice');
     assert.equal(noReason.code, 2, 'a reason is required');
     assert.match(noReason.stderr, /--reason/);
+  });
+});
+
+describe('runbooks dry-run', () => {
+  test('an APIDown dry run diagnoses the real stopped container, stops at the restart it would run, and pages nobody', async () => {
+    const docker = testDocker();
+    const backend = await startBackend(docker, BACKEND_HEALTHY_IMAGE);
+    try {
+      await backend.container.stop({ t: 1 });
+      const input = testConfigInput({ targets: { backend: { container: backend.name, healthUrl: `http://127.0.0.1:${backend.port}/health`, healthyWithin: '4s' } } });
+      const configFile = workspace.writeConfig(input);
+      const result = await workspace.run(['--config', configFile, 'dry-run', '--alertname', 'APIDown', '--label', 'severity=critical', '--label', 'service=backend', '--json'], { timeoutMs: 180_000 });
+      assert.equal(result.code, 0, result.stderr);
+      const plan = JSON.parse(result.stdout) as DryRunPlan;
+      assert.equal(plan.runbook, 'api-down');
+      assert.equal(plan.phase, 'needs-human');
+      assert.ok(plan.timeline.some((e) => e.kind === 'finding' && /is exited/.test(e.message)), 'the diagnosis ran for real');
+      assert.deepEqual(
+        plan.timeline.filter((e) => e.kind === 'would-have').map((e) => e.message),
+        [`Hands-off (global, set by dry-run: nothing is changed in a dry run): would have run "Restart container ${backend.name}".`],
+      );
+      assert.ok(plan.pages.some((p) => p.contacts.includes('oncall')), JSON.stringify(plan.pages));
+      assert.equal((await docker.getContainer(backend.name).inspect()).State.Running, false, 'nothing was restarted');
+      const text = await workspace.run(['--config', configFile, 'dry-run', '--alertname', 'APIDown'], { timeoutMs: 180_000 });
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /^Dry run of api-down \(dry-run-APIDown-/);
+      assert.match(text.stdout, /It stops at its first change or approval/);
+      const none = await workspace.run(['--config', configFile, 'dry-run']);
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /--alertname/);
+    } finally {
+      await backend.remove();
+    }
   });
 });

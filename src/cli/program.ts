@@ -8,7 +8,7 @@ import { registerBlockCommands } from './commands/blocks';
 import { registerCatalogCommand } from './commands/catalog';
 import { registerChecklistsCommand } from './commands/checklists';
 import { registerConfigCommands } from './commands/config';
-import { registerControlCommands } from './commands/controls';
+import { registerControlCommands, registerDryRunCommand } from './commands/controls';
 import { registerDemoCommand } from './commands/demo';
 import { registerDiagCommands } from './commands/diag';
 import { registerDevCommand } from './commands/dev';
@@ -47,6 +47,7 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerActionCommands(program);
   registerControlCommands(program);
+  registerDryRunCommand(program);
   registerBackfillCommands(program);
   registerDeployCommands(program);
   registerReportCommand(program);

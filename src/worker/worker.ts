@@ -21,10 +21,12 @@ export interface WorkerOptions {
   workflowBundlePath?: string;
   /** Fault injection (`npm run chaos`): interceptors and a shorter sticky-queue timeout. Production sets neither. */
   chaos?: Pick<SdkWorkerOptions, 'interceptors' | 'stickyQueueScheduleToStartTimeout'>;
+  /** Activities that replace the real ones by name (`runbooks dry-run`: pages recorded, not sent). Production sets none. */
+  activityOverrides?: Partial<ReturnType<typeof createActivities>>;
 }
 
 /** Prepares what incidents need (search attributes, audit schema) and creates the worker. */
-export async function createIncidentWorker({ config, logger, workflowBundlePath, chaos }: WorkerOptions): Promise<IncidentWorker> {
+export async function createIncidentWorker({ config, logger, workflowBundlePath, chaos, activityOverrides }: WorkerOptions): Promise<IncidentWorker> {
   const { address, namespace, taskQueue } = config.temporal;
   routeSdkLogsTo(logger);
   const admin = await Connection.connect({ address, connectTimeout: '10s' });
@@ -43,7 +45,7 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath,
     connection,
     namespace,
     taskQueue,
-    activities: createActivities({ config, logger, pool, docker: dockerClient(config.docker.host) }),
+    activities: { ...createActivities({ config, logger, pool, docker: dockerClient(config.docker.host) }), ...activityOverrides },
     workflowBundle,
     maxCachedWorkflows: config.temporal.maxCachedWorkflows,
     // Heartbeats reach the server at most this late (default: 80% of the heartbeat timeout). A backfill chunk

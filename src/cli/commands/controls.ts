@@ -1,16 +1,22 @@
 /**
- * `runbooks hands-off on|off [--runbook R] [--reason …]` and `runbooks status`. The switch is written to the audit
+ * `runbooks hands-off on|off [--runbook R] [--reason …]`, `runbooks status` and `runbooks dry-run`. The switch is written to the audit
  * trail's Postgres (as `PUT /controls` writes it) and then signalled to the open incidents it concerns; whoever
  * reaches Postgres and Temporal is trusted as an operator, as with the other CLI actions.
  */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Pool } from 'pg';
+import pino from 'pino';
 import { z } from 'zod';
 import { migrateAuditSchema } from '../../audit/migrate';
 import type { Config } from '../../config/schema';
 import { signalOpenIncidents, writeHandsOff } from '../../controls/handsOff';
 import type { HandsOffSwitch } from '../../controls/model';
+import { dryRun, type DryRunPlan } from '../../controls/dryRun';
 import { deploymentStatus, type DeploymentStatus } from '../../controls/status';
+import { AlertSchema, type Alert } from '../../intake/alertmanager';
+import { CliError, ExitCode } from '../errors';
 import { runbookNames } from '../../runbooks/catalog';
 import { actorOrDefault, ActorNameSchema, loadCliConfig, parseInput, withClient } from '../context';
 
@@ -21,6 +27,12 @@ const HandsOffInputSchema = z.object({
   by: ActorNameSchema,
 });
 const StatusInputSchema = z.object({ json: z.boolean().default(false) });
+const DryRunInputSchema = z.object({
+  file: z.string().min(1).optional(),
+  alertname: z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters').optional(),
+  label: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=.*$/, 'k=v, a label name then =')).default([]),
+  json: z.boolean().default(false),
+});
 
 export function registerControlCommands(program: Command): void {
   program
@@ -52,6 +64,57 @@ export function registerControlCommands(program: Command): void {
       const { config } = loadCliConfig(command);
       const status = await withAuditPool(config, (pool) => withClient(config, (client) => deploymentStatus(client, config.temporal.taskQueue, pool, config.audit.schema)));
       process.stdout.write(input.json ? `${JSON.stringify(status, null, 2)}\n` : `${statusText(status, config.temporal.taskQueue)}\n`);
+    });
+}
+
+/** The alert of `dry-run`: a file holding one Alertmanager alert, or one made of --alertname and --label k=v. */
+function syntheticAlert(input: z.infer<typeof DryRunInputSchema>): Alert {
+  if (input.file && input.alertname) throw new CliError('give an alert file or --alertname, not both', ExitCode.usage);
+  let raw: unknown;
+  if (input.file) {
+    try {
+      raw = JSON.parse(readFileSync(input.file, 'utf8'));
+    } catch (err) {
+      throw new CliError(`<alert.json>: cannot read ${input.file}: ${(err as Error).message}`, ExitCode.usage);
+    }
+  } else if (input.alertname) {
+    const labels = Object.fromEntries(input.label.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    raw = { status: 'firing', labels: { ...labels, alertname: input.alertname }, startsAt: new Date().toISOString(), fingerprint: randomBytes(8).toString('hex') };
+  } else {
+    throw new CliError('give an alert file (one Alertmanager alert as JSON) or --alertname A [--label k=v …]', ExitCode.usage);
+  }
+  const alert = AlertSchema.safeParse(raw);
+  if (!alert.success) throw new CliError(`the alert: ${alert.error.issues.map((i) => `${i.path.join('.') || '(alert)'}: ${i.message}`).join('; ')}`, ExitCode.usage);
+  return alert.data;
+}
+
+function planText(plan: DryRunPlan): string {
+  return [
+    `Dry run of ${plan.runbook} (${plan.workflowId}; nothing was changed, nobody was paged):`,
+    ...plan.timeline.map((e) => `  ${e.kind.padEnd(18)} ${e.message}`),
+    plan.pages.length ? 'Would page:' : 'Would page nobody.',
+    ...plan.pages.map((p) => `  ${p.contacts.join(', ')}: ${p.text}`),
+    plan.phase === 'resolved'
+      ? 'It would close without changing anything.'
+      : 'It stops at its first change or approval: what follows depends on that step’s result.',
+  ].join('\n');
+}
+
+export function registerDryRunCommand(program: Command): void {
+  program
+    .command('dry-run')
+    .description("run an alert's runbook without changing anything: real diagnosis, then the first change or approval it would make, and who it would page")
+    .argument('[alert.json]', 'one Alertmanager alert as JSON (as in a webhook payload\'s alerts[])')
+    .option('--alertname <name>', 'instead of a file: the alert name')
+    .option('--label <k=v>', 'a label of the alert (repeat it)', (value: string, all: string[] = []) => [...all, value])
+    .option('--json', 'print the plan as JSON')
+    .action(async (file: string | undefined, options: Record<string, unknown>, command: Command) => {
+      const input = parseInput(DryRunInputSchema, { ...options, ...(file ? { file } : {}) }, ['file']);
+      const alert = syntheticAlert(input);
+      const { config } = loadCliConfig(command);
+      const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2));
+      const plan = await withClient(config, (client) => dryRun({ client, config, logger, workflowBundlePath: process.env.RUNBOOKS_WORKFLOW_BUNDLE || undefined }, alert));
+      process.stdout.write(input.json ? `${JSON.stringify(plan, null, 2)}\n` : `${planText(plan)}\n`);
     });
 }
 
