@@ -299,7 +299,7 @@ describe('runbooks dev', () => {
       // The one start-up line about the scope nobody has (JSON logs: stdout is not a terminal).
       const warnings = own.stdout.split('\n').filter((line) => line.includes('no token has the \\"incidents\\" scope:'));
       assert.equal(warnings.length, 1, own.stdout);
-      assert.match(warnings[0]!, /GET \/\{incidents,checklists\}, GET \/incidents\/:id and GET \/incidents\/:id\/\{report,report\.svg,report\.html\} are open to anyone who can reach them; POST \/incidents\/:id\/\{approve,reject,acknowledge,resolve,complete-task\} refuse every request \(401\)/);
+      assert.match(warnings[0]!, /GET \/\{incidents,checklists\}, GET \/incidents\/:id and GET \/incidents\/:id\/\{report,report\.svg,report\.html\} are open to anyone who can reach them; POST \/incidents\/:id\/\{approve,reject,acknowledge,resolve,complete-task,pause,resume,abort\} refuse every request \(401\)/);
       assert.doesNotMatch(own.stdout, /no token has the \\"alerts\\" scope/);
 
       const webhook = `${own.base}/alerts`;

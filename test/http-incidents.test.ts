@@ -384,12 +384,12 @@ describe('the start-up warning about scopes no token has', () => {
           [
             'incidents',
             'no token has the "incidents" scope: GET /{incidents,checklists}, GET /incidents/:id and GET /incidents/:id/{report,report.svg,report.html} are open to anyone who can reach them; ' +
-              'POST /incidents/:id/{approve,reject,acknowledge,resolve,complete-task} refuse every request (401) — create one with `runbooks token create NAME --scopes incidents`',
+              'POST /incidents/:id/{approve,reject,acknowledge,resolve,complete-task,pause,resume,abort} refuse every request (401) — create one with `runbooks token create NAME --scopes incidents`',
           ],
           [
             'operations',
-            'no token has the "operations" scope: GET /backfills/:id, GET /{deployments,blocks} and GET /deployments/current are open to anyone who can reach them; ' +
-              'POST /{backfills,deployments}, POST /backfills/:id/{pause,resume,cancel,retry-chunk,skip-chunk}, POST /deployments/rollback, POST /deployments/current/{approve,reject} and DELETE /blocks/:ip refuse every request (401) — create one with `runbooks token create NAME --scopes operations`',
+            'no token has the "operations" scope: GET /backfills/:id, GET /{deployments,blocks,controls} and GET /deployments/current are open to anyone who can reach them; ' +
+              'POST /{backfills,deployments}, POST /backfills/:id/{pause,resume,cancel,retry-chunk,skip-chunk}, POST /deployments/rollback, POST /deployments/current/{approve,reject}, DELETE /blocks/:ip and PUT /controls refuse every request (401) — create one with `runbooks token create NAME --scopes operations`',
           ],
         ],
       );
