@@ -168,7 +168,7 @@ function actionRequests(target: FuzzTarget): fc.Arbitrary<FuzzRequest> {
   );
   const token = fc.constantFrom(target.incidentsToken, target.incidentsToken, target.alertsToken, 'nobody');
   return fc
-    .tuple(fc.constantFrom('approve', 'reject', 'acknowledge', 'resolve', 'complete-task'), id, body, token)
+    .tuple(fc.constantFrom('approve', 'reject', 'acknowledge', 'resolve', 'complete-task', 'pause', 'resume', 'abort'), id, body, token)
     .map(([action, incident, payload, bearer]) => ({
       kind: `action ${action}`,
       method: 'POST' as const,
