@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { workflowMetadataQuery } from '@temporalio/workflow';
 import type { ContainerFacts } from '../src/activities/docker';
 import type { ConfigInput } from '../src/config/schema';
 import type { HandsOffSwitch } from '../src/controls/model';
@@ -61,6 +62,8 @@ describe('operator controls at the remediation gates (time-skipping server, stub
     assert.equal(calls(incident).inspectContainer, 1, 'diagnosis ran');
     assert.equal(calls(incident).restartContainer, undefined, 'no remediation started');
     assert.ok(incidents.pages.some((p) => p.workflowId === incident.workflowId), 'the ladder paged');
+    const { currentDetails } = (await incident.query(workflowMetadataQuery)) as { currentDetails: string };
+    assert.match(currentDetails, /\*\*Hands-off\*\* \(global, set by alice: database migration\): no remediation starts/, 'the Temporal UI shows it');
     await incident.terminate('test over');
   });
 
@@ -118,6 +121,7 @@ describe('operator controls at the remediation gates (time-skipping server, stub
     const paused = await observe(incident);
     assert.equal(paused.currentStep, 'Paused by dave before: run "Roll back backend to backend:1"');
     assert.equal(paused.paused?.by, 'dave');
+    assert.match(((await incident.query(workflowMetadataQuery)) as { currentDetails: string }).currentDetails, /\*\*Paused\*\* by dave/);
     assert.equal(calls(incident).rollbackContainer, undefined);
     await incident.executeUpdate(resumeUpdate, { args: [{ by: 'dave' }] });
     const outcome = await outcomeOf(incident);

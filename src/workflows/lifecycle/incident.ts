@@ -406,13 +406,18 @@ export class Incident {
     if (alert) pairs.push({ key: attributes.AlertName, value: alert.alertname });
     if (escalation) pairs.push({ key: attributes.Severity, value: escalation.severity });
     upsertSearchAttributes(pairs);
+    this.showDetails();
+  }
+
+  /** The Temporal UI's current details: phase and step, who is paged, the operator controls, what waits for whom. No command: safe from any handler. */
+  showDetails(): void {
     const waiting = [...this.pending.values()].map((p) => `\`${p.step}\` (${p.approvers.join(', ')})`);
     const paged = this.escalatedTo
       ? `Escalated to **${this.escalatedTo}** (level ${this.escalationLevel})${this.acknowledgedBy ? `, acknowledged by ${this.acknowledgedBy}` : ''}`
       : '';
     const open = this.openTasks.map((t) => `\`${t.id}\` ${t.title}${t.overdue ? ' (overdue)' : ''}`);
     setCurrentDetails(
-      [`**${this.phase}** — ${this.currentStep}`, paged, waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '', open.length > 0 ? `Open tasks: ${open.join(', ')}` : '']
+      [`**${this.phase}** — ${this.currentStep}`, paged, this.controls?.summary() ?? '', waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '', open.length > 0 ? `Open tasks: ${open.join(', ')}` : '']
         .filter(Boolean)
         .join('\n\n'),
     );

@@ -38,6 +38,18 @@ export class OperatorControls {
     return handsOffFor([...this.switches.values()], this.incident.input.runbook);
   }
 
+  /** One line for the Temporal UI's current details; empty when no control applies. */
+  summary(): string {
+    const handsOff = this.handsOff;
+    return [
+      handsOff ? `**Hands-off** (${describeSwitch(handsOff)}): no remediation starts` : '',
+      this.paused ? `**Paused** by ${this.paused.by}` : '',
+      this.aborted ? `**Aborted** by ${this.aborted.by}: ${this.aborted.reason}` : '',
+    ]
+      .filter(Boolean)
+      .join('; ');
+  }
+
   endRemediation(): void {
     this.remediationOver = true;
     this.paused = undefined;
@@ -95,6 +107,7 @@ export class OperatorControls {
     const after = this.handsOff;
     if (Boolean(before) === Boolean(after)) return;
     const changed = after ?? switches.find((s) => !s.on)!;
+    this.incident.showDetails();
     this.incident.record('control', `Hands-off ${after ? 'on' : 'off'} (${describeSwitch(changed)}).`, { actor: changed.by, data: { scope: changed.scope, on: Boolean(after) } });
   }
 
@@ -146,6 +159,7 @@ export class OperatorControls {
     const pause = this.accepts(raw, PauseSchema, 'pause', !this.paused) as Pause | undefined;
     if (pause) {
       this.paused = { by: pause.by, at: new Date().toISOString(), ...(pause.note ? { note: pause.note } : {}) };
+      this.incident.showDetails();
       this.incident.record('control', `${pause.by} paused remediation${pause.note ? `: ${pause.note}` : ''}; it holds before its next step.`, { actor: pause.by });
     }
     return this.incident.status();
@@ -155,6 +169,7 @@ export class OperatorControls {
     const resume = this.accepts(raw, PauseSchema, 'resume', this.paused !== undefined) as Pause | undefined;
     if (resume) {
       this.paused = undefined;
+      this.incident.showDetails();
       this.incident.record('control', `${resume.by} resumed remediation${resume.note ? `: ${resume.note}` : ''}.`, { actor: resume.by });
     }
     return this.incident.status();
@@ -165,6 +180,7 @@ export class OperatorControls {
     if (abort) {
       this.aborted = { by: abort.by, at: new Date().toISOString(), reason: abort.reason };
       this.paused = undefined;
+      this.incident.showDetails();
       this.incident.record('control', `${abort.by} aborted remediation: ${abort.reason}. It stops before its next step; its changes are undone.`, { actor: abort.by });
     }
     return this.incident.status();
