@@ -1,6 +1,7 @@
 // The hands-off switch end to end: PUT /controls writes it to Postgres and signals the open incidents; a real worker's
 // API-down incident against a real container then diagnoses and pages but changes nothing, recording what it would
-// have done; the switch outlives the server that set it, and shows in GET /controls and /metrics.
+// have done; the switch outlives the server that set it, and shows in GET /controls and /metrics. Also pause/resume
+// over HTTP, and an approval quorum that expires, on the same real incident.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { before, describe, test } from 'node:test';
@@ -40,12 +41,13 @@ describe('the hands-off switch, end to end (PUT /controls, Postgres, a real work
     docker = testDocker();
   });
 
-  async function setUp(image: string) {
+  async function setUp(image: string, approvals: NonNullable<Parameters<typeof testConfig>[0]>['approvals'] = {}) {
     const backend = await startBackend(docker, image, BACKEND_HEALTHY_IMAGE);
     cleanups.push(() => backend.remove());
     const config = testConfig({
       targets: { backend: { container: backend.name, healthUrl: `http://127.0.0.1:${backend.port}/health`, healthyWithin: '4s' } },
-      approvers: { rollback: ['carol'] },
+      approvers: { rollback: ['carol', 'dave'] },
+      approvals,
       tokens: [
         { name: 'ops-lead', sha256: tokenHash(tokens.ops), scopes: ['operations'] },
         { name: 'reader', sha256: tokenHash(tokens.reader), scopes: ['incidents'] },
@@ -153,5 +155,19 @@ describe('the hands-off switch, end to end (PUT /controls, Postgres, a real work
     await outcomeOf(worker.client, intake.workflowId);
     await recordHistoryIfAsked(intake.workflowId, 'api-down-hands-off-during-approval');
   });
-});
 
+  test('a rollback approval with a quorum of two that only one approver answers expires as rejected, and the incident is escalated to humans', async () => {
+    const { backend, config, worker } = await setUp(BACKEND_BROKEN_IMAGE, { rollback: { quorum: 2, expiresAfter: '3s', onExpiry: 'reject' } });
+    const intake = await fire(worker.client, config, alert('APIDown'));
+    await waitForStatus(worker.client, intake.workflowId, 'a rollback approval', (s) => s.pendingApprovals.length > 0);
+    const first = await actOnIncident(worker.client, intake.workflowId, { kind: 'approve', step: 'rollback', by: 'carol' });
+    assert.deepEqual(first.pendingApprovals[0]?.approvedBy, ['carol']);
+    const status = await waitForStatus(worker.client, intake.workflowId, 'the approval expired', (s) => s.phase === 'needs-human');
+    assert.ok(status.timeline.some((e) => e.kind === 'rejected' && e.message === 'Nobody answered "rollback" in time: counted as rejected.'), JSON.stringify(status.timeline, null, 1));
+    assert.ok(status.timeline.some((e) => e.kind === 'escalated' && e.message.startsWith('Approval "rollback" unanswered in time (counted as rejected)')));
+    assert.equal(await image(backend.name), BACKEND_BROKEN_IMAGE, 'nothing rolled back');
+    await actOnIncident(worker.client, intake.workflowId, { kind: 'resolve', by: 'carol' });
+    await outcomeOf(worker.client, intake.workflowId);
+    await recordHistoryIfAsked(intake.workflowId, 'api-down-approval-quorum-expired');
+  });
+});
