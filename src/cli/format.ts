@@ -53,6 +53,9 @@ export function incidentReport(view: IncidentStatusView, cli = 'runbooks'): stri
     `  escalation    ${view.escalatedTo ? `level ${view.escalationLevel} (${view.escalatedTo})` : 'none (no severity applies)'}`,
     `  acknowledged  ${view.acknowledgedBy ? `by ${view.acknowledgedBy}` : 'no'}`,
     ...(alert ? [`  alert         ${view.alertResolved ? 'resolved' : 'firing'} (fingerprint ${alert.fingerprint})`] : []),
+    ...(view.handsOff ? [`  hands-off     on (${view.handsOff.scope}, by ${view.handsOff.by}${view.handsOff.reason ? `: ${view.handsOff.reason}` : ''}): no remediation starts`] : []),
+    ...(view.paused ? [`  paused        by ${view.paused.by} ${shortTime(view.paused.at)} (runbooks resume ${view.workflowId})`] : []),
+    ...(view.aborted ? [`  aborted       by ${view.aborted.by} ${shortTime(view.aborted.at)}: ${view.aborted.reason}`] : []),
   ];
   if (view.pendingApprovals.length > 0) {
     lines.push('', 'Waiting for approval:');
