@@ -48,7 +48,7 @@ describe('runbooks hands-off, status, pause, resume and abort', () => {
     const view = await waitForStatus(worker.client, workflowId, 'the switch in the incident', (s) => s.handsOff !== undefined);
     assert.equal(view.handsOff?.reason, 'storage migration');
     const shown = await cli('show', workflowId);
-    assert.match(shown.stdout, /^  hands-off     on \(global, by alice: storage migration\): no remediation starts$/m);
+    assert.match(shown.stdout, /^ {2}hands-off {5}on \(global, by alice: storage migration\): no remediation starts$/m);
 
     const status = await cli('status', '--json');
     assert.equal(status.code, 0, status.stderr);
