@@ -2,6 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import type { Channel, Config } from '../config/schema';
 import { ActivityErrorType } from '../runbooks/errorTypes';
+import { incidentUiUrl } from '../temporal/uiLinks';
 
 export interface Notification {
   workflowId: string;
@@ -27,9 +28,7 @@ const WEBHOOK_TIMEOUT_MS = 5_000;
 
 export function createNotifyActivities(config: Pick<Config, 'contacts' | 'channels' | 'http' | 'temporal'>, logger: Logger) {
   const linkTo = (workflowId: string) =>
-    config.http.temporalUiUrl
-      ? `${config.http.temporalUiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`
-      : undefined;
+    config.http.temporalUiUrl ? incidentUiUrl(config.http.temporalUiUrl, config.temporal.namespace, workflowId) : undefined;
   return {
     /**
      * Sends to every channel of the contacts. A retry skips channels an earlier attempt reached (kept in
