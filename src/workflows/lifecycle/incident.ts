@@ -364,8 +364,11 @@ export class Incident {
       ? `Escalated to **${this.escalatedTo}** (level ${this.escalationLevel})${this.acknowledgedBy ? `, acknowledged by ${this.acknowledgedBy}` : ''}`
       : '';
     const open = this.openTasks.map((t) => `\`${t.id}\` ${t.title}${t.overdue ? ' (overdue)' : ''}`);
+    // While a step waits for approval, that is what is going on, whatever step ran last or beside it.
+    const asked = this.phase === 'awaiting-approval' ? [...this.pending.values()].at(-1) : undefined;
+    const doing = asked ? `Approve "${asked.step}": ${asked.question}` : this.currentStep;
     setCurrentDetails(
-      [`**${this.phase}** — ${this.currentStep}`, paged, waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '', open.length > 0 ? `Open tasks: ${open.join(', ')}` : '']
+      [`**${this.phase}** — ${doing}`, paged, waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '', open.length > 0 ? `Open tasks: ${open.join(', ')}` : '']
         .filter(Boolean)
         .join('\n\n'),
     );
