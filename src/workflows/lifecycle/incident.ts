@@ -33,6 +33,8 @@ import * as attributes from '../searchAttributes';
 import {
   acknowledgeSignal,
   acknowledgeUpdate,
+  activityRetriedSignal,
+  ActivityRetriedSchema,
   ActorSchema,
   alertFiringSignal,
   alertResolvedSignal,
@@ -76,6 +78,8 @@ export class Incident {
   private readonly followUps: string[] = [];
   private readonly tasks = new Map<string, HumanTask>();
   private readonly dueTimes = new Set<string>();
+  /** `<activityId>#<attempt>` of retries already on the timeline (a report can arrive twice). */
+  private readonly retriesRecorded = new Set<string>();
   private phase: IncidentPhase = 'investigating';
   private currentStep = 'Detected';
   private closedAt?: string;
@@ -364,11 +368,8 @@ export class Incident {
       ? `Escalated to **${this.escalatedTo}** (level ${this.escalationLevel})${this.acknowledgedBy ? `, acknowledged by ${this.acknowledgedBy}` : ''}`
       : '';
     const open = this.openTasks.map((t) => `\`${t.id}\` ${t.title}${t.overdue ? ' (overdue)' : ''}`);
-    // While a step waits for approval, that is what is going on, whatever step ran last or beside it.
-    const asked = this.phase === 'awaiting-approval' ? [...this.pending.values()].at(-1) : undefined;
-    const doing = asked ? `Approve "${asked.step}": ${asked.question}` : this.currentStep;
     setCurrentDetails(
-      [`**${this.phase}** — ${doing}`, paged, waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '', open.length > 0 ? `Open tasks: ${open.join(', ')}` : '']
+      [`**${this.phase}** — ${this.currentStep}`, paged, waiting.length > 0 ? `Waiting for approval: ${waiting.join(', ')}` : '', open.length > 0 ? `Open tasks: ${open.join(', ')}` : '']
         .filter(Boolean)
         .join('\n\n'),
     );
@@ -412,6 +413,17 @@ export class Incident {
       },
       { description: 'From the webhook: the alert resolved; nothing destructive starts after it.' },
     );
+    setHandler(activityRetriedSignal, (raw) => this.recordRetry(raw), { description: 'From the worker: a step runs again after a failed or lost attempt.' });
+  }
+
+  private recordRetry(raw: unknown): void {
+    const parsed = ActivityRetriedSchema.safeParse(raw);
+    if (!parsed.success || this.closed) return;
+    const { activityId, activityType, attempt, reason } = parsed.data;
+    const key = `${activityId}#${attempt}`;
+    if (this.retriesRecorded.has(key)) return;
+    this.retriesRecorded.add(key);
+    this.record('activity-retried', `${activityType}: attempt ${attempt}, after ${reason}`, { data: { activityType, attempt } });
   }
 
   /** The webhook starts an incident with signal-with-start: the firing signal of that same notification is no re-send. */
