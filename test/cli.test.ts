@@ -86,7 +86,7 @@ describe('runbooks incident commands', () => {
     assert.match(result.stdout, new RegExp(`^${workflowId}\\n`));
     assert.match(result.stdout, /runbook\s+generic \(CliTestAlert on cli-test, medium\)/);
     assert.match(result.stdout, new RegExp(`^  Temporal UI   http://\\S+/namespaces/default/workflows/${workflowId}$`, 'm'));
-    assert.match(result.stdout, /^  open ones     http:\/\/\S+\/namespaces\/default\/workflows\?query=RunbookName%20IN%20\S+ExecutionStatus%20%3D%20'Running'$/m);
+    assert.match(result.stdout, /^ {2}open ones {5}http:\/\/\S+\/namespaces\/default\/workflows\?query=RunbookName%20IN%20\S+ExecutionStatus%20%3D%20'Running'$/m);
     assert.match(result.stdout, /^Timeline:$/m);
     assert.match(result.stdout, /detected\s+alertmanager\s+CliTestAlert fired for cli-test \(medium\)\./);
 
