@@ -33,6 +33,8 @@ import * as attributes from '../searchAttributes';
 import {
   acknowledgeSignal,
   acknowledgeUpdate,
+  activityRetriedSignal,
+  ActivityRetriedSchema,
   ActorSchema,
   alertFiringSignal,
   alertResolvedSignal,
@@ -76,6 +78,8 @@ export class Incident {
   private readonly followUps: string[] = [];
   private readonly tasks = new Map<string, HumanTask>();
   private readonly dueTimes = new Set<string>();
+  /** `<activityId>#<attempt>` of retries already on the timeline (a report can arrive twice). */
+  private readonly retriesRecorded = new Set<string>();
   private phase: IncidentPhase = 'investigating';
   private currentStep = 'Detected';
   private closedAt?: string;
@@ -409,6 +413,17 @@ export class Incident {
       },
       { description: 'From the webhook: the alert resolved; nothing destructive starts after it.' },
     );
+    setHandler(activityRetriedSignal, (raw) => this.recordRetry(raw), { description: 'From the worker: a step runs again after a failed or lost attempt.' });
+  }
+
+  private recordRetry(raw: unknown): void {
+    const parsed = ActivityRetriedSchema.safeParse(raw);
+    if (!parsed.success || this.closed) return;
+    const { activityId, activityType, attempt, reason } = parsed.data;
+    const key = `${activityId}#${attempt}`;
+    if (this.retriesRecorded.has(key)) return;
+    this.retriesRecorded.add(key);
+    this.record('activity-retried', `${activityType}: attempt ${attempt}, after ${reason}`, { data: { activityType, attempt } });
   }
 
   /** The webhook starts an incident with signal-with-start: the firing signal of that same notification is no re-send. */
