@@ -286,6 +286,16 @@ export const ConfigSchema = z.strictObject({
        * cached one costs megabytes; one that was evicted replays its history on its next task (milliseconds).
        */
       maxCachedWorkflows: z.number().int().min(0).default(100),
+      /**
+       * On SIGTERM the worker stops taking work and lets the activities it runs finish this long; any still running
+       * then are cancelled and retried by another worker. Give the container at least this long to stop.
+       */
+      shutdownGraceTime: DurationSchema.prefault('30s'),
+      /** `host:port` where `runbooks worker` serves the Temporal SDK's metrics for Prometheus (off when absent). */
+      workerMetricsAddress: z
+        .string()
+        .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 0.0.0.0:9464')
+        .optional(),
     })
     .prefault({}),
   http: z

@@ -27,7 +27,7 @@ export interface WorkerOptions {
 /** Prepares what incidents need (search attributes, audit schema) and creates the worker. */
 export async function createIncidentWorker({ config, logger, workflowBundlePath, chaos }: WorkerOptions): Promise<IncidentWorker> {
   const { address, namespace, taskQueue } = config.temporal;
-  routeSdkLogsTo(logger);
+  routeSdkLogsTo(logger, config.temporal.workerMetricsAddress);
   const admin = await Connection.connect({ address, connectTimeout: '10s' });
   try {
     const added = await ensureSearchAttributes(admin, namespace);
@@ -51,6 +51,7 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath,
     // Heartbeats reach the server at most this late (default: 80% of the heartbeat timeout). A backfill chunk
     // resumes from its last heartbeat's cursor after a crash, so this bounds the records loaded twice.
     maxHeartbeatThrottleInterval: '1s',
+    shutdownGraceTime: config.temporal.shutdownGraceTime,
     ...(chaos?.stickyQueueScheduleToStartTimeout ? { stickyQueueScheduleToStartTimeout: chaos.stickyQueueScheduleToStartTimeout } : {}),
     interceptors: { activity: [reportRetries, ...(chaos?.interceptors?.activity ?? [])] },
   });
