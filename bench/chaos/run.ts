@@ -17,6 +17,7 @@ import { actOnIncident } from '../../src/incidents/operations';
 import { ingestAlert } from '../../src/intake/ingest';
 import { sandboxBreak } from '../../src/sandbox/commands';
 import type { AlertScenario } from '../../src/sandbox/scenarios';
+import { reportsRetriesOf } from '../../src/worker/retryReporter';
 import { statusQuery } from '../../src/workflows/lifecycle/definitions';
 import type { KillPoint } from './worker';
 
@@ -57,7 +58,7 @@ export interface Observation {
   workersStarted: number;
   /** Activities that needed more than one attempt, with the failure before the last: what a fault made retry. */
   retried: string[];
-  /** The same from the history, as `<activityType> attempt <n>`: each must be on the timeline too. */
+  /** The same from the history, as `<activityType> attempt <n>`: each runbook step's must be on the timeline too. */
   retriedAttempts: string[];
   history: unknown;
 }
@@ -134,9 +135,10 @@ async function historyAndRetries(handle: ReturnType<Client['workflow']['getHandl
     const started = event.activityTaskStartedEventAttributes;
     if (started && (started.attempt ?? 1) > 1) {
       const why = started.lastFailure?.message ?? started.lastFailure?.cause?.message ?? 'no failure recorded (a timeout)';
-      const attempt = `${scheduled.get(String(started.scheduledEventId)) ?? '?'} attempt ${started.attempt}`;
+      const type = scheduled.get(String(started.scheduledEventId)) ?? '?';
+      const attempt = `${type} attempt ${started.attempt}`;
       retried.push(`${attempt} after "${why.slice(0, 120)}"`);
-      retriedAttempts.push(attempt);
+      if (reportsRetriesOf(type)) retriedAttempts.push(attempt);
     }
   }
   return { history, retried, retriedAttempts };

@@ -6,11 +6,23 @@ import type { Client } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
 import type { Logger } from 'pino';
+import type { AuditActivities } from '../activities/audit';
 import { activityRetriedSignal, type ActivityRetried } from '../workflows/lifecycle/definitions';
 
 /** Bounds what a retry waits for its report: the report helps a human, the step matters more. */
 const REPORT_TIMEOUT_MS = 3_000;
 const REASON_MAX_CHARS = 300;
+
+/**
+ * The incident's own bookkeeping is not a step of the runbook: its retries stay off the timeline (the audit write
+ * also runs after the incident closed, when nothing more can be recorded).
+ */
+const BOOKKEEPING: ReadonlySet<string> = new Set<keyof AuditActivities>(['recordTimeline']);
+
+/** Whether a retry of this activity type goes on the incident's timeline. */
+export function reportsRetriesOf(activityType: string): boolean {
+  return !BOOKKEEPING.has(activityType);
+}
 
 export function retryReporter(client: Client, logger: Logger): () => { inbound: ActivityInboundCallsInterceptor } {
   return () => ({ inbound: new ReportRetries(client, logger) });
@@ -24,7 +36,7 @@ class ReportRetries implements ActivityInboundCallsInterceptor {
 
   async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
     const { attempt, isLocal, workflowExecution, activityId, activityType } = Context.current().info;
-    if (attempt > 1 && !isLocal && workflowExecution) {
+    if (attempt > 1 && !isLocal && workflowExecution && reportsRetriesOf(activityType)) {
       // Reported before the attempt runs, so the signal lands in history before the activity's result does.
       await this.client
         .withDeadline(Date.now() + REPORT_TIMEOUT_MS, () => this.report(workflowExecution, { activityId, activityType, attempt }))
