@@ -1,21 +1,24 @@
-import { condition } from '@temporalio/workflow';
+import { condition, patched } from '@temporalio/workflow';
 import { alertOf, type EscalationPolicy } from '../../incidents/model';
 import { nextBusinessDayStart } from './businessDays';
 import type { Incident } from './incident';
 
 /**
  * Pages level 0 at once, then climbs one level each time the severity's response time runs out without an
- * acknowledgement. An acknowledgement restarts the clock; if the incident is still open when it runs out
- * again, the acknowledgement is stale and the ladder climbs. Low severity waits for the next business day.
+ * acknowledgement. An acknowledgement restarts the clock (and is passed on to paging services); if the incident is
+ * still open when it runs out again, the acknowledgement is stale and the ladder climbs. A page that reaches nobody
+ * (every channel kept failing) climbs at once. Low severity waits for the next business day.
  * Ends when the incident starts closing.
  */
 export async function runEscalationLadder(incident: Incident, escalation: EscalationPolicy): Promise<void> {
   const annotations = alertOf(incident.input.trigger)?.annotations ?? {};
   const summary = annotations.summary ?? annotations.description ?? '';
-  await incident.tell(
+  const unreached = await incident.tell(
     [incident.escalatedTo!, ...escalation.notify],
     `${incident.headline()}${summary ? `: ${summary}` : ''} — ${incident.escalatedTo} is paged (${incident.workflowId})`,
+    'trigger',
   );
+  if (unreached.includes(incident.escalatedTo!)) await climbPastUnreachable(incident, escalation);
   let clockStartedAt = Date.now();
   let acknowledgementsSeen = incident.acknowledgements;
   for (;;) {
@@ -31,9 +34,27 @@ export async function runEscalationLadder(incident: Incident, escalation: Escala
     clockStartedAt = Date.now();
     if (interrupted) {
       acknowledgementsSeen = incident.acknowledgements;
+      if (incident.acknowledgedBy && patched('tell-paging-services-of-acknowledgement')) await tellAcknowledged(incident, escalation);
       continue;
     }
     if (incident.acknowledgedBy) incident.ackWentStale();
-    await incident.escalate('Not acknowledged in time');
+    if (!(await incident.escalate('Not acknowledged in time'))) await climbPastUnreachable(incident, escalation);
+  }
+}
+
+/** Everyone paged so far hears of the acknowledgement; PagerDuty and Opsgenie acknowledge the alert. */
+async function tellAcknowledged(incident: Incident, escalation: EscalationPolicy): Promise<void> {
+  const paged = escalation.escalateTo.slice(0, incident.escalationLevel + 1);
+  await incident.tell(paged, `${incident.headline()}: acknowledged by ${incident.acknowledgedBy} (${incident.workflowId})`, 'acknowledge');
+}
+
+/** Whoever was just paged could not be reached: page the next level, and the next, until someone is or the ladder ends. */
+async function climbPastUnreachable(incident: Incident, escalation: EscalationPolicy): Promise<void> {
+  while (
+    !incident.closeRequested &&
+    incident.escalationLevel < escalation.escalateTo.length - 1 &&
+    patched('escalate-past-unreachable-contact')
+  ) {
+    if (await incident.escalate(`Could not page ${incident.escalatedTo}`)) return;
   }
 }

@@ -15,6 +15,7 @@ import {
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { z } from 'zod';
 import type { IncidentRecord } from '../../activities/audit';
+import type { NotifyFailureDetails, PageEvent } from '../../activities/notify';
 import {
   alertOf,
   describeTrigger,
@@ -249,26 +250,36 @@ export class Incident {
     this.record('follow-up', text);
   }
 
-  /** Notifies contacts; a failed notification is recorded, never fatal to the response. */
-  async tell(contacts: string[], text: string): Promise<void> {
+  /**
+   * Notifies contacts (a rotation: whoever it has on call now); a failed notification is recorded, never fatal to the
+   * response. `event`: what paging services do with it. Returns the contacts no channel reached.
+   */
+  async tell(contacts: string[], text: string, event?: PageEvent): Promise<string[]> {
     const unique = [...new Set(contacts)];
-    if (unique.length === 0) return;
+    if (unique.length === 0) return [];
     try {
-      await notify.executeWithOptions({ summary: `Notify ${unique.join(', ')}` }, [
-        { workflowId: this.workflowId, contacts: unique, severity: this.input.escalation?.severity, text },
+      const result = await notify.executeWithOptions({ summary: `Notify ${unique.join(', ')}` }, [
+        { workflowId: this.workflowId, contacts: unique, severity: this.input.escalation?.severity, service: this.input.service, text, at: Date.now(), ...(event ? { event } : {}) },
       ]);
-      this.record('notified', text, { data: { contacts: unique } });
+      const { delivered, onCall, skipped } = result;
+      const onCallNow = onCall && Object.keys(onCall).length > 0 ? { onCall } : {};
+      this.record('notified', text, { data: { contacts: unique, delivered, ...onCallNow, ...(skipped?.length ? { skipped } : {}) } });
+      return [];
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
+      const unreached = unreachedContacts(err) ?? unique;
       this.record('notification-failed', `Could not notify ${unique.join(', ')}: ${err.cause?.message ?? err.message}`, {
-        data: { contacts: unique },
+        data: { contacts: unique, unreached },
       });
+      return unreached;
     }
   }
 
-  /** Climbs one level of the ladder and pages whoever is there now. */
-  /** `detail`: lines the human needs to act (a log excerpt), after the reason on the timeline and in the page. */
-  async escalate(reason: string, detail?: string): Promise<void> {
+  /**
+   * Climbs one level of the ladder and pages whoever is there now; false when that page reached nobody.
+   * `detail`: lines the human needs to act (a log excerpt), after the reason on the timeline and in the page.
+   */
+  async escalate(reason: string, detail?: string): Promise<boolean> {
     this.escalationLevel += 1;
     const contact = this.escalatedTo;
     const below = detail ? `\n${detail}` : '';
@@ -278,7 +289,9 @@ export class Incident {
       { data: { level: this.escalationLevel, ...(contact ? { contact } : {}) } },
     );
     this.showInUi();
-    if (contact) await this.tell([contact], `${this.headline()}: ${reason} — escalated to you (level ${this.escalationLevel}, ${this.workflowId})${below}`);
+    if (!contact) return true;
+    const unreached = await this.tell([contact], `${this.headline()}: ${reason} — escalated to you (level ${this.escalationLevel}, ${this.workflowId})${below}`, 'trigger');
+    return unreached.length === 0;
   }
 
   /** `[CRITICAL] APIDown on backend` (`prefix` replaces the severity), or the runbook and what started it when no alert did. */
@@ -563,6 +576,13 @@ function triggeredBy({ trigger }: IncidentInput): string {
     case 'schedule':
       return trigger.scheduleId;
   }
+}
+
+/** The contacts a NotifyFailed failure names; undefined when the failure says nothing about them (a timeout). */
+function unreachedContacts(err: ActivityFailure): string[] | undefined {
+  const cause = err.cause;
+  if (!(cause instanceof ApplicationFailure)) return undefined;
+  return (cause.details?.[0] as NotifyFailureDetails | undefined)?.unreachedContacts;
 }
 
 function parseOrRefuse<T>(schema: z.ZodType<T>, raw: unknown): T {
