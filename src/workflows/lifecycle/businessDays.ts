@@ -37,8 +37,8 @@ export function localDate(ms: number, timeZone: string): LocalParts {
 }
 
 /**
- * UTC instant of a local wall-clock time. A time skipped by a DST change maps to where the gap ends;
- * a time that happens twice maps to its first occurrence.
+ * UTC instant of a local wall-clock time. A time skipped by a DST change moves forward by the gap (02:30 → 03:30;
+ * a whole hour → where the gap ends); a time that happens twice maps to its first occurrence.
  */
 export function zonedTimeToUtc(year: number, month: number, day: number, hour: number, timeZone: string, minute = 0): number {
   const wanted = Date.UTC(year, month - 1, day, hour, minute);
