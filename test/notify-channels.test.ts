@@ -87,7 +87,7 @@ describe('notify channels (real SMTP server, local PagerDuty / Opsgenie / Slack 
     assert.deepEqual(mail!.rcptTo, ['alice@example.com', 'ops@example.com']);
     assert.match(mail!.raw, /^Subject: DiskAlmostFull on db: oncall is paged\r?$/m);
     assert.match(mail!.raw, /^Message-ID: <alert-DiskAlmostFull-0123abcd\.7\.alice-mail@temporal-runbooks>\r?$/im);
-    assert.deepEqual(services.slack, [{ text: 'DiskAlmostFull on db: oncall is paged' }]);
+    assert.deepEqual(services.slack.map((s) => s.message), [{ text: 'DiskAlmostFull on db: oncall is paged' }]);
     assert.deepEqual(services.rejected, []);
   });
 
@@ -125,7 +125,7 @@ describe('notify channels (real SMTP server, local PagerDuty / Opsgenie / Slack 
   test('Slack shows the links as buttons (a place for one-click actions)', async () => {
     await attempt(notification({ contacts: ['alice'], links: [{ label: 'Acknowledge', url: 'https://runbooks.example.com/ack/abc' }] }));
     assert.deepEqual(services.rejected, []);
-    assert.deepEqual(services.slack[0]?.blocks?.[1], {
+    assert.deepEqual(services.slack[0]?.message.blocks?.[1], {
       type: 'actions',
       elements: [{ type: 'button', text: { type: 'plain_text', text: 'Acknowledge' }, url: 'https://runbooks.example.com/ack/abc' }],
     });

@@ -85,7 +85,8 @@ export interface PagingServices {
   slackUrl: string;
   pagerDuty: PagerDutyEvent[];
   opsgenie: OpsgenieRequest[];
-  slack: z.infer<typeof SlackMessageSchema>[];
+  /** Slack messages by webhook path (one per channel). */
+  slack: Array<{ path: string; message: z.infer<typeof SlackMessageSchema> }>;
   /** Requests that broke the schema: path and what was wrong. */
   rejected: string[];
   /** Paths starting with one of these are answered 500 (a service that is down). */
@@ -135,7 +136,7 @@ export async function startPagingServices(): Promise<PagingServices> {
       if (url.pathname.startsWith('/slack/')) {
         const message = SlackMessageSchema.safeParse(body);
         if (!message.success) return reject(z.prettifyError(message.error));
-        services.slack.push(message.data);
+        services.slack.push({ path: url.pathname, message: message.data });
         return res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       }
       answer(404, { message: 'no such endpoint' });

@@ -42,10 +42,10 @@ export async function runEscalationLadder(incident: Incident, escalation: Escala
   }
 }
 
-/** Everyone paged so far hears of the acknowledgement; PagerDuty and Opsgenie acknowledge the alert. */
+/** Everyone told of the page so far hears of the acknowledgement; PagerDuty and Opsgenie acknowledge the alert. */
 async function tellAcknowledged(incident: Incident, escalation: EscalationPolicy): Promise<void> {
-  const paged = escalation.escalateTo.slice(0, incident.escalationLevel + 1);
-  await incident.tell(paged, `${incident.headline()}: acknowledged by ${incident.acknowledgedBy} (${incident.workflowId})`, 'acknowledge');
+  const told = [...escalation.escalateTo.slice(0, incident.escalationLevel + 1), ...escalation.notify];
+  await incident.tell(told, `${incident.headline()}: acknowledged by ${incident.acknowledgedBy} (${incident.workflowId})`, 'acknowledge');
 }
 
 /** Whoever was just paged could not be reached: page the next level, and the next, until someone is or the ladder ends. */
