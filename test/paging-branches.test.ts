@@ -9,6 +9,7 @@ import { parseConfig } from '../src/config/load';
 import type { ConfigInput } from '../src/config/schema';
 import type { IncidentStatusView, TimelineEvent } from '../src/incidents/model';
 import { acknowledgeSignal, resolveSignal } from '../src/workflows/lifecycle/definitions';
+import { recordHistoryIfAsked } from './support/histories';
 import { startPagingServices, type PagingServices } from './support/pagingServices';
 import { timeSkippingIncidents, type ActivityStubs } from './support/timeSkipping';
 
@@ -123,6 +124,7 @@ describe('paging: rotations, paging services, unreachable contacts (time-skippin
           'one trigger at the first page (the escalation page goes to the rotation only), then acknowledge and resolve',
         );
         assert.deepEqual(services.rejected, []);
+        await recordHistoryIfAsked(incident.workflowId, 'generic-rotation-paged-acknowledged', { address: incidents.env.address });
       },
       realNotify(config),
     );
@@ -157,6 +159,8 @@ describe('paging: rotations, paging services, unreachable contacts (time-skippin
         assert.ok(Date.parse(escalated!.at) < startedAt + 15 * MINUTE, `escalated at ${escalated!.at}, before the 15-minute response time`);
         assert.equal(status.escalatedTo, 'lead');
         assert.deepEqual(slackPaths(), ['lead']);
+        // Still open (the ladder waits on lead): the history so far holds the new path.
+        await recordHistoryIfAsked(incident.workflowId, 'generic-unreachable-contact-skipped', { address: incidents.env.address });
       },
       realNotify(config),
     );
