@@ -18,7 +18,7 @@ export async function runEscalationLadder(incident: Incident, escalation: Escala
     `${incident.headline()}${summary ? `: ${summary}` : ''} — ${incident.escalatedTo} is paged (${incident.workflowId})`,
     'trigger',
   );
-  if (unreached.includes(incident.escalatedTo!)) await climbPastUnreachable(incident, escalation);
+  if (unreached.includes(incident.escalatedTo!)) await incident.escalatePastUnreachable(incident.escalatedTo!);
   let clockStartedAt = Date.now();
   let acknowledgementsSeen = incident.acknowledgements;
   for (;;) {
@@ -38,7 +38,7 @@ export async function runEscalationLadder(incident: Incident, escalation: Escala
       continue;
     }
     if (incident.acknowledgedBy) incident.ackWentStale();
-    if (!(await incident.escalate('Not acknowledged in time'))) await climbPastUnreachable(incident, escalation);
+    await incident.escalate('Not acknowledged in time');
   }
 }
 
@@ -46,15 +46,4 @@ export async function runEscalationLadder(incident: Incident, escalation: Escala
 async function tellAcknowledged(incident: Incident, escalation: EscalationPolicy): Promise<void> {
   const told = [...escalation.escalateTo.slice(0, incident.escalationLevel + 1), ...escalation.notify];
   await incident.tell(told, `${incident.headline()}: acknowledged by ${incident.acknowledgedBy} (${incident.workflowId})`, 'acknowledge');
-}
-
-/** Whoever was just paged could not be reached: page the next level, and the next, until someone is or the ladder ends. */
-async function climbPastUnreachable(incident: Incident, escalation: EscalationPolicy): Promise<void> {
-  while (
-    !incident.closeRequested &&
-    incident.escalationLevel < escalation.escalateTo.length - 1 &&
-    patched('escalate-past-unreachable-contact')
-  ) {
-    if (await incident.escalate(`Could not page ${incident.escalatedTo}`)) return;
-  }
 }

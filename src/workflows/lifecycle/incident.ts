@@ -7,6 +7,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -276,10 +277,10 @@ export class Incident {
   }
 
   /**
-   * Climbs one level of the ladder and pages whoever is there now; false when that page reached nobody.
+   * Climbs one level of the ladder and pages whoever is there now; when no channel of theirs takes the page, climbs on.
    * `detail`: lines the human needs to act (a log excerpt), after the reason on the timeline and in the page.
    */
-  async escalate(reason: string, detail?: string): Promise<boolean> {
+  async escalate(reason: string, detail?: string): Promise<void> {
     this.escalationLevel += 1;
     const contact = this.escalatedTo;
     const below = detail ? `\n${detail}` : '';
@@ -289,9 +290,16 @@ export class Incident {
       { data: { level: this.escalationLevel, ...(contact ? { contact } : {}) } },
     );
     this.showInUi();
-    if (!contact) return true;
+    if (!contact) return;
     const unreached = await this.tell([contact], `${this.headline()}: ${reason} — escalated to you (level ${this.escalationLevel}, ${this.workflowId})${below}`, 'trigger');
-    return unreached.length === 0;
+    if (unreached.includes(contact)) await this.escalatePastUnreachable(contact);
+  }
+
+  /** `contact` was paged and no channel of theirs took it: page the next level at once, while the ladder has one. */
+  async escalatePastUnreachable(contact: string): Promise<void> {
+    const ladder = this.input.escalation?.escalateTo ?? [];
+    if (this.closeRequested || this.escalationLevel >= ladder.length - 1 || !patched('escalate-past-unreachable-contact')) return;
+    await this.escalate(`Could not page ${contact}`);
   }
 
   /** `[CRITICAL] APIDown on backend` (`prefix` replaces the severity), or the runbook and what started it when no alert did. */

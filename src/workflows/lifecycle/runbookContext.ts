@@ -165,9 +165,7 @@ export function runbookContext(incident: Incident, undo: UndoStack): RunbookCont
     task: (id, title, options) => incident.addTask(id, title, options?.dueInMs),
     tasks: () => incident.status().tasks,
     notify: (contacts, text) => incident.notify(contacts, text),
-    escalate: async (reason, detail) => {
-      await incident.escalate(reason, detail);
-    },
+    escalate: (reason, detail) => incident.escalate(reason, detail),
     onClose(activity, arg, { title, summary, record, after }) {
       undo.push({ title, run: () => activity.executeWithOptions({ summary }, [arg]), record }, after);
     },
