@@ -14,7 +14,7 @@ export function nextBusinessDayStart(fromMs: number, hours: BusinessHours): numb
   throw new Error(`no business day within two weeks of ${new Date(fromMs).toISOString()}`);
 }
 
-export interface LocalParts {
+interface LocalParts {
   year: number;
   month: number;
   day: number;
