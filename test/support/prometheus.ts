@@ -106,11 +106,17 @@ export interface PrometheusAlert {
   state: string;
 }
 
+/** An instant query's vector: each series' labels and value. */
+export async function instantQuery(prometheusUrl: string, promql: string): Promise<{ labels: Record<string, string>; value: number }[]> {
+  const response = await fetch(`${prometheusUrl}/api/v1/query?${new URLSearchParams({ query: promql })}`);
+  if (!response.ok) throw new Error(`Prometheus query ${promql} answered ${response.status}: ${await response.text()}`);
+  const body = (await response.json()) as { data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
+  if (body.data.resultType !== 'vector') throw new Error(`Prometheus query ${promql}: a ${body.data.resultType}, not a vector`);
+  return body.data.result.map(({ metric, value }) => ({ labels: metric, value: Number(value[1]) }));
+}
+
 /** The alerts named `alertname` that Prometheus holds now, from its `ALERTS` series (none once resolved). */
 export async function alertsInPrometheus(prometheusUrl: string, alertname: string): Promise<PrometheusAlert[]> {
-  const query = new URLSearchParams({ query: `ALERTS{alertname="${alertname}"}` });
-  const response = await fetch(`${prometheusUrl}/api/v1/query?${query}`);
-  if (!response.ok) throw new Error(`Prometheus query ${query} answered ${response.status}: ${await response.text()}`);
-  const body = (await response.json()) as { data: { result: { metric: Record<string, string> }[] } };
-  return body.data.result.map(({ metric: { alertstate, ...labels } }) => ({ labels, state: alertstate ?? 'unknown' }));
+  const series = await instantQuery(prometheusUrl, `ALERTS{alertname="${alertname}"}`);
+  return series.map(({ labels: { alertstate, __name__: _name, ...labels } }) => ({ labels, state: alertstate ?? 'unknown' }));
 }
