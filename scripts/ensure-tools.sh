@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests and `npm start` need, and only what is missing.
+# Installs what the tests and `npm start` need, and only what is missing (Debian `prometheus`: the server and
+# promtool the alert-rule tests run; `prometheus-alertmanager`: alertmanager and amtool).
 # Idempotent; when everything is present it only checks (well under 2 s).
 #
 #   bash scripts/ensure-tools.sh            everything the test harness needs
