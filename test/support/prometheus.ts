@@ -100,6 +100,16 @@ export function startPrometheus({ targets, alertmanager }: { targets: Record<str
   });
 }
 
+/** A real Prometheus Pushgateway (Debian `prometheus-pushgateway`), where the sandbox ETL pushes its runs' times. */
+export function startPushgateway(): Promise<RunningDaemon> {
+  return startDaemon({
+    name: 'Pushgateway',
+    bin: requireEnv('PUSHGATEWAY_BIN'),
+    args: (_dir, listen) => [`--web.listen-address=${listen}`, '--log.level=warn'],
+    readyPath: '/-/ready',
+  });
+}
+
 export interface PrometheusAlert {
   labels: Record<string, string>;
   /** pending | firing */

@@ -203,6 +203,21 @@ export const EtlEnv = {
   downloadsDir: 'ETL_DOWNLOADS_DIR',
   /** Default EtlPaths.stateDir. */
   stateDir: 'ETL_STATE_DIR',
+  /** A Pushgateway (http://host:port) to push each run's times to (EtlMetrics); unset: nothing is pushed. */
+  pushgatewayUrl: 'ETL_PUSHGATEWAY_URL',
+} as const;
+
+/**
+ * What a run pushes to the Pushgateway when it ends (a batch job has no /metrics to scrape): the group job=`job`,
+ * replaced whole each time. The shipped alert rules read them (deploy/prometheus/rules.yml, ETLJobFailed and
+ * ETLJobNotRunning).
+ */
+export const EtlMetrics = {
+  job: 'audit-app-etl',
+  /** When the latest run ended, as Unix seconds. */
+  lastRun: 'etl_last_run_timestamp_seconds',
+  /** When the latest successful run ended, as Unix seconds; 0 while none has. */
+  lastSuccess: 'etl_last_success_timestamp_seconds',
 } as const;
 
 /** Exit codes of `etl.js run` (and of the other commands: ok, usage, failed). */
