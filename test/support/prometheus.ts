@@ -95,7 +95,7 @@ export function startPrometheus({ targets, alertmanager }: { targets: Record<str
     name: 'Prometheus',
     bin: requireEnv('PROMETHEUS_BIN'),
     prepare: (dir) => writeFileSync(path.join(dir, 'prometheus.yml'), stringify(testPrometheusConfig(targets, alertmanager))),
-    args: (dir, listen) => [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=${listen}`, '--log.level=warn'],
+    args: (dir, listen) => [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=${listen}`, '--log.level=error'],
     readyPath: '/-/ready',
   });
 }
