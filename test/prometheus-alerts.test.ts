@@ -12,7 +12,7 @@ import { dockerClient } from '../src/activities';
 import type { Config } from '../src/config/schema';
 import { buildHttpServer } from '../src/http/server';
 import type { IncidentOutcome } from '../src/incidents/model';
-import { auditAppTargets, breakAuditApp, EtlEnv, httpGet, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
+import { auditAppTargets, breakAuditApp, httpGet, removeAuditApp, type AuditApp } from '../src/sandbox/auditApp';
 import { freePort } from './harness/util';
 import { startAlertmanager } from './support/alertmanager';
 import { dropAuditSchema } from './support/audit';
@@ -21,8 +21,9 @@ import { testConfig, tokenHash } from './support/config';
 import { requireEnv } from './support/env';
 import { everyContactOn, outcomeOf } from './support/incidents';
 import { metricValues } from './support/metrics';
+import { cliWorkspace } from './support/cli';
 import { alertsInPrometheus, instantQuery, startPrometheus, startPushgateway, type PrometheusAlert } from './support/prometheus';
-import { startTestAuditApp } from './support/sandbox';
+import { freeAuditAppPorts, sandboxPlaceArgs } from './support/sandbox';
 import { waitFor } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
 
@@ -44,7 +45,12 @@ describe('the shipped rules in a real Prometheus, through a real Alertmanager, t
     const pushgateway = await startPushgateway();
     cleanups.push(() => pushgateway.stop());
     cleanups.push(() => removeAuditApp(docker, prefix));
-    sandbox = await startTestAuditApp(docker, prefix, { etlEnv: { [EtlEnv.pushgatewayUrl]: pushgateway.url } });
+    // Started as a person would, so the ETL pushes to the Pushgateway through `sandbox up`'s own option.
+    const cli = cliWorkspace('prometheus-alerts');
+    cleanups.push(async () => cli.remove());
+    const up = await cli.run(['sandbox', 'up', ...sandboxPlaceArgs(prefix, await freeAuditAppPorts()), '--etl-pushgateway', pushgateway.url, '--json'], { timeoutMs: 150_000 });
+    assert.equal(up.code, 0, up.stderr);
+    sandbox = (JSON.parse(up.stdout) as { app: AuditApp }).app;
     config = testConfig({
       ...auditAppTargets(sandbox),
       tokens: [{ name: 'alertmanager', sha256: tokenHash(TOKEN), scopes: ['alerts'] }],
