@@ -248,6 +248,8 @@ async function main(): Promise<number> {
     ALERTMANAGER_BIN: findBin('ALERTMANAGER_BIN', ['prometheus-alertmanager', 'alertmanager'], 'prometheus-alertmanager'),
     AMTOOL_BIN: findBin('AMTOOL_BIN', ['amtool'], 'prometheus-alertmanager'),
     PROMTOOL_BIN: findBin('PROMTOOL_BIN', ['promtool'], 'prometheus'),
+    PROMETHEUS_BIN: findBin('PROMETHEUS_BIN', ['prometheus'], 'prometheus'),
+    PUSHGATEWAY_BIN: findBin('PUSHGATEWAY_BIN', ['prometheus-pushgateway', 'pushgateway'], 'prometheus-pushgateway'),
   };
 
   // Independent phases run side by side; every one is awaited before failing, so
