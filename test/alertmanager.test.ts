@@ -1,22 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { stringify } from 'yaml';
 import type { Config } from '../src/config/schema';
 import { buildHttpServer } from '../src/http/server';
 import { freePort } from './harness/util';
+import { amtool, startAlertmanager } from './support/alertmanager';
 import { dropAuditSchema } from './support/audit';
+import type { RunningDaemon } from './support/daemon';
 import { testConfig, tokenHash } from './support/config';
 import { everyContactOn, outcomeOf } from './support/incidents';
-import { requireEnv } from './support/env';
 import { waitFor } from './support/wait';
 import { startWorker, type RunningWorker } from './support/worker';
 
@@ -50,50 +45,12 @@ async function temporalDoor(target: string): Promise<{ address: string; open(): 
   };
 }
 
-/** A real Prometheus Alertmanager 0.25 whose only receiver is our webhook. */
-async function startAlertmanager(webhookUrl: string): Promise<{ url: string; process: ChildProcess; dir: string }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'runbooks-am-'));
-  const configFile = path.join(dir, 'alertmanager.yml');
-  writeFileSync(
-    configFile,
-    stringify({
-      route: { receiver: 'runbooks', group_by: ['alertname', 'service'], group_wait: '1s', group_interval: '2s', repeat_interval: '1h' },
-      receivers: [
-        {
-          name: 'runbooks',
-          webhook_configs: [{ url: webhookUrl, send_resolved: true, http_config: { authorization: { credentials: TOKEN } } }],
-        },
-      ],
-    }),
-  );
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    requireEnv('ALERTMANAGER_BIN'),
-    [`--config.file=${configFile}`, `--storage.path=${dir}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn'],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  await waitFor('Alertmanager to answer', async () => ((await fetch(`${url}/-/ready`)).ok ? true : undefined));
-  return { url, process: child, dir };
-}
-
-function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  return exited;
-}
-
-function amtool(alertmanagerUrl: string, args: string[]): Promise<unknown> {
-  return promisify(execFile)(requireEnv('AMTOOL_BIN'), [...args, `--alertmanager.url=${alertmanagerUrl}`]);
-}
-
-describe('a real Alertmanager posting to the webhook', () => {
+describe('a real Alertmanager with the shipped config posting to the webhook', () => {
   let config: Config;
   let worker: RunningWorker;
   let app: FastifyInstance;
   let door: Awaited<ReturnType<typeof temporalDoor>>;
-  let alertmanager: Awaited<ReturnType<typeof startAlertmanager>>;
+  let alertmanager: RunningDaemon;
   let webhookClient: Connection;
   const alertname = `DiskFull${Date.now()}`;
 
@@ -113,23 +70,21 @@ describe('a real Alertmanager posting to the webhook', () => {
     });
     const port = await freePort();
     await app.listen({ host: '127.0.0.1', port });
-    alertmanager = await startAlertmanager(`http://127.0.0.1:${port}/alerts`);
+    alertmanager = await startAlertmanager({ webhookUrl: `http://127.0.0.1:${port}/alerts`, token: TOKEN });
   });
 
   after(async () => {
-    // Alertmanager writes its snapshot on the way out: remove its directory only once it has exited.
-    if (alertmanager) await stopProcess(alertmanager.process);
+    await alertmanager?.stop();
     await app?.close();
     await door?.close();
     await new Promise((r) => setTimeout(r, 5_500)); // let the client's last retry settle before closing it
     await webhookClient?.close().catch(() => undefined);
     await worker?.stop();
     await dropAuditSchema(config);
-    if (alertmanager) rmSync(alertmanager.dir, { recursive: true, force: true });
   });
 
   test('an alert fired while Temporal is unreachable is retried by Alertmanager and starts one incident once it is back; its resolution closes it', { timeout: 120_000 }, async () => {
-    await amtool(alertmanager.url, ['alert', 'add', `alertname=${alertname}`, 'service=etl', 'severity=warning', '--annotation=summary=disk almost full']);
+    await amtool(['alert', 'add', `alertname=${alertname}`, 'service=etl', 'severity=warning', '--annotation=summary=disk almost full', `--alertmanager.url=${alertmanager.url}`]);
 
     const metrics = async () => (await app.inject({ method: 'GET', url: '/metrics' })).body;
     await waitFor('the webhook to answer 503 at least once', async () => (/runbooks_alert_failures_total\{reason="unavailable"\} [1-9]/.test(await metrics()) ? true : undefined), 60_000);
@@ -146,7 +101,7 @@ describe('a real Alertmanager posting to the webhook', () => {
     );
     assert.match(started.workflowId, new RegExp(`^${alertname}-[0-9a-f]{16}$`));
 
-    await amtool(alertmanager.url, ['alert', 'add', `alertname=${alertname}`, 'service=etl', 'severity=warning', '--annotation=summary=disk almost full', `--end=${new Date(Date.now() - 1000).toISOString()}`]);
+    await amtool(['alert', 'add', `alertname=${alertname}`, 'service=etl', 'severity=warning', '--annotation=summary=disk almost full', `--end=${new Date(Date.now() - 1000).toISOString()}`, `--alertmanager.url=${alertmanager.url}`]);
     const outcome = await outcomeOf(worker.client, started.workflowId);
     assert.equal(outcome.resolution, 'alert-resolved');
     const runs: string[] = [];

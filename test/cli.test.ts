@@ -85,6 +85,8 @@ describe('runbooks incident commands', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`^${workflowId}\\n`));
     assert.match(result.stdout, /runbook\s+generic \(CliTestAlert on cli-test, medium\)/);
+    assert.match(result.stdout, new RegExp(`^  Temporal UI   http://\\S+/namespaces/default/workflows/${workflowId}$`, 'm'));
+    assert.match(result.stdout, /^ {2}open ones {5}http:\/\/\S+\/namespaces\/default\/workflows\?query=RunbookName%20IN%20\S+ExecutionStatus%20%3D%20'Running'$/m);
     assert.match(result.stdout, /^Timeline:$/m);
     assert.match(result.stdout, /detected\s+alertmanager\s+CliTestAlert fired for cli-test \(medium\)\./);
 
@@ -197,13 +199,15 @@ describe('runbooks dev', () => {
   }
 
   test('with TEMPORAL_ADDRESS set it uses that server, prints the URLs, a local token and curls that work with it, serves /healthz, and stops on SIGINT', async () => {
-    const configFile = writeConfig(testConfigInput());
+    const configFile = writeConfig(testConfigInput({ http: { temporalUiUrl: 'http://ui.example:8080/' } }));
     rmSync(tokenFile, { force: true });
     const dev = await startDev(configFile);
     const { child, base } = dev;
     try {
       assert.match(dev.stdout, new RegExp(`using Temporal at ${process.env.TEMPORAL_ADDRESS!.replace(/\./g, '\\.')} \\(TEMPORAL_ADDRESS\\)`));
-      assert.match(dev.stdout, /Temporal UI\s+/);
+      assert.match(dev.stdout, /Temporal UI {3}http:\/\/ui\.example:8080\/\n/);
+      assert.match(dev.stdout, /^ {2}http:\/\/ui\.example:8080\/namespaces\/default\/workflows\/TestAlert-ba5eba1100000001 {3}# the incident in the Temporal UI$/m);
+      assert.match(dev.stdout, /^ {2}http:\/\/ui\.example:8080\/namespaces\/default\/workflows\?query=\S+ExecutionStatus%20%3D%20'Running' {3}# the open incidents$/m);
       const webhook = `${base}/alerts`;
 
       const health = await fetch(`${base}/healthz`);

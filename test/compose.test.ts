@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
+import { parseConfig } from '../src/config/load';
 
 const execFileP = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..');
@@ -20,6 +21,7 @@ interface ComposeService {
   ports?: string[];
   volumes?: string[];
   depends_on?: Record<string, unknown> | string[];
+  stop_grace_period?: string;
 }
 
 function loadCompose(): { services: Record<string, ComposeService> } {
@@ -73,6 +75,14 @@ test('worker and webhook are built from this repo and wired to the stack', () =>
     assert.ok(svc.volumes?.includes('./runbooks.example.yaml:/app/runbooks.yaml:ro'), `${name} mounts runbooks.example.yaml`);
   }
   assert.ok(services.webhook?.ports?.includes('3000:3000'), 'webhook publishes 3000');
+});
+
+test("the worker's container is given longer to stop than the worker gives its running activities", () => {
+  const { services } = loadCompose();
+  const grace = /^(\d+)s$/.exec(services.worker?.stop_grace_period ?? '');
+  assert.ok(grace, 'the worker service sets stop_grace_period in seconds');
+  const config = parseConfig(parse(readFileSync(path.join(ROOT, 'runbooks.example.yaml'), 'utf8')));
+  assert.ok(Number(grace[1]) * 1000 > config.temporal.shutdownGraceTime, `${grace[1]} s > temporal.shutdownGraceTime ${config.temporal.shutdownGraceTime} ms`);
 });
 
 test('Dockerfile runs the CLI with tsx from production dependencies', () => {

@@ -49,7 +49,7 @@ describe('runbooks config check', () => {
       assert.ok(result.stdout.includes(route), route);
     }
     assert.match(result.stdout, /targets\s+4 \(backend \(backend\), redis \(redis\), postgres \(postgres\), etl \(etl\)\)/);
-    assert.match(result.stdout, /contacts\s+8, channels 4/);
+    assert.match(result.stdout, /contacts\s+10 \(rotations: oncall\), channels 9/);
     assert.match(result.stdout, /approvers\s+rollback: alice, bob; flush-cache: alice/);
     assert.match(result.stdout, /tokens\s+2 /);
   });
@@ -153,5 +153,24 @@ describe('runbooks config check', () => {
     const result = await runCli(['--config', file, 'incidents']);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /http\.port: /);
+  });
+});
+
+describe('runbooks oncall', () => {
+  test('shows who each rotation has on call at --at: the turn order, or an override', async () => {
+    const turn = await runCli(['--config', EXAMPLE, 'oncall', '--at', '2026-11-10T12:00:00+01:00']);
+    assert.equal(turn.code, 0, turn.stderr);
+    assert.match(turn.stdout, /^ROTATION\s+ON CALL\s+SINCE\s+UNTIL\s+WHY\noncall\s+bob\s+2026-11-09T08:00:00\.000Z\s+2026-11-16T08:00:00\.000Z\s+turn\n$/);
+    const holiday = await runCli(['--config', EXAMPLE, 'oncall', '--at', '2026-12-25T12:00:00+01:00', '--json']);
+    assert.equal(holiday.code, 0, holiday.stderr);
+    assert.deepEqual(JSON.parse(holiday.stdout), [
+      { rotation: 'oncall', contact: 'bob', since: '2026-12-24T17:00:00.000Z', until: '2026-12-27T08:00:00.000Z', override: true },
+    ]);
+  });
+
+  test('an --at that is no instant with an offset is refused with exit code 2, naming --at', async () => {
+    const result = await runCli(['--config', EXAMPLE, 'oncall', '--at', '2026-12-25 12:00']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--at: an instant with its offset/);
   });
 });

@@ -122,7 +122,15 @@ describe('escalation ladder (time-skipping test server, real durations)', { time
       await advanceTo(ackedAt + 15 * MINUTE - SLACK);
       status = await assertLevel(incident, 0, 'just before 15 min after the ack');
       assert.equal(status.acknowledgedBy, 'alice');
-      assert.equal(pagesOf(incident).length, 1, 'nobody else paged while the ack is fresh');
+      assert.deepEqual(
+        pagesOf(incident).map((p) => [p.contacts, p.event]),
+        [
+          [['oncall', 'management', 'status-page'], 'trigger'],
+          [['oncall', 'management', 'status-page'], 'acknowledge'],
+        ],
+        'nobody else paged while the ack is fresh; whoever was told of the page hears of the ack',
+      );
+      assert.match(pagesOf(incident)[1]!.text, /: acknowledged by alice \(/);
 
       await advanceTo(ackedAt + 15 * MINUTE + SLACK);
       status = await assertLevel(incident, 1, 'just after 15 min after the ack (25 min)');
@@ -135,7 +143,7 @@ describe('escalation ladder (time-skipping test server, real durations)', { time
       assert.equal(status.escalatedTo, 'devops-lead');
       assert.deepEqual(
         pagesOf(incident).map((p) => p.contacts),
-        [['oncall', 'management', 'status-page'], ['devops-lead']],
+        [['oncall', 'management', 'status-page'], ['oncall', 'management', 'status-page'], ['devops-lead']],
       );
     });
   });

@@ -1,7 +1,6 @@
 // The post-incident review (runbook "Post-Incident Review Template"): built from the audit trail of a real incident,
 // printed by the CLI, served over HTTP, and rendered by a real headless Chromium.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
@@ -11,6 +10,7 @@ import { actOnIncident } from '../src/incidents/operations';
 import type { AuditedIncident } from '../src/reports/auditTrail';
 import { buildReview, reviewHtml, reviewMarkdown } from '../src/reports/review';
 import { dropAuditSchema, readAudit } from './support/audit';
+import { findChromium } from './support/chromium';
 import { cliWorkspace } from './support/cli';
 import { testConfigInput } from './support/config';
 import { alert, fire, outcomeOf, waitForStatus } from './support/incidents';
@@ -153,15 +153,3 @@ describe('the post-incident review, from the audit trail', () => {
     });
   });
 });
-
-/** The Debian chromium that scripts/ensure-tools.sh installs; the test fails, naming it, when it is missing. */
-function findChromium(): string {
-  for (const name of ['chromium', 'chromium-browser']) {
-    try {
-      return execFileSync('which', [name], { encoding: 'utf8' }).trim();
-    } catch {
-      /* next */
-    }
-  }
-  throw new Error('chromium is not installed: apt-get install -y chromium (bash scripts/ensure-tools.sh does)');
-}

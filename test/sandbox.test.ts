@@ -165,6 +165,19 @@ describe('the audit-app sandbox, for real', () => {
     assert.equal(sampleValue(all, 'db_pool_connections', { state: 'max' }), POOL_SIZE);
   });
 
+  test('/metrics says what the shipped alert rules read: the database and Redis answer, the newest document, failed logins per client', async () => {
+    const failedLogin = { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.23' }, body: JSON.stringify({ action: 'login-failed' }) };
+    for (let i = 0; i < 2; i++) assert.equal((await request(`${app.urls.api}/api/v1/audit`, failedLogin)).status, 201);
+    const all = await metrics();
+    assert.equal(sampleValue(all, 'audit_app_dependency_up', { dependency: 'database' }), 1);
+    assert.equal(sampleValue(all, 'audit_app_dependency_up', { dependency: 'redis' }), 1);
+    const { rows } = await pg.query<{ at: number }>('SELECT extract(epoch FROM MAX(updated_at))::float8 AS at FROM documents');
+    // To the millisecond: PostgreSQL keeps microseconds, a JavaScript Date does not.
+    const newest = sampleValue(all, 'audit_app_documents_last_updated_timestamp_seconds');
+    assert.ok(newest !== undefined && Math.abs(newest - rows[0]!.at) < 0.001, `${newest} against MAX(updated_at) ${rows[0]!.at}`);
+    assert.equal(sampleValue(all, 'audit_app_failed_logins_total', { ip: '198.51.100.23' }), 2);
+  });
+
   test('rate limiting: one client over the limit in config:rate_limit:limit gets 429, keyed rate_limit:<ip> in Redis; a client in blocklist:ips gets 403', async () => {
     await redis.set(RedisKeys.rateLimitConfig, '3');
     const statuses: number[] = [];
@@ -209,7 +222,7 @@ describe('the audit-app sandbox, for real', () => {
     assert.deepEqual(statuses, [200, 200, 429]);
     const health = await request(app.urls.health);
     assert.deepEqual([health.status, health.body.redis], [200, 'unavailable']);
-    assert.equal(sampleValue(await metrics(), 'rate_limit_in_memory'), 1);
+    assert.deepEqual([sampleValue(await metrics(), 'rate_limit_in_memory'), sampleValue(await metrics(), 'audit_app_dependency_up', { dependency: 'redis' })], [1, 0]);
     assert.match(await containerLogTail(docker, app.containers.backend, 20), /Redis unavailable .*: rate limiting falls back to in-memory/);
 
     await docker.getContainer(app.containers.redis).start();
@@ -285,6 +298,7 @@ describe('the audit-app sandbox, for real', () => {
     const health = await request(app.urls.health);
     assert.equal(health.status, 503);
     assert.match(String(health.body.database), /ECONNREFUSED/);
+    assert.equal(sampleValue(await metrics(), 'audit_app_dependency_up', { dependency: 'database' }), 0);
     await assert.rejects(breakAuditApp(docker, app, 'db-corrupted'), new RegExp(`${app.containers.postgres} is not running: start it first`));
 
     const crash = await breakAuditApp(docker, app, 'backend-crash');

@@ -17,6 +17,7 @@ import { actOnIncident } from '../../src/incidents/operations';
 import { ingestAlert } from '../../src/intake/ingest';
 import { sandboxBreak } from '../../src/sandbox/commands';
 import type { AlertScenario } from '../../src/sandbox/scenarios';
+import { reportsRetriesOf } from '../../src/worker/retryReporter';
 import { statusQuery } from '../../src/workflows/lifecycle/definitions';
 import type { KillPoint } from './worker';
 
@@ -45,8 +46,10 @@ export interface Fault {
 export interface Observation {
   workflowId: string;
   resolution: string;
-  /** Timeline messages with numbers masked ("times aside"). */
+  /** Timeline messages with numbers masked ("times aside"), retries aside (a fault adds those). */
   timeline: string[];
+  /** The retries the timeline reports, as `<activityType> attempt <n>`. */
+  timelineRetries: string[];
   /** Audit rows per timeline event (1 = exactly once). */
   auditCopies: number[];
   auditMissing: number;
@@ -55,6 +58,8 @@ export interface Observation {
   workersStarted: number;
   /** Activities that needed more than one attempt, with the failure before the last: what a fault made retry. */
   retried: string[];
+  /** The same from the history, as `<activityType> attempt <n>`: each runbook step's must be on the timeline too. */
+  retriedAttempts: string[];
   history: unknown;
 }
 
@@ -105,7 +110,8 @@ export async function runScenario(env: ChaosEnv, scenario: AlertScenario, fault:
     return {
       workflowId: intake.workflowId,
       resolution: outcome.resolution,
-      timeline: outcome.timeline.map((e) => timesAside(e.message, intake.workflowId)),
+      timeline: outcome.timeline.filter((e) => e.kind !== 'activity-retried').map((e) => timesAside(e.message, intake.workflowId)),
+      timelineRetries: outcome.timeline.filter((e) => e.kind === 'activity-retried').map((e) => `${String(e.data?.activityType)} attempt ${String(e.data?.attempt)}`),
       auditCopies: audit.copies,
       auditMissing: audit.missing,
       dockerActions: await containerActions(env, since, until),
@@ -118,20 +124,24 @@ export async function runScenario(env: ChaosEnv, scenario: AlertScenario, fault:
   }
 }
 
-async function historyAndRetries(handle: ReturnType<Client['workflow']['getHandle']>): Promise<Pick<Observation, 'history' | 'retried'>> {
+async function historyAndRetries(handle: ReturnType<Client['workflow']['getHandle']>): Promise<Pick<Observation, 'history' | 'retried' | 'retriedAttempts'>> {
   const history = await handle.fetchHistory();
   const scheduled = new Map<string, string>();
   const retried: string[] = [];
+  const retriedAttempts: string[] = [];
   for (const event of history.events ?? []) {
     const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
     if (type) scheduled.set(String(event.eventId), type);
     const started = event.activityTaskStartedEventAttributes;
     if (started && (started.attempt ?? 1) > 1) {
       const why = started.lastFailure?.message ?? started.lastFailure?.cause?.message ?? 'no failure recorded (a timeout)';
-      retried.push(`${scheduled.get(String(started.scheduledEventId)) ?? '?'} attempt ${started.attempt} after "${why.slice(0, 120)}"`);
+      const type = scheduled.get(String(started.scheduledEventId)) ?? '?';
+      const attempt = `${type} attempt ${started.attempt}`;
+      retried.push(`${attempt} after "${why.slice(0, 120)}"`);
+      if (reportsRetriesOf(type)) retriedAttempts.push(attempt);
     }
   }
-  return { history, retried };
+  return { history, retried, retriedAttempts };
 }
 
 /** A timeline message without what differs from run to run: the incident's id, container ids, numbers. */
@@ -224,6 +234,8 @@ export function differences(undisturbed: Observation, run: Observation): string[
   const extra = run.timeline.filter((m) => !undisturbed.timeline.includes(m));
   if (missing.length) found.push(`timeline lacks: ${missing.join(' | ')}`);
   if (extra.length) found.push(`timeline has extra: ${extra.join(' | ')}`);
+  const unreported = run.retriedAttempts.filter((a) => !run.timelineRetries.includes(a));
+  if (unreported.length) found.push(`retried but not on the timeline: ${unreported.join(' | ')}`);
   const notOnce = run.auditCopies.filter((c) => c !== 1).length;
   if (notOnce || run.auditMissing) found.push(`audit trail: ${notOnce} event(s) not exactly once, ${run.auditMissing} row(s) with no event`);
   const keys = new Set([...Object.keys(undisturbed.dockerActions), ...Object.keys(run.dockerActions)]);

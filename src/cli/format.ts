@@ -44,11 +44,12 @@ export function timelineLine(event: TimelineEvent): string {
   return `${shortTime(event.at)}  ${event.kind.padEnd(19)} ${event.actor.padEnd(12)} ${event.message}`;
 }
 
-export function incidentReport(view: IncidentStatusView, cli = 'runbooks'): string {
+export function incidentReport(view: IncidentStatusView, uiLinks?: UiLinks, cli = 'runbooks'): string {
   const alert = alertOf(view.trigger);
   const lines = [
     `${view.workflowId}`,
     `  runbook       ${view.runbook} (${describeTrigger(view.trigger)} on ${view.service}, ${view.severity ?? 'no severity'})`,
+    ...uiLines(uiLinks),
     `  phase         ${view.phase}${view.phase === 'resolved' ? '' : ` — ${view.currentStep}`}`,
     `  escalation    ${view.escalatedTo ? `level ${view.escalationLevel} (${view.escalatedTo})` : 'none (no severity applies)'}`,
     `  acknowledged  ${view.acknowledgedBy ? `by ${view.acknowledgedBy}` : 'no'}`,
@@ -104,11 +105,12 @@ export interface ClosedIncident {
   outcome?: IncidentOutcome;
 }
 
-export function closedIncidentReport(incident: ClosedIncident): string {
+export function closedIncidentReport(incident: ClosedIncident, uiLinks?: UiLinks): string {
   const { outcome } = incident;
   const lines = [
     incident.workflowId,
     `  runbook       ${incident.runbook ?? '-'} (${incident.alertname ?? '-'} on ${incident.service ?? '-'}, ${incident.severity ?? '-'})`,
+    ...uiLines(uiLinks),
     `  closed        ${incident.executionStatus.toLowerCase().replace(/_/g, ' ')} ${shortTime(incident.closeTime)} (started ${shortTime(incident.startTime)})`,
   ];
   if (!outcome) {
@@ -118,6 +120,16 @@ export function closedIncidentReport(incident: ClosedIncident): string {
   lines.push(`  outcome       ${outcome.resolution} by ${outcome.resolvedBy}, escalation level ${outcome.escalationLevel}`);
   lines.push('', 'Timeline:', ...outcome.timeline.map((e) => `  ${timelineLine(e)}`));
   return lines.join('\n');
+}
+
+/** Where to see an incident, and the open ones, in the Temporal UI. */
+export interface UiLinks {
+  incident: string;
+  openIncidents: string;
+}
+
+function uiLines(links: UiLinks | undefined): string[] {
+  return links ? [`  Temporal UI   ${links.incident}`, `  open ones     ${links.openIncidents}`] : [];
 }
 
 /** Quotes a shell argument only when it needs it. */

@@ -13,6 +13,7 @@ import { registerDemoCommand } from './commands/demo';
 import { registerDiagCommands } from './commands/diag';
 import { registerDevCommand } from './commands/dev';
 import { registerIncidentCommands } from './commands/incidents';
+import { registerOnCallCommand } from './commands/oncall';
 import { registerReportCommand } from './commands/report';
 import { registerSandboxCommands } from './commands/sandbox';
 import { registerScheduleCommands } from './commands/schedules';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerDiagCommands(program);
   registerSandboxCommands(program);
   registerIncidentCommands(program);
+  registerOnCallCommand(program);
   registerActionCommands(program);
   registerControlCommands(program);
   registerDryRunCommand(program);

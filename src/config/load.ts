@@ -90,9 +90,20 @@ function danglingReferences(config: Config): string[] {
     }
   }
   for (const [contactName, contact] of Object.entries(config.contacts)) {
-    contact.channels.forEach((channel, i) => {
-      if (!config.channels[channel]) problems.push(`contacts.${contactName}.channels.${i}: no channel named "${channel}"`);
-    });
+    if ('channels' in contact) {
+      contact.channels.forEach((channel, i) => {
+        if (!config.channels[channel]) problems.push(`contacts.${contactName}.channels.${i}: no channel named "${channel}"`);
+      });
+      continue;
+    }
+    // A rotation pages its members on their channels: each must be a contact that has some.
+    const { members, overrides } = contact.rotation;
+    const people = [...members.map((m, i) => [`members.${i}`, m] as const), ...overrides.map((o, i) => [`overrides.${i}.contact`, o.contact] as const)];
+    for (const [field, person] of people) {
+      const target = config.contacts[person];
+      if (!target) problems.push(`contacts.${contactName}.rotation.${field}: no contact named "${person}"`);
+      else if (!('channels' in target)) problems.push(`contacts.${contactName}.rotation.${field}: "${person}" is a rotation, not a contact with channels`);
+    }
   }
   config.security.contacts?.forEach((contact, i) => {
     if (!config.contacts[contact]) problems.push(`security.contacts.${i}: no contact named "${contact}"`);

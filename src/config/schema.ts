@@ -107,20 +107,50 @@ const EscalationRuleSchema = z.strictObject({
   notify: z.array(name).default([]),
 });
 
+const TimeZoneSchema = z.string().refine(isKnownTimeZone, 'an IANA time zone such as Europe/Berlin');
+
 /** Its output is the incident model's BusinessHours (intake copies it into the incident as is). */
 const BusinessHoursSchema = z.strictObject({
-  timeZone: z.string().refine(isKnownTimeZone, 'an IANA time zone such as Europe/Berlin'),
+  timeZone: TimeZoneSchema,
   /** Hour (0-23, local) the business day starts. */
   startHour: z.number().int().min(0).max(23).default(9),
   /** ISO weekdays that are business days: 1 = Monday … 7 = Sunday. */
   days: z.array(z.number().int().min(1).max(7)).min(1).default([1, 2, 3, 4, 5]),
 });
 
-const ContactSchema = z.strictObject({
-  displayName: z.string().min(1).optional(),
-  channels: z.array(name).min(1),
+/** An instant with its offset, e.g. 2026-12-24T18:00:00+01:00. */
+const instant = z.iso.datetime({ offset: true });
+
+const RotationOverrideSchema = z
+  .strictObject({
+    /** A contact with channels who is on call instead, from `start` (inclusive) to `end`. */
+    contact: name,
+    start: instant,
+    end: instant,
+  })
+  .refine((o) => Date.parse(o.end) > Date.parse(o.start), { message: 'end must be after start', path: ['end'] });
+
+/** Who is on call when: members take turns of `length`, handing off at `handoff` local time in `timeZone`. */
+const RotationSchema = z.strictObject({
+  /** Contacts with channels, in turn order. */
+  members: z.array(name).min(1),
+  timeZone: TimeZoneSchema,
+  /** Local wall-clock time of each hand-off, HH:MM. */
+  handoff: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a local time HH:MM, e.g. 09:00').default('09:00'),
+  length: z.enum(['daily', 'weekly']),
+  /** The local date the first member's first turn starts (at `handoff`); weekly turns hand off on that weekday. */
+  startsOn: z.iso.date(),
+  /** Swaps and holidays; where several cover an instant, the last one listed wins. */
+  overrides: z.array(RotationOverrideSchema).default([]),
 });
 
+/** A person or group reached on its channels, or a rotation: whoever is on call when it is paged. */
+const ContactSchema = z.union([
+  z.strictObject({ displayName: z.string().min(1).optional(), channels: z.array(name).min(1) }),
+  z.strictObject({ displayName: z.string().min(1).optional(), rotation: RotationSchema }),
+]);
+
+/** Where a notification goes. Every URL, key and password here is a secret: resolved in the worker, never logged, never in workflow history. */
 const ChannelSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('webhook'),
@@ -128,6 +158,31 @@ const ChannelSchema = z.discriminatedUnion('type', [
     url: httpUrl,
   }),
   z.strictObject({ type: z.literal('log') }),
+  z.strictObject({
+    type: z.literal('slack'),
+    /** A Slack incoming-webhook URL: a secret, as `webhook.url`. */
+    url: httpUrl,
+  }),
+  z.strictObject({
+    type: z.literal('email'),
+    /** The SMTP server; `smtp://user:password@host:587` (STARTTLS when offered) or `smtps://…:465`. The password stays in the worker. */
+    smtpUrl: z.url({ protocol: /^smtps?$/ }),
+    from: z.email(),
+    to: z.array(z.email()).min(1),
+  }),
+  z.strictObject({
+    type: z.literal('pagerduty'),
+    /** The service integration's routing key: a secret. */
+    routingKey: z.string().regex(/^[A-Za-z0-9]{32}$/, '32 letters or digits (the integration key of a PagerDuty service)'),
+    baseUrl: httpUrl.default('https://events.pagerduty.com'),
+  }),
+  z.strictObject({
+    type: z.literal('opsgenie'),
+    /** An API integration's key: a secret. */
+    apiKey: z.string().min(1),
+    /** https://api.eu.opsgenie.com for the EU instance. */
+    baseUrl: httpUrl.default('https://api.opsgenie.com'),
+  }),
 ]);
 
 /** An IPv4/IPv6 address or CIDR network (host bits zero), kept in its canonical form. */
@@ -226,7 +281,7 @@ const ScheduleSchema = z
     runbook: RunbookNameSchema.refine(isScheduled, 'a runbook the catalog marks scheduled (runbooks catalog)'),
     cron: z.union([CronSchema, z.array(CronSchema).min(1)]).optional(),
     calendar: z.union([CalendarSchema, z.array(CalendarSchema).min(1)]).optional(),
-    timeZone: z.string().refine(isKnownTimeZone, 'an IANA time zone such as Europe/Berlin').default('UTC'),
+    timeZone: TimeZoneSchema.default('UTC'),
     /** After an outage of Temporal, runs missed within this window still start (once: overlaps are skipped). */
     catchupWindow: DurationSchema.prefault('1h'),
     /** With a severity the run has an escalation ladder (its first contact paged at the start; overdue tasks climb it). */
@@ -286,6 +341,16 @@ export const ConfigSchema = z.strictObject({
        * cached one costs megabytes; one that was evicted replays its history on its next task (milliseconds).
        */
       maxCachedWorkflows: z.number().int().min(0).default(100),
+      /**
+       * On SIGTERM the worker stops taking work and lets the activities it runs finish this long; any still running
+       * then are cancelled and retried by another worker. Give the container at least this long to stop.
+       */
+      shutdownGraceTime: DurationSchema.prefault('30s'),
+      /** `host:port` where `runbooks worker` serves the Temporal SDK's metrics for Prometheus (off when absent). */
+      workerMetricsAddress: z
+        .string()
+        .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 0.0.0.0:9464')
+        .optional(),
     })
     .prefault({}),
   http: z
@@ -386,6 +451,8 @@ export const ConfigSchema = z.strictObject({
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type Channel = z.infer<typeof ChannelSchema>;
+export type Contact = z.infer<typeof ContactSchema>;
+export type Rotation = z.infer<typeof RotationSchema>;
 export type ScheduleConfig = z.infer<typeof ScheduleSchema>;
 
 function isRegExp(pattern: string): boolean {

@@ -135,6 +135,7 @@ export type TimelineKind =
   | 'ack-stale'
   | 'alert-refired'
   | 'alert-resolved'
+  | 'activity-retried'
   | 'follow-up'
   | 'task-added'
   | 'task-done'

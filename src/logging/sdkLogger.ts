@@ -24,13 +24,22 @@ export function sdkLoggerFor(logger: Logger): SdkLogger {
 
 let installed = false;
 
-/** Installs the SDK runtime with our logger once per process; later calls keep the first. */
-export function routeSdkLogsTo(logger: Logger): void {
+/**
+ * Installs the SDK runtime with our logger once per process; later calls keep the first. `metricsAddress`
+ * (host:port): the SDK's own metrics (pollers, task latencies, cache, activity failures) served there for Prometheus.
+ */
+export function routeSdkLogsTo(logger: Logger, metricsAddress?: string): void {
   if (installed) return;
   installed = true;
   try {
     // Core (Rust) logs are forwarded too, so everything the worker says obeys one logger and one level.
-    Runtime.install({ logger: sdkLoggerFor(logger), telemetryOptions: { logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } } } });
+    Runtime.install({
+      logger: sdkLoggerFor(logger),
+      telemetryOptions: {
+        logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } },
+        ...(metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress } } } : {}),
+      },
+    });
   } catch {
     // A runtime already exists in this process (e.g. created by an earlier worker): keep it.
   }

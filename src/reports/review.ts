@@ -46,6 +46,8 @@ const MARKS: Partial<Record<TimelineKind, { color: string; label: string }>> = {
   'task-done': { color: '#e377c2', label: 'task done' },
   'task-overdue': { color: '#ff7f0e', label: 'task overdue' },
   'alert-resolved': { color: '#2ca02c', label: 'alert resolved' },
+  // A fault the response rode through (a worker lost, the Docker engine restarting): when, and which step.
+  'activity-retried': { color: '#ff9896', label: 'step retried' },
   resolved: { color: '#2ca02c', label: 'resolved' },
   note: { color: '#aaaaaa', label: 'note' },
 };

@@ -78,7 +78,9 @@ export const demoScenarios = {
     summary: '/api/v1/documents answers 2.5 s slower under steady traffic; an approved backend restart brings p95 back under 1 s',
     alertname: 'HighResponseTime',
     fault: { name: 'slow-route', options: { route: '/api/v1/documents', ms: 2_500 } },
-    traffic: true,
+    // Paced under the backend's rate limit (120 a minute): once the restart made the route fast, unpaced traffic drew
+    // 429s, answered at once, and the next incident's latency sample read them as a fast route (found by npm run chaos).
+    traffic: { perSecond: 0.5 },
     policies: { 'slow-responses': { p95ThresholdMs: 1_000, sampleWindowSeconds: 5, recoverWithinSeconds: 60 } },
   },
   'rate-limit': {

@@ -1,4 +1,4 @@
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions as SdkWorkerOptions } from '@temporalio/worker';
 import { Pool } from 'pg';
 import type { Logger } from 'pino';
@@ -7,6 +7,7 @@ import { migrateAuditSchema } from '../audit/migrate';
 import type { Config } from '../config/schema';
 import { routeSdkLogsTo, sdkLoggerFor } from '../logging/sdkLogger';
 import { ensureSearchAttributes } from '../temporal/searchAttributes';
+import { retryReporter } from './retryReporter';
 
 export interface IncidentWorker {
   worker: Worker;
@@ -19,8 +20,8 @@ export interface WorkerOptions {
   logger: Logger;
   /** A pre-built workflow bundle (tests build one per run); otherwise the workflows are bundled at start. */
   workflowBundlePath?: string;
-  /** Fault injection (`npm run chaos`): interceptors and a shorter sticky-queue timeout. Production sets neither. */
-  chaos?: Pick<SdkWorkerOptions, 'interceptors' | 'stickyQueueScheduleToStartTimeout'>;
+  /** Fault injection (`npm run chaos`): activity interceptors and a shorter sticky-queue timeout. Production sets neither. */
+  chaos?: { interceptors?: { activity?: NonNullable<NonNullable<SdkWorkerOptions['interceptors']>['activity']> } } & Pick<SdkWorkerOptions, 'stickyQueueScheduleToStartTimeout'>;
   /** Activities that replace the real ones by name (`runbooks dry-run`: pages recorded, not sent). Production sets none. */
   activityOverrides?: Partial<ReturnType<typeof createActivities>>;
 }
@@ -28,7 +29,7 @@ export interface WorkerOptions {
 /** Prepares what incidents need (search attributes, audit schema) and creates the worker. */
 export async function createIncidentWorker({ config, logger, workflowBundlePath, chaos, activityOverrides }: WorkerOptions): Promise<IncidentWorker> {
   const { address, namespace, taskQueue } = config.temporal;
-  routeSdkLogsTo(logger);
+  routeSdkLogsTo(logger, config.temporal.workerMetricsAddress);
   const admin = await Connection.connect({ address, connectTimeout: '10s' });
   try {
     const added = await ensureSearchAttributes(admin, namespace);
@@ -41,6 +42,7 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath,
   const workflowBundle = workflowBundlePath ? { codePath: workflowBundlePath } : await bundleWorkflows(logger);
   const pool = new Pool({ connectionString: config.audit.databaseUrl, max: 4 });
   const connection = await NativeConnection.connect({ address });
+  const reportRetries = retryReporter(new Client({ connection, namespace }), logger);
   const worker = await Worker.create({
     connection,
     namespace,
@@ -51,7 +53,9 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath,
     // Heartbeats reach the server at most this late (default: 80% of the heartbeat timeout). A backfill chunk
     // resumes from its last heartbeat's cursor after a crash, so this bounds the records loaded twice.
     maxHeartbeatThrottleInterval: '1s',
-    ...chaos,
+    shutdownGraceTime: config.temporal.shutdownGraceTime,
+    ...(chaos?.stickyQueueScheduleToStartTimeout ? { stickyQueueScheduleToStartTimeout: chaos.stickyQueueScheduleToStartTimeout } : {}),
+    interceptors: { activity: [reportRetries, ...(chaos?.interceptors?.activity ?? [])] },
   });
   logger.info({ address, namespace, taskQueue }, 'worker ready');
   return {

@@ -3,8 +3,8 @@
 //
 //   tsx test/harness/run.ts [test files...]     (default: every test/**/*.test.ts)
 //
-// Uses DOCKER_HOST / TEMPORAL_ADDRESS / DATABASE_URL / REDIS_URL when set (and answering);
-// otherwise starts a private dockerd and a Temporal dev server and uses the local
+// Uses DOCKER_HOST / TEMPORAL_ADDRESS (with TEMPORAL_UI_URL, its Web UI) / DATABASE_URL / REDIS_URL when set (and answering);
+// otherwise starts a private dockerd and a Temporal dev server with its Web UI and uses the local
 // PostgreSQL and Redis. Exits with the test runner's exit code.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -158,7 +158,7 @@ async function dockerPhase(): Promise<void> {
   say(`images ready in ${seconds(t1)} (${what}${stale ? `; removed ${stale} stale test containers` : ''})`);
 }
 
-async function temporalPhase(): Promise<{ address: string; namespace: string }> {
+async function temporalPhase(): Promise<{ address: string; namespace: string; uiUrl?: string }> {
   const t0 = Date.now();
   const external = process.env.TEMPORAL_ADDRESS;
   if (external) {
@@ -171,11 +171,11 @@ async function temporalPhase(): Promise<{ address: string; namespace: string }> 
       );
     }
     say(`temporal ready in ${seconds(t0)} (TEMPORAL_ADDRESS ${external})`);
-    return { address: external, namespace };
+    return { address: external, namespace, uiUrl: process.env.TEMPORAL_UI_URL };
   }
-  devServer = await startDevServer();
+  devServer = await startDevServer({ withUi: true });
   say(`temporal ready in ${seconds(t0)} (dev server pid ${devServer.pid} at ${devServer.address})`);
-  return { address: devServer.address, namespace: devServer.namespace };
+  return { address: devServer.address, namespace: devServer.namespace, uiUrl: devServer.uiUrl };
 }
 
 async function bundlePhase(): Promise<void> {
@@ -248,6 +248,8 @@ async function main(): Promise<number> {
     ALERTMANAGER_BIN: findBin('ALERTMANAGER_BIN', ['prometheus-alertmanager', 'alertmanager'], 'prometheus-alertmanager'),
     AMTOOL_BIN: findBin('AMTOOL_BIN', ['amtool'], 'prometheus-alertmanager'),
     PROMTOOL_BIN: findBin('PROMTOOL_BIN', ['promtool'], 'prometheus'),
+    PROMETHEUS_BIN: findBin('PROMETHEUS_BIN', ['prometheus'], 'prometheus'),
+    PUSHGATEWAY_BIN: findBin('PUSHGATEWAY_BIN', ['prometheus-pushgateway', 'pushgateway'], 'prometheus-pushgateway'),
   };
 
   // Independent phases run side by side; every one is awaited before failing, so
@@ -256,7 +258,7 @@ async function main(): Promise<number> {
   const failure = phases.find((p): p is PromiseRejectedResult => p.status === 'rejected');
   if (failure) throw failure.reason;
   if (signalled) return 128 + (signalled === 'SIGINT' ? 2 : 15);
-  const temporal = (phases[1] as PromiseFulfilledResult<{ address: string; namespace: string }>).value;
+  const temporal = (phases[1] as PromiseFulfilledResult<{ address: string; namespace: string; uiUrl?: string }>).value;
   say(`setup done in ${seconds(tStart)}; running ${files.length} test file(s)`);
 
   const env: NodeJS.ProcessEnv = {
@@ -264,6 +266,7 @@ async function main(): Promise<number> {
     ...binaries,
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: temporal.namespace,
+    ...(temporal.uiUrl ? { TEMPORAL_UI_URL: temporal.uiUrl } : {}),
     DOCKER_HOST: engine!.dockerHost,
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,

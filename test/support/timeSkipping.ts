@@ -41,6 +41,8 @@ export interface Page {
   workflowId: string;
   contacts: string[];
   text: string;
+  /** What paging services do with it (trigger, acknowledge, resolve); absent: information only. */
+  event?: string;
 }
 
 export interface TimeSkippingIncidents {
@@ -105,7 +107,7 @@ export function timeSkippingIncidents(options: TimeSkippingOptions): TimeSkippin
   /** Unit-level fakes of the lifecycle's boundaries: notify records the page, the audit trail goes nowhere. */
   const lifecycleFakes: ActivityStubs = {
     async notify(notification: Notification): Promise<NotifyResult> {
-      pages.push({ workflowId: notification.workflowId, contacts: notification.contacts, text: notification.text });
+      pages.push({ workflowId: notification.workflowId, contacts: notification.contacts, text: notification.text, ...(notification.event ? { event: notification.event } : {}) });
       return { delivered: [], unknownContacts: [] };
     },
     async recordTimeline(): Promise<void> {},

@@ -24,6 +24,7 @@ export function summarize(config: Config): string {
   const targets = Object.entries(config.targets)
     .filter(([, target]) => target !== undefined)
     .map(([name, target]) => `${name} (${(target as { container?: string }).container ?? '-'})`);
+  const rotations = Object.entries(config.contacts).flatMap(([name, contact]) => ('rotation' in contact ? [name] : []));
   const approvers = Object.entries(config.approvers).map(([kind, names]) => `${kind}: ${names?.join(', ')}`);
   const rows: Array<[string, string]> = [
     ['temporal', `${config.temporal.address}, namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue}`],
@@ -32,7 +33,7 @@ export function summarize(config: Config): string {
     ['docker', config.docker.host ?? 'default socket'],
     ['routes', `${routes.length}${routes.length ? ` (${routes.join(', ')})` : ''}; fallback ${config.routing.fallback.runbook}`],
     ['targets', `${targets.length}${targets.length ? ` (${targets.join(', ')})` : ''}`],
-    ['contacts', `${Object.keys(config.contacts).length}, channels ${Object.keys(config.channels).length}`],
+    ['contacts', `${Object.keys(config.contacts).length}${rotations.length ? ` (rotations: ${rotations.join(', ')})` : ''}, channels ${Object.keys(config.channels).length}`],
     ['approvers', approvers.length ? approvers.join('; ') : 'none (no dangerous step can be approved)'],
     ['schedules', `${Object.keys(config.schedules).length}${Object.keys(config.schedules).length ? ` (${Object.entries(config.schedules).map(([name, s]) => `${name} → ${s.runbook}`).join(', ')})` : ''}`],
     ['tokens', `${config.tokens.length}${config.tokens.length ? ` (${config.tokens.map((t) => `${t.name}: ${t.scopes.join('+')}`).join(', ')})` : ''}`],

@@ -28,6 +28,7 @@ import { quoteArg } from '../format';
 import { loadDevTemporal, loadSandboxCommands, loadServices } from '../lazy';
 import type { DevTemporal } from '../devTemporal';
 import { pointAtSandbox } from '../sandboxConfig';
+import { incidentListUiUrl, incidentUiUrl } from '../../temporal/uiLinks';
 import { addSandboxPlaceOptions, SandboxPlaceSchema, sandboxPorts, sandboxStep } from './sandbox';
 import { generateToken, TokenNameSchema, tokenScopes, tokenSha256 } from './token';
 
@@ -237,6 +238,12 @@ function banner({ config, file, explicitFile, baseUrl, temporal, local, sandbox 
     'Then:',
     `  ${cli} incidents`,
     `  ${cli} show ${workflowId}`,
+    ...(uiUrl
+      ? [
+          `  ${incidentUiUrl(uiUrl, config.temporal.namespace, workflowId)}   # the incident in the Temporal UI`,
+          `  ${incidentListUiUrl(uiUrl, config, 'open')}   # the open incidents`,
+        ]
+      : []),
     ...(actionsTakeToken
       ? [`  ${ackCurl}   # acknowledge over HTTP${local ? ` as ${local.name}` : ' (a token with the "incidents" scope)'}`]
       : ['  (no token has the "incidents" scope, so the HTTP API refuses incident actions; the CLI acts as an operator)']),

@@ -10,6 +10,7 @@ import {
   listIncidents,
 } from '../../incidents/operations';
 import type { IncidentOutcome, IncidentStatusView } from '../../incidents/model';
+import { incidentListUiUrl, incidentUiUrl, temporalUiBase } from '../../temporal/uiLinks';
 import * as attributes from '../../workflows/searchAttributes';
 import { loadCliConfig, parseInput, withClient, WorkflowIdSchema } from '../context';
 import { closedIncidentReport, incidentReport, incidentsTable, type ClosedIncident } from '../format';
@@ -48,7 +49,11 @@ export function registerIncidentCommands(program: Command): void {
       const { config } = loadCliConfig(command);
       const shown = await withClient(config, (client) => showIncident(client, input.id));
       if (input.json) process.stdout.write(`${JSON.stringify('open' in shown ? shown.open : shown.closed, null, 2)}\n`);
-      else process.stdout.write(`${'open' in shown ? incidentReport(shown.open) : closedIncidentReport(shown.closed)}\n`);
+      else {
+        const ui = temporalUiBase(config);
+        const links = ui ? { incident: incidentUiUrl(ui, config.temporal.namespace, input.id), openIncidents: incidentListUiUrl(ui, config, 'open') } : undefined;
+        process.stdout.write(`${'open' in shown ? incidentReport(shown.open, links) : closedIncidentReport(shown.closed, links)}\n`);
+      }
     });
 }
 

@@ -6,7 +6,7 @@
 import { Argument, type Command } from 'commander';
 import { z } from 'zod';
 import type { AuditAppStatus } from '../../sandbox/auditApp';
-import { AUDIT_APP_FAULTS as FAULTS, DEFAULT_PORTS as DEFAULTS, DEFAULT_PREFIX } from '../../sandbox/auditApp/contract';
+import { AUDIT_APP_FAULTS as FAULTS, DEFAULT_PORTS as DEFAULTS, DEFAULT_PREFIX, EtlEnv } from '../../sandbox/auditApp/contract';
 import { loadCliConfig, parseInput } from '../context';
 import { CliError } from '../errors';
 import { table } from '../format';
@@ -44,6 +44,7 @@ const UpInputSchema = SandboxPlaceSchema.extend({
   poolSize: z.coerce.number().int('a whole number').min(1, 'at least 1').max(100, 'at most 100').default(5),
   rateLimit: z.coerce.number().int('a whole number').min(1, 'at least 1').default(120),
   backendVersion: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'an image tag such as 1.0.0').default('1.0.0'),
+  etlPushgateway: z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:9091' }).optional(),
   fresh: z.boolean().default(false),
   json: z.boolean().default(false),
 });
@@ -75,6 +76,7 @@ export function registerSandboxCommands(program: Command): void {
     .option('--pool-size <n>', "the backend's database pool size", '5')
     .option('--rate-limit <n>', 'requests per minute per client unless Redis says otherwise (config:rate_limit:limit)', '120')
     .option('--backend-version <version>', 'backend image version (built if missing)', '1.0.0')
+    .option('--etl-pushgateway <url>', "a Prometheus Pushgateway the ETL pushes each run's times to (the alert rules' ETLJobFailed, ETLJobNotRunning)")
     .option('--fresh', 'replace the containers even if unchanged (a fresh database)')
     .option('--json', 'print the result as JSON')
     .action(async (options: Record<string, unknown>, command: Command) => {
@@ -89,6 +91,7 @@ export function registerSandboxCommands(program: Command): void {
           poolSize: input.poolSize,
           rateLimit: input.rateLimit,
           backendVersion: input.backendVersion,
+          ...(input.etlPushgateway ? { etlEnv: { [EtlEnv.pushgatewayUrl]: input.etlPushgateway } } : {}),
           fresh: input.fresh,
           log: input.json ? () => {} : note,
         }),

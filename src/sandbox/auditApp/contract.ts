@@ -150,6 +150,9 @@ export const Metrics = {
   info: 'audit_app_info',
   poolConnections: 'db_pool_connections',
   rateLimitInMemory: 'rate_limit_in_memory',
+  dependencyUp: 'audit_app_dependency_up',
+  documentsLastUpdated: 'audit_app_documents_last_updated_timestamp_seconds',
+  failedLogins: 'audit_app_failed_logins_total',
 } as const;
 
 // ---- the ETL job (etl.ts, in the `<prefix>etl` container) --------------------------------------------------------
@@ -200,6 +203,21 @@ export const EtlEnv = {
   downloadsDir: 'ETL_DOWNLOADS_DIR',
   /** Default EtlPaths.stateDir. */
   stateDir: 'ETL_STATE_DIR',
+  /** A Pushgateway (http://host:port) to push each run's times to (EtlMetrics); unset: nothing is pushed. */
+  pushgatewayUrl: 'ETL_PUSHGATEWAY_URL',
+} as const;
+
+/**
+ * What a run pushes to the Pushgateway when it ends (a batch job has no /metrics to scrape): the group job=`job`,
+ * replaced whole each time. The shipped alert rules read them (deploy/prometheus/rules.yml, ETLJobFailed and
+ * ETLJobNotRunning).
+ */
+export const EtlMetrics = {
+  job: 'audit-app-etl',
+  /** When the latest run ended, as Unix seconds. */
+  lastRun: 'etl_last_run_timestamp_seconds',
+  /** When the latest successful run ended, as Unix seconds; 0 while none has. */
+  lastSuccess: 'etl_last_success_timestamp_seconds',
 } as const;
 
 /** Exit codes of `etl.js run` (and of the other commands: ok, usage, failed). */
@@ -230,8 +248,10 @@ export const DEFAULT_ETL_DELAY_MS = 20;
 export const DEFAULT_ETL_MIN_DELAY_MS = 200;
 /** The crash fault's default: the next run crashes after writing this many records. */
 export const DEFAULT_ETL_CRASH_AFTER = 5;
+/** The `action` of an audit row for a failed login: the backend counts them per client (Metrics.failedLogins). */
+export const LOGIN_FAILED_ACTION = 'login-failed';
 /** The brute-force fault's client (TEST-NET-3, never a real host), its failed logins and the users it tries. */
-export const BRUTE_FORCE = { ip: '203.0.113.66', attempts: 30, action: 'login-failed', users: ['admin', 'root', 'alice'] } as const;
+export const BRUTE_FORCE = { ip: '203.0.113.66', attempts: 30, action: LOGIN_FAILED_ACTION, users: ['admin', 'root', 'alice'] } as const;
 /** The `report_type` of record i: report-001 … */
 export const etlReportType = (record: number): string => `report-${String(record).padStart(3, '0')}`;
 /** The selector the parser looks for (the source-changed fault makes the source serve a page without it). */

@@ -30,6 +30,7 @@ import {
   ETL_SOURCE_SELECTOR,
   EtlEnv,
   EtlExitCodes,
+  EtlMetrics,
   EtlPaths,
   etlReportType,
   type EtlFaultState,
@@ -40,6 +41,7 @@ import {
 const DOWNLOADS_DIR = process.env[EtlEnv.downloadsDir] || EtlPaths.downloadsDir;
 const STATE_DIR = process.env[EtlEnv.stateDir] || EtlPaths.stateDir;
 const DATABASE_URL = process.env[EtlEnv.databaseUrl] || 'postgres://postgres@127.0.0.1:5432/audit_app';
+const PUSHGATEWAY_URL = process.env[EtlEnv.pushgatewayUrl] || undefined;
 const FAULTS_FILE = path.join(STATE_DIR, 'faults.json');
 const STATE_FILE = path.join(STATE_DIR, 'state.json');
 const LOCK_FILE = path.join(STATE_DIR, '.lock');
@@ -411,10 +413,15 @@ async function run(args: string[]): Promise<number> {
   updateState((state) => {
     state.running[base.id] = { ...base, written, pid: process.pid, procStart: processStart('self') ?? '' };
   });
-  const finish = (exitCode: number, error?: string) => {
+  const finish = async (exitCode: number, error?: string) => {
     const { id, startedAt, ...rest } = base;
     const record: EtlRun = { id, startedAt, finishedAt: new Date().toISOString(), ok: exitCode === 0, ...rest, written, exitCode, ...(error ? { error } : {}) };
-    updateState((state) => finishRun(state, record));
+    let ended: Pick<State, 'lastRun' | 'lastSuccess'> = { lastRun: record, lastSuccess: null };
+    updateState((state) => {
+      finishRun(state, record);
+      ended = { lastRun: state.lastRun, lastSuccess: state.lastSuccess };
+    });
+    if (PUSHGATEWAY_URL) await pushRunTimes(PUSHGATEWAY_URL, ended);
     return exitCode;
   };
 
@@ -525,6 +532,29 @@ async function run(args: string[]): Promise<number> {
     return finish(EtlExitCodes.crashed, message);
   } finally {
     await db.end().catch(() => {});
+  }
+}
+
+const unixSeconds = (run: EtlRun | null) => (run ? Date.parse(run.finishedAt) / 1000 : 0);
+
+/**
+ * The latest run's and latest success's end times to the Pushgateway (EtlMetrics), replacing the group. A failed push
+ * is logged and does not fail the run: the data is loaded either way, and the next run pushes again.
+ */
+async function pushRunTimes(pushgatewayUrl: string, { lastRun, lastSuccess }: Pick<State, 'lastRun' | 'lastSuccess'>): Promise<void> {
+  const body = [
+    `# TYPE ${EtlMetrics.lastRun} gauge`,
+    `${EtlMetrics.lastRun} ${unixSeconds(lastRun)}`,
+    `# TYPE ${EtlMetrics.lastSuccess} gauge`,
+    `${EtlMetrics.lastSuccess} ${unixSeconds(lastSuccess)}`,
+    '',
+  ].join('\n');
+  const url = `${pushgatewayUrl.replace(/\/+$/, '')}/metrics/job/${EtlMetrics.job}`;
+  try {
+    const response = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'text/plain; version=0.0.4' }, signal: AbortSignal.timeout(5_000) });
+    if (!response.ok) throw new Error(`HTTP ${response.status} ${(await response.text()).slice(0, 200)}`);
+  } catch (err) {
+    log('WARN', `could not push the run's times to ${url}: ${(err as Error).message}`);
   }
 }
 

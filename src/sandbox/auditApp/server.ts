@@ -7,7 +7,9 @@
  *                                        503 with the error (the database down, the pool exhausted, the table lost);
  *                                        with the version
  *   GET  /metrics                        Prometheus text: http_request_duration_seconds{method,route,status}, 429 and
- *                                        403 counters, pool gauges, audit_app_info{version}, process metrics
+ *                                        403 counters, pool gauges, audit_app_info{version}, whether the database and
+ *                                        Redis answer, the newest document's updated_at, failed logins per client,
+ *                                        process metrics
  *   GET  /api/v1/documents?county=&year= rows of `documents`
  *   GET  /api/v1/counties                counties with their document count
  *   POST /api/v1/audit                   { action, details? } + X-User-Id → a row of audit_log with the client IP
@@ -36,6 +38,7 @@ import {
   DEFAULT_POOL_SIZE,
   DEFAULT_RATE_LIMIT,
   DEFAULT_RATE_LIMIT_WINDOW_SECONDS,
+  LOGIN_FAILED_ACTION,
   Metrics,
   RedisKeys,
   type BackendFaultState,
@@ -137,6 +140,32 @@ new Gauge({
     this.set(limiter.inMemory ? 1 : 0);
   },
 });
+const failedLogins = new Counter({
+  name: Metrics.failedLogins,
+  help: `Audit rows with action "${LOGIN_FAILED_ACTION}", by client IP (what a brute-force alert needs to name the source)`,
+  labelNames: ['ip'] as const,
+  registers: [registry],
+});
+new Gauge({
+  name: Metrics.dependencyUp,
+  help: 'Whether a dependency answers at scrape time: database (SELECT 1 on a connection of its own, not the pool), redis',
+  labelNames: ['dependency'] as const,
+  registers: [registry],
+  async collect() {
+    this.set({ dependency: 'database' }, (await databaseFactsOfThisScrape()).up ? 1 : 0);
+    this.set({ dependency: 'redis' }, redis.status === 'ready' ? 1 : 0);
+  },
+});
+new Gauge({
+  name: Metrics.documentsLastUpdated,
+  help: 'MAX(updated_at) of documents, as Unix seconds: how fresh the data the ETL loads is (absent while unknown)',
+  registers: [registry],
+  async collect() {
+    const { lastUpdated } = await databaseFactsOfThisScrape();
+    this.reset();
+    if (lastUpdated !== null) this.set(lastUpdated.getTime() / 1000);
+  },
+});
 
 // ---- database -----------------------------------------------------------------------------------------------
 
@@ -150,6 +179,10 @@ const pool = new Pool({
 // An idle connection the server drops (a restart, pg_terminate_backend) must not crash the process.
 pool.on('error', (err) => log('ERROR', `database: idle connection lost: ${firstLine(err)}`));
 
+const DEPENDENCY_CHECK_MS = 300;
+/** Its own name, so the runbooks' counts of the backend's sessions never include a scrape's. */
+const METRICS_APPLICATION_NAME = `${BACKEND_APPLICATION_NAME}-metrics`;
+
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   promise.catch(() => {}); // a late failure after the timeout is nobody's business
@@ -159,6 +192,35 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
       timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
     }),
   ]);
+}
+
+/**
+ * Whether the database answers and the newest document's time, for /metrics. A connection of its own, so an exhausted
+ * pool does not read as a database down; bounded well under a 1 s scrape interval so a hung database cannot fail the
+ * scrape (which would read as the API down).
+ */
+async function databaseFacts(): Promise<{ up: boolean; lastUpdated: Date | null }> {
+  const client = new Client({ connectionString: settings.databaseUrl, connectionTimeoutMillis: DEPENDENCY_CHECK_MS, application_name: METRICS_APPLICATION_NAME });
+  client.on('error', () => {});
+  try {
+    await withTimeout(client.connect(), DEPENDENCY_CHECK_MS, 'connect');
+    await withTimeout(client.query('SELECT 1'), DEPENDENCY_CHECK_MS, 'SELECT 1');
+    // The table may be gone (a corrupted database) while the server answers: then no freshness, but up.
+    const newest = await withTimeout(client.query<{ at: Date | null }>('SELECT MAX(updated_at) AS at FROM documents'), DEPENDENCY_CHECK_MS, 'MAX(updated_at)').catch(() => undefined);
+    return { up: true, lastUpdated: newest?.rows[0]?.at ?? null };
+  } catch {
+    return { up: false, lastUpdated: null };
+  } finally {
+    void client.end().catch(() => {});
+  }
+}
+
+let factsInFlight: ReturnType<typeof databaseFacts> | undefined;
+
+/** One database check per scrape: the gauges collected together share the check in flight. */
+function databaseFactsOfThisScrape(): ReturnType<typeof databaseFacts> {
+  factsInFlight ??= databaseFacts().finally(() => (factsInFlight = undefined));
+  return factsInFlight;
 }
 
 // ---- rate limiting ------------------------------------------------------------------------------------------
@@ -464,6 +526,7 @@ async function audit(req: http.IncomingMessage, res: http.ServerResponse, _url: 
     'INSERT INTO audit_log (ip, user_id, action, details) VALUES ($1, $2, $3, $4) RETURNING id, at',
     [isIP(ip) ? ip : null, userId, action, details],
   );
+  if (action === LOGIN_FAILED_ACTION) failedLogins.inc({ ip });
   return send(res, 201, rows[0]);
 }
 

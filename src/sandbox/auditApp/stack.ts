@@ -59,6 +59,8 @@ export interface AuditAppOptions {
   backendEnv?: Readonly<Record<string, string>>;
   /** The image the api-down runbook rolls the backend back to (label runbooks.previous-image). */
   previousBackendImage?: string;
+  /** More environment for the ETL (contract.ts EtlEnv), e.g. the Pushgateway its runs push to. */
+  etlEnv?: Readonly<Record<string, string>>;
   /** Size of the etl container's downloads tmpfs (default 4m: a `fault disk-full` fills it in a moment). */
   etlDownloadsSize?: string;
   /** Labels on every container (the tests mark theirs for cleanup). */
@@ -202,7 +204,7 @@ function containerSpecs(app: AuditApp, options: AuditAppOptions): Record<AuditAp
       // The image's CMD, said here so the spec shows it: PID 1 is the daemon itself (no init), so a `docker exec`ed
       // run can write to its stdout, /proc/1/fd/1, which is the container's log.
       Cmd: [EtlPaths.node, EtlPaths.program, 'daemon'],
-      Env: [`${EtlEnv.databaseUrl}=${app.urls.database}`, `${EtlEnv.downloadsDir}=${EtlPaths.downloadsDir}`],
+      Env: Object.entries({ [EtlEnv.databaseUrl]: app.urls.database, [EtlEnv.downloadsDir]: EtlPaths.downloadsDir, ...options.etlEnv }).map(([key, value]) => `${key}=${value}`),
       Labels: labels('etl'),
       HostConfig: {
         NetworkMode: 'host',

@@ -22,7 +22,7 @@ interface LocalParts {
   minute: number;
 }
 
-function localDate(ms: number, timeZone: string): LocalParts {
+export function localDate(ms: number, timeZone: string): LocalParts {
   const parts = new Intl.DateTimeFormat('en-US', {
     timeZone,
     hourCycle: 'h23',
@@ -37,11 +37,11 @@ function localDate(ms: number, timeZone: string): LocalParts {
 }
 
 /**
- * UTC instant of a local wall-clock hour. An hour skipped by a DST change maps to where the gap ends;
- * an hour that happens twice maps to its first occurrence.
+ * UTC instant of a local wall-clock time. A time skipped by a DST change moves forward by the gap (02:30 → 03:30;
+ * a whole hour → where the gap ends); a time that happens twice maps to its first occurrence.
  */
-function zonedTimeToUtc(year: number, month: number, day: number, hour: number, timeZone: string): number {
-  const wanted = Date.UTC(year, month - 1, day, hour);
+export function zonedTimeToUtc(year: number, month: number, day: number, hour: number, timeZone: string, minute = 0): number {
+  const wanted = Date.UTC(year, month - 1, day, hour, minute);
   const offsetAt = (ms: number) => {
     const seen = localDate(ms, timeZone);
     return Date.UTC(seen.year, seen.month - 1, seen.day, seen.hour, seen.minute) - ms;

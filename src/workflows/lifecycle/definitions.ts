@@ -20,6 +20,14 @@ export type ApprovalDecision = z.infer<typeof ApprovalDecisionSchema>;
 export type Actor = z.infer<typeof ActorSchema>;
 export type Resolve = z.infer<typeof ResolveSchema>;
 export type CompleteTask = z.infer<typeof CompleteTaskSchema>;
+/** From the worker: an activity of the incident runs again after a failed or lost attempt (`reason`: that failure). */
+export const ActivityRetriedSchema = z.strictObject({
+  activityId: z.string().min(1).max(100),
+  activityType: z.string().min(1).max(100),
+  attempt: z.number().int().min(2),
+  reason: z.string().max(1000),
+});
+export type ActivityRetried = z.infer<typeof ActivityRetriedSchema>;
 /**
  * The webhook's note of when it saw the alert and of which notification it was (a firing signal that carries the
  * notification that started the incident is not a re-send). Only compared, never acted on: no validation needed.
@@ -44,6 +52,8 @@ export const handsOffSignal = defineSignal<[HandsOffSwitch]>('handsOff');
 export const pauseSignal = defineSignal<[Pause]>('pause');
 export const resumeSignal = defineSignal<[Pause]>('resume');
 export const abortSignal = defineSignal<[Abort]>('abort');
+/** From the worker: an activity is being retried (src/worker/retryReporter.ts). */
+export const activityRetriedSignal = defineSignal<[ActivityRetried]>('activityRetried');
 
 /** Updates: the same decisions, but the caller learns at once whether they were accepted. */
 export const approveUpdate = defineUpdate<IncidentStatusView, [ApprovalDecision]>('approve');

@@ -16,6 +16,7 @@ import {
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { z } from 'zod';
 import type { IncidentRecord } from '../../activities/audit';
+import type { NotifyFailureDetails, PageEvent } from '../../activities/notify';
 import {
   alertOf,
   describeTrigger,
@@ -35,6 +36,8 @@ import * as attributes from '../searchAttributes';
 import {
   acknowledgeSignal,
   acknowledgeUpdate,
+  activityRetriedSignal,
+  ActivityRetriedSchema,
   ActorSchema,
   alertFiringSignal,
   alertResolvedSignal,
@@ -79,6 +82,8 @@ export class Incident {
   private readonly followUps: string[] = [];
   private readonly tasks = new Map<string, HumanTask>();
   private readonly dueTimes = new Set<string>();
+  /** `<activityId>#<attempt>` of retries already on the timeline (a report can arrive twice). */
+  private readonly retriesRecorded = new Set<string>();
   private phase: IncidentPhase = 'investigating';
   private currentStep = 'Detected';
   private closedAt?: string;
@@ -289,25 +294,35 @@ export class Incident {
     this.record('follow-up', text);
   }
 
-  /** Notifies contacts; a failed notification is recorded, never fatal to the response. */
-  async tell(contacts: string[], text: string): Promise<void> {
+  /**
+   * Notifies contacts (a rotation: whoever it has on call now); a failed notification is recorded, never fatal to the
+   * response. `event`: what paging services do with it. Returns the contacts no channel reached.
+   */
+  async tell(contacts: string[], text: string, event?: PageEvent): Promise<string[]> {
     const unique = [...new Set(contacts)];
-    if (unique.length === 0) return;
+    if (unique.length === 0) return [];
     try {
-      await notify.executeWithOptions({ summary: `Notify ${unique.join(', ')}` }, [
-        { workflowId: this.workflowId, contacts: unique, severity: this.input.escalation?.severity, text },
+      const result = await notify.executeWithOptions({ summary: `Notify ${unique.join(', ')}` }, [
+        { workflowId: this.workflowId, contacts: unique, severity: this.input.escalation?.severity, service: this.input.service, text, at: Date.now(), ...(event ? { event } : {}) },
       ]);
-      this.record('notified', text, { data: { contacts: unique } });
+      const { delivered, onCall, skipped } = result;
+      const onCallNow = onCall && Object.keys(onCall).length > 0 ? { onCall } : {};
+      this.record('notified', text, { data: { contacts: unique, delivered, ...onCallNow, ...(skipped?.length ? { skipped } : {}) } });
+      return [];
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
+      const unreached = unreachedContacts(err) ?? unique;
       this.record('notification-failed', `Could not notify ${unique.join(', ')}: ${err.cause?.message ?? err.message}`, {
-        data: { contacts: unique },
+        data: { contacts: unique, unreached },
       });
+      return unreached;
     }
   }
 
-  /** Climbs one level of the ladder and pages whoever is there now. */
-  /** `detail`: lines the human needs to act (a log excerpt), after the reason on the timeline and in the page. */
+  /**
+   * Climbs one level of the ladder and pages whoever is there now; when no channel of theirs takes the page, climbs on.
+   * `detail`: lines the human needs to act (a log excerpt), after the reason on the timeline and in the page.
+   */
   async escalate(reason: string, detail?: string): Promise<void> {
     this.escalationLevel += 1;
     const contact = this.escalatedTo;
@@ -318,7 +333,16 @@ export class Incident {
       { data: { level: this.escalationLevel, ...(contact ? { contact } : {}) } },
     );
     this.showInUi();
-    if (contact) await this.tell([contact], `${this.headline()}: ${reason} — escalated to you (level ${this.escalationLevel}, ${this.workflowId})${below}`);
+    if (!contact) return;
+    const unreached = await this.tell([contact], `${this.headline()}: ${reason} — escalated to you (level ${this.escalationLevel}, ${this.workflowId})${below}`, 'trigger');
+    if (unreached.includes(contact)) await this.escalatePastUnreachable(contact);
+  }
+
+  /** `contact` was paged and no channel of theirs took it: page the next level at once, while the ladder has one. */
+  async escalatePastUnreachable(contact: string): Promise<void> {
+    const ladder = this.input.escalation?.escalateTo ?? [];
+    if (this.closeRequested || this.escalationLevel >= ladder.length - 1 || !patched('escalate-past-unreachable-contact')) return;
+    await this.escalate(`Could not page ${contact}`);
   }
 
   /** `[CRITICAL] APIDown on backend` (`prefix` replaces the severity), or the runbook and what started it when no alert did. */
@@ -461,6 +485,17 @@ export class Incident {
       },
       { description: 'From the webhook: the alert resolved; nothing destructive starts after it.' },
     );
+    setHandler(activityRetriedSignal, (raw) => this.recordRetry(raw), { description: 'From the worker: a step runs again after a failed or lost attempt.' });
+  }
+
+  private recordRetry(raw: unknown): void {
+    const parsed = ActivityRetriedSchema.safeParse(raw);
+    if (!parsed.success || this.closed) return;
+    const { activityId, activityType, attempt, reason } = parsed.data;
+    const key = `${activityId}#${attempt}`;
+    if (this.retriesRecorded.has(key)) return;
+    this.retriesRecorded.add(key);
+    this.record('activity-retried', `${activityType}: attempt ${attempt}, after ${reason}`, { data: { activityType, attempt } });
   }
 
   /** The webhook starts an incident with signal-with-start: the firing signal of that same notification is no re-send. */
@@ -618,6 +653,13 @@ function triggeredBy({ trigger }: IncidentInput): string {
     case 'schedule':
       return trigger.scheduleId;
   }
+}
+
+/** The contacts a NotifyFailed failure names; undefined when the failure says nothing about them (a timeout). */
+function unreachedContacts(err: ActivityFailure): string[] | undefined {
+  const cause = err.cause;
+  if (!(cause instanceof ApplicationFailure)) return undefined;
+  return (cause.details?.[0] as NotifyFailureDetails | undefined)?.unreachedContacts;
 }
 
 function parseOrRefuse<T>(schema: z.ZodType<T>, raw: unknown): T {

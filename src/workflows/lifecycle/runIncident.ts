@@ -44,7 +44,7 @@ export async function runIncident(input: IncidentInput, runbook: Runbook): Promi
   if (undo.size > 0) await undo.unwind();
   await ladder;
   const message = resolution === 'remediated' && runbook.doneMessage ? runbook.doneMessage : closingMessage(resolution, resolvedBy);
-  await incident.tell(notifiedContacts(incident), `${incident.headline('RESOLVED')}: ${message} (${incident.workflowId})`);
+  await incident.tell(notifiedContacts(incident), `${incident.headline('RESOLVED')}: ${message} (${incident.workflowId})`, 'resolve');
   incident.close(message, resolvedBy);
   await auditTrail;
   await condition(allHandlersFinished);
