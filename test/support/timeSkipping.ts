@@ -282,8 +282,11 @@ async function settle(handle: WorkflowHandle): Promise<temporal.api.history.v1.I
     let open = 0;
     for (const event of events) {
       switch (event.eventType) {
+        // A child being started or a signal to another workflow being sent is in flight too: its answer wakes the workflow.
         case E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
         case E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        case E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+        case E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
           open += 1;
           break;
         case E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
@@ -292,6 +295,10 @@ async function settle(handle: WorkflowHandle): Promise<temporal.api.history.v1.I
         case E.EVENT_TYPE_ACTIVITY_TASK_FAILED:
         case E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
         case E.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+        case E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+        case E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED:
+        case E.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED:
+        case E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED:
           open -= 1;
           break;
         case E.EVENT_TYPE_WORKFLOW_TASK_FAILED:
