@@ -1,6 +1,6 @@
-// docker-compose.yml and the Dockerfile cannot be run here (no container registry), so
-// this validates them: Compose's own schema check, the services and wiring we rely on, and every
-// image tag, environment variable and flag against deploy/images.json (what each image documents).
+// docker-compose.yml cannot be brought up here (no container registry to pull its images from), so this
+// validates it (test/image-build.test.ts builds the Dockerfile): Compose's own schema check, the services and
+// wiring we rely on, and every image tag, environment variable and flag against deploy/images.json.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
