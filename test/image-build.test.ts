@@ -5,7 +5,7 @@
 // Temporal and Postgres.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +14,7 @@ import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { stringify } from 'yaml';
 import { parseConfig } from '../src/config/load';
-import { BUSYBOX_IN_IMAGE, buildImage, copyInto, copyTree, copyWithLibraries } from '../src/sandbox/rootfs';
+import { BUSYBOX_IN_IMAGE, buildImage, copyInto, copyTree, copyWithLibraries, sharedLibrariesOf } from '../src/sandbox/rootfs';
 import { dropAuditSchema } from './support/audit';
 import { suiteCleanups } from './support/cleanups';
 import { testConfigInput } from './support/config';
@@ -32,6 +32,19 @@ function dockerfileBase(dockerfile: string): string {
   const from = /^FROM (\S+)$/m.exec(dockerfile)?.[1];
   assert.ok(from, 'the Dockerfile has a FROM line');
   return from;
+}
+
+/** The libraries this machine's copies of the npm packages' native modules load (those built for another platform skipped). */
+async function nativeModuleLibraries(): Promise<Set<string>> {
+  const modules = readdirSync(path.join(ROOT, 'node_modules'), { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.node'))
+    .map((file) => path.join(ROOT, 'node_modules', file));
+  const libraries = new Set<string>();
+  for (const module of modules) {
+    const own = await sharedLibrariesOf([module], { sharedObject: true }).catch(() => new Set<string>()); // ldd refuses another architecture's
+    for (const lib of own) libraries.add(lib);
+  }
+  return libraries;
 }
 
 /** `docker …` on the harness's engine, argv only; a failure names the command and what it printed. */
@@ -59,6 +72,8 @@ describe('the Dockerfile', () => {
         await copyWithLibraries(rootfs, [process.execPath]);
         copyTree(rootfs, NPM);
         copyInto(rootfs, MACHINE_CA_BUNDLE);
+        // A Debian slim image has all of glibc; the native modules npm ci installs (Temporal's core, swc) need more of it than node.
+        for (const lib of await nativeModuleLibraries()) copyInto(rootfs, lib);
         symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', path.join(rootfs, 'usr/bin/npm'));
         // npm-cli.js starts with `#!/usr/bin/env node`: busybox's env applet.
         symlinkSync(BUSYBOX_IN_IMAGE, path.join(rootfs, 'usr/bin/env'));
