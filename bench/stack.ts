@@ -10,11 +10,12 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import pino from 'pino';
 import { stringify } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import type { Config, ConfigInput } from '../src/config/schema';
 import { startTemporalDevServer, stopChild } from '../src/temporal/devServer';
+import { writeWorkflowBundle } from '../src/worker/bundle';
 import { freePorts } from '../test/harness/util';
 
 const CLI = path.resolve(__dirname, '..', 'bin', 'runbooks.js');
@@ -27,8 +28,7 @@ const WORKFLOW_BUNDLE = path.join(BENCH_DIR, 'workflow-bundle.js');
 
 /** The workflows bundled once, as a production image does, so no process pays for (or measures) the bundler. */
 export async function bundleWorkflowsOnce(): Promise<void> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') });
-  fs.writeFileSync(WORKFLOW_BUNDLE, code);
+  await writeWorkflowBundle(WORKFLOW_BUNDLE, pino({ level: 'warn' }));
 }
 
 export interface BenchTemporal {

@@ -66,9 +66,14 @@ describe('the shipped rules in a real Prometheus, through a real Alertmanager, t
 
     const alertmanager = await startAlertmanager({ webhookUrl: `http://127.0.0.1:${webhookPort}/alerts`, token: TOKEN });
     cleanups.push(() => alertmanager.stop());
-    // The sandbox runs no postgres_exporter: that job scrapes a port nothing listens on.
+    // The sandbox runs no postgres_exporter and this test no worker metrics: those jobs scrape ports nothing listens on.
     const prometheus = await startPrometheus({
-      targets: { 'audit-app-backend': `127.0.0.1:${sandbox.ports.backend}`, postgres: `127.0.0.1:${await freePort()}`, pushgateway: new URL(pushgateway.url).host },
+      targets: {
+        'audit-app-backend': `127.0.0.1:${sandbox.ports.backend}`,
+        postgres: `127.0.0.1:${await freePort()}`,
+        pushgateway: new URL(pushgateway.url).host,
+        'runbooks-worker': `127.0.0.1:${await freePort()}`,
+      },
       alertmanager: new URL(alertmanager.url).host,
     });
     cleanups.push(() => prometheus.stop());

@@ -5,6 +5,7 @@
  */
 /* eslint-disable @typescript-eslint/no-require-imports */
 export const loadServices = () => require('./services') as typeof import('./services');
+export const loadWorkflowBundler = () => require('../worker/bundle') as typeof import('../worker/bundle');
 export const loadDevTemporal = () => require('./devTemporal') as typeof import('./devTemporal');
 export const loadAuditTrail = () => require('../reports/auditTrail') as typeof import('../reports/auditTrail');
 export const loadChecklistReports = () => require('../checklists/reports') as typeof import('../checklists/reports');

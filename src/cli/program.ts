@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { version } from '../../package.json';
 import { registerActionCommands } from './commands/actions';
+import { registerBundleCommand } from './commands/bundle';
 import { registerBackfillCommands } from './commands/backfill';
 import { registerDeployCommands } from './commands/deploy';
 import { registerBlockCommands } from './commands/blocks';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerDevCommand(program);
   registerWorkerCommand(program);
   registerServerCommand(program);
+  registerBundleCommand(program);
   registerDemoCommand(program);
   registerDiagCommands(program);
   registerSandboxCommands(program);

@@ -59,7 +59,7 @@ function readYaml(file: string): unknown {
   }
 }
 
-/** Connection settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, DATABASE_URL, DOCKER_HOST, HOST, PORT, REDIS_URL) come from the environment in containers; they win over the file. */
+/** Connection settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, WORKER_METRICS_ADDRESS, DATABASE_URL, DOCKER_HOST, HOST, PORT, REDIS_URL) come from the environment in containers; they win over the file. */
 function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
   const config = structuredClone(raw) as Record<string, Record<string, unknown> | undefined>;
@@ -69,6 +69,7 @@ function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
   };
   set('temporal', 'address', env.TEMPORAL_ADDRESS);
   set('temporal', 'namespace', env.TEMPORAL_NAMESPACE);
+  set('temporal', 'workerMetricsAddress', env.WORKER_METRICS_ADDRESS);
   set('audit', 'databaseUrl', env.DATABASE_URL);
   set('docker', 'host', env.DOCKER_HOST);
   set('http', 'host', env.HOST);

@@ -1,12 +1,13 @@
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions as SdkWorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions as SdkWorkerOptions } from '@temporalio/worker';
 import { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { createActivities, dockerClient } from '../activities';
 import { migrateAuditSchema } from '../audit/migrate';
 import type { Config } from '../config/schema';
-import { routeSdkLogsTo, sdkLoggerFor } from '../logging/sdkLogger';
+import { routeSdkLogsTo } from '../logging/sdkLogger';
 import { ensureSearchAttributes } from '../temporal/searchAttributes';
+import { bundleWorkflows } from './bundle';
 import { retryReporter } from './retryReporter';
 
 export interface IncidentWorker {
@@ -65,10 +66,4 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath,
       await pool.end();
     },
   };
-}
-
-/** Webpack's statistics are noise at start-up: only its warnings and errors are logged. */
-async function bundleWorkflows(logger: Logger): Promise<{ code: string }> {
-  const bundlerLogger = sdkLoggerFor(logger.child({ component: 'workflow-bundler' }, { level: 'warn' }));
-  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: bundlerLogger });
 }

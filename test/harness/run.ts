@@ -8,8 +8,8 @@
 // PostgreSQL and Redis. Exits with the test runner's exit code.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import Redis from 'ioredis';
+import pino from 'pino';
 import { Client as PgClient } from 'pg';
 import { DockerEngine, ensureDockerEngine, removeTestContainers } from './dockerd';
 import { ensureAuditAppImages } from '../../src/sandbox/auditApp/images';
@@ -18,6 +18,7 @@ import { DevServer, findTemporalCli, findTestServer, startDevServer, waitForTemp
 import { startTestRun, type TestRun } from './runner';
 import { ENSURE_TOOLS, InfraError, PROJECT_ROOT, TOOLS_DIR, isAlive, seconds, whichSync } from './util';
 import { redactUrl } from '../../src/logging/redact';
+import { writeWorkflowBundle } from '../../src/worker/bundle';
 
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -180,23 +181,18 @@ async function temporalPhase(): Promise<{ address: string; namespace: string; ui
 
 async function bundlePhase(): Promise<void> {
   const t0 = Date.now();
-  let workflowsPath: string;
   try {
-    workflowsPath = require.resolve(WORKFLOWS_ENTRY);
+    require.resolve(WORKFLOWS_ENTRY);
   } catch {
     throw new InfraError('src/workflows/index.ts does not exist — the workflow bundle needs it (export the workflows from there)');
   }
-  let code: string;
+  let bytes: number;
   try {
-    ({ code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') }));
+    bytes = await writeWorkflowBundle(BUNDLE_PATH, pino({ level: 'warn' }));
   } catch (err) {
-    throw new InfraError(`bundling ${path.relative(PROJECT_ROOT, workflowsPath)} failed: ${(err as Error).message.split('\n')[0]}`);
+    throw new InfraError(`bundling src/workflows failed: ${(err as Error).message.split('\n')[0]}`);
   }
-  fs.mkdirSync(path.dirname(BUNDLE_PATH), { recursive: true });
-  const tmp = `${BUNDLE_PATH}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, code);
-  fs.renameSync(tmp, BUNDLE_PATH);
-  say(`workflow bundle in ${seconds(t0)} (${path.relative(PROJECT_ROOT, BUNDLE_PATH)}, ${(code.length / 1e6).toFixed(1)} MB)`);
+  say(`workflow bundle in ${seconds(t0)} (${path.relative(PROJECT_ROOT, BUNDLE_PATH)}, ${(bytes / 1e6).toFixed(1)} MB)`);
 }
 
 async function servicesPhase(databaseUrl: string, redisUrl: string): Promise<void> {
