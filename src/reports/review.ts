@@ -48,6 +48,9 @@ const MARKS: Partial<Record<TimelineKind, { color: string; label: string }>> = {
   'alert-resolved': { color: '#2ca02c', label: 'alert resolved' },
   // A fault the response rode through (a worker lost, the Docker engine restarting): when, and which step.
   'activity-retried': { color: '#ff9896', label: 'step retried' },
+  // What the hands-off switch held back, and the operators' hands-off, pause, resume and abort.
+  'would-have': { color: '#c5b0d5', label: 'held back' },
+  control: { color: '#8c564b', label: 'operator control' },
   resolved: { color: '#2ca02c', label: 'resolved' },
   note: { color: '#aaaaaa', label: 'note' },
 };
