@@ -221,18 +221,23 @@ describe('a backfill against the sandbox ETL, through crashes', { timeout: 290_0
     stops.push(() => worker.stop());
     const configFile = workspace.writeConfig(input);
 
-    const follow = workspace.spawn(['--config', configFile, 'backfill', '--from', '2009', '--county', 'Nairobi', '--by', 'erin', '--follow']);
+    const follow = workspace.spawn(['--config', configFile, 'backfill', '--from', '2009', '--to', '2010', '--county', 'Nairobi', '--by', 'erin', '--follow']);
     await waitFor('the start line', async () => (/^started backfill-/m.test(follow.stdout) || follow.child.exitCode !== null ? true : undefined));
+    // Held while the second start is tried: two chunks of 4 s could otherwise be done before a slow CLI starts (pausing
+    // during the last chunk would not hold it: a pause stops the next chunk, not the current one).
+    const first = /^started (backfill-\S+):/m.exec(follow.stdout)![1]!;
+    await actOnBackfill(worker.client, first, 'pause', { by: 'erin' });
     const refused = await workspace.run(['--config', configFile, 'backfill', '--from', '2010', '--by', 'dana']);
     assert.equal(refused.code, 1, refused.stdout);
-    assert.match(refused.stderr, new RegExp(`a backfill is already running on ${prefix}etl: backfill-${prefix}etl \\(2009–2009, \\d of 1 chunk\\(s\\) done, \\S+, started by erin\\)`));
+    assert.match(refused.stderr, new RegExp(`a backfill is already running on ${prefix}etl: backfill-${prefix}etl \\(2009–2010, \\d of 2 chunk\\(s\\) done, \\S+, started by erin\\)`));
+    await actOnBackfill(worker.client, first, 'resume', { by: 'erin' });
     const code = await new Promise((resolve) => follow.child.on('exit', resolve));
     assert.equal(code, 0, `${follow.stdout}\n${follow.stderr}`);
-    assert.match(follow.stdout, /^started backfill-\S+: 2009–2009, 1 chunk\(s\) \(Nairobi\), delay 100 ms per record$/m);
-    assert.match(follow.stdout, /^\d+% 0\/1 chunks, \d+ of ≈40 records, [\d.]+\/s, ETA \d+ s, Nairobi 2009 record \d+$/m);
-    assert.match(follow.stdout, /done: Done: 1 of 1 chunk\(s\), 40 record\(s\) written\.$/m);
+    assert.match(follow.stdout, /^started backfill-\S+: 2009–2010, 2 chunk\(s\) \(Nairobi\), delay 100 ms per record$/m);
+    assert.match(follow.stdout, /^\d+% 0\/2 chunks, \d+ of ≈80 records, [\d.]+\/s, ETA \d+ s, Nairobi 2009 record \d+$/m);
+    assert.match(follow.stdout, /done: Done: 2 of 2 chunk\(s\), 80 record\(s\) written\.$/m);
     const status = await workspace.run(['--config', configFile, 'backfill', 'status']);
     assert.equal(status.code, 0, status.stderr);
-    assert.match(status.stdout, /^ {2}chunks {3}1 of 1 done$/m);
+    assert.match(status.stdout, /^ {2}chunks {3}2 of 2 done$/m);
   });
 });
