@@ -144,9 +144,13 @@ async function historyAndRetries(handle: ReturnType<Client['workflow']['getHandl
   return { history, retried, retriedAttempts };
 }
 
-/** A timeline message without what differs from run to run: the incident's id, container ids, numbers. */
+/**
+ * A timeline message without what differs from run to run: the incident's id, container ids, numbers, and the list of
+ * slowest statements (pg_stat_statements keeps every earlier run's statements too, so its top five drift between runs).
+ */
 function timesAside(message: string, workflowId: string): string {
   return message
+    .replace(/^(Slowest statements by mean time: )[\s\S]*$/, '$1<statements>')
     .split(workflowId)
     .join('<incident>')
     .replace(/\b[0-9a-f]{12,64}\b/g, '<id>')
