@@ -1,4 +1,5 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
+import { inTransaction } from '../audit/transaction';
 import type { ChecklistReport } from '../checklists/model';
 import type { IncidentPhase, Severity, TimelineEvent, TriggerKind } from '../incidents/model';
 import type { RunbookName } from '../runbooks/catalog';
@@ -76,18 +77,3 @@ export function createAuditActivities(pool: Pool, schema: string) {
 }
 
 export type AuditActivities = ReturnType<typeof createAuditActivities>;
-
-/** Runs `write` in one transaction: all of it is written, or nothing. */
-async function inTransaction(pool: Pool, write: (client: PoolClient) => Promise<void>): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await write(client);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
-}

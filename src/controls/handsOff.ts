@@ -5,6 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
+import { inTransaction } from '../audit/transaction';
 import { listIncidents } from '../incidents/operations';
 import type { RunbookName } from '../runbooks/catalog';
 import { handsOffSignal } from '../workflows/lifecycle/definitions';
@@ -35,23 +36,15 @@ export async function readHandsOffChanges(pool: Pool, schema: string, limit: num
 
 /** Sets one switch and keeps the change, in one transaction. */
 export async function writeHandsOff(pool: Pool, schema: string, change: HandsOffSwitch): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const values = [change.scope, change.on, change.by, change.at, change.reason ?? null];
+  const values = [change.scope, change.on, change.by, change.at, change.reason ?? null];
+  await inTransaction(pool, async (client) => {
     await client.query(
       `INSERT INTO "${schema}".hands_off (scope, is_on, changed_by, changed_at, reason) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (scope) DO UPDATE SET is_on = EXCLUDED.is_on, changed_by = EXCLUDED.changed_by, changed_at = EXCLUDED.changed_at, reason = EXCLUDED.reason`,
       values,
     );
     await client.query(`INSERT INTO "${schema}".hands_off_changes (scope, is_on, changed_by, changed_at, reason) VALUES ($1, $2, $3, $4, $5)`, values);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export interface SignalledIncidents {
