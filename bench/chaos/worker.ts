@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     workflowBundlePath: process.env.RUNBOOKS_WORKFLOW_BUNDLE,
     chaos: {
       stickyQueueScheduleToStartTimeout: '2s',
-      ...(point ? { interceptors: { activity: [() => ({ inbound: new KillAtBoundary(point) })] } } : {}),
+      ...(point ? { activityInterceptors: [() => ({ inbound: new KillAtBoundary(point) })] } : {}),
     },
   });
   const stop = () => worker.shutdown();

@@ -53,10 +53,10 @@ class ReportRetries implements ActivityInboundCallsInterceptor {
     const pending = raw.pendingActivities?.find((a) => a.activityId === retry.activityId);
     const failure = pending?.lastFailure;
     const reason = (failure?.cause?.message ? `${failure.message}: ${failure.cause.message}` : failure?.message) || 'its worker was lost (timed out)';
-    await handle.signal(activityRetriedSignal, { ...retry, reason: oneLine(reason).slice(0, REASON_MAX_CHARS) });
+    await handle.signal(activityRetriedSignal, { ...retry, reason: collapseWhitespace(reason).slice(0, REASON_MAX_CHARS) });
   }
 }
 
-function oneLine(text: string): string {
+function collapseWhitespace(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
 }

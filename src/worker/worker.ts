@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions as SdkWorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type ActivityInterceptorsFactory, type WorkerOptions as SdkWorkerOptions } from '@temporalio/worker';
 import { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { createActivities, dockerClient } from '../activities';
@@ -22,7 +22,7 @@ export interface WorkerOptions {
   /** A pre-built workflow bundle (tests build one per run); otherwise the workflows are bundled at start. */
   workflowBundlePath?: string;
   /** Fault injection (`npm run chaos`): activity interceptors and a shorter sticky-queue timeout. Production sets neither. */
-  chaos?: { interceptors?: { activity?: NonNullable<NonNullable<SdkWorkerOptions['interceptors']>['activity']> } } & Pick<SdkWorkerOptions, 'stickyQueueScheduleToStartTimeout'>;
+  chaos?: { activityInterceptors?: ActivityInterceptorsFactory[] } & Pick<SdkWorkerOptions, 'stickyQueueScheduleToStartTimeout'>;
   /** Activities that replace the real ones by name (`runbooks dry-run`: pages recorded, not sent). Production sets none. */
   activityOverrides?: Partial<ReturnType<typeof createActivities>>;
 }
@@ -56,7 +56,7 @@ export async function createIncidentWorker({ config, logger, workflowBundlePath,
     maxHeartbeatThrottleInterval: '1s',
     shutdownGraceTime: config.temporal.shutdownGraceTime,
     ...(chaos?.stickyQueueScheduleToStartTimeout ? { stickyQueueScheduleToStartTimeout: chaos.stickyQueueScheduleToStartTimeout } : {}),
-    interceptors: { activity: [reportRetries, ...(chaos?.interceptors?.activity ?? [])] },
+    interceptors: { activity: [reportRetries, ...(chaos?.activityInterceptors ?? [])] },
   });
   logger.info({ address, namespace, taskQueue }, 'worker ready');
   return {
